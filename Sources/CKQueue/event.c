@@ -1,0 +1,1 @@
+/* The header-only C ABI module: <sys/event.h>. */

@@ -1,0 +1,64 @@
+/*
+ * Internal C shim for the KQueue engine: what Swift cannot import directly (variadic
+ * calls such as ioctl and fcntl, syscalls without a glibc wrapper), and the hooks that let
+ * the engine see close(2) and fork(2) the way a kernel kqueue does.
+ *
+ * Not a public API: nothing here is part of <sys/event.h>.
+ */
+#ifndef CKQUEUE_SHIM_H
+#define CKQUEUE_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <time.h>
+#include <poll.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Syscalls and variadic calls. Each returns -1 with errno set on failure. */
+int kq_shim_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                         const struct timespec *timeout);
+int kq_shim_ioctl_int(int fd, unsigned long request, int *value);
+int kq_shim_fcntl_int(int fd, int cmd, int arg);
+int kq_shim_fcntl(int fd, int cmd);
+int kq_shim_pidfd_open(pid_t pid, unsigned int flags);
+/* Bytes readable on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
+int kq_shim_tcp_accept_queue_length(int fd);
+
+/* Calls close(2) itself, bypassing the interposer below (for the engine's own descriptors). */
+int kq_shim_real_close(int fd);
+
+/*
+ * close(2) interposition. libkqueue.so (and any binary that links the KQueue module) defines
+ * close, dup2, dup3 and close_range. Before the real call they tell the engine, through the
+ * hook, that a watched descriptor number is going away, so that its knotes are removed as
+ * FreeBSD's close() does (SPEC.md 2, "Descriptor lifetime"). Numbers that no kqueue watches
+ * cost one relaxed atomic load.
+ */
+typedef void (*kq_shim_close_hook)(int fd);
+void kq_shim_set_close_hook(kq_shim_close_hook hook);
+/* Marks a descriptor number as watched by some kqueue: a later close() calls the hook. */
+void kq_shim_mark_watched(int fd);
+void kq_shim_clear_watched(int fd);
+int kq_shim_is_watched(int fd);
+
+/* fork(2): the child handler closes every kqueue (SPEC.md 2: not inherited by a child). */
+typedef void (*kq_shim_fork_hook)(void);
+int kq_shim_install_fork_hooks(kq_shim_fork_hook prepare, kq_shim_fork_hook parent,
+                               kq_shim_fork_hook child);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,176 @@
+#define _GNU_SOURCE
+#include "CKQueueShim.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int kq_shim_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                         const struct timespec *timeout) {
+    return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, NULL, 0);
+}
+
+int kq_shim_ioctl_int(int fd, unsigned long request, int *value) {
+    return ioctl(fd, request, value);
+}
+
+int kq_shim_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+
+int kq_shim_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
+
+int kq_shim_pidfd_open(pid_t pid, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+int kq_shim_tcp_accept_queue_length(int fd) {
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    /* For a listening socket the kernel reports the accept-queue length in tcpi_unacked. */
+    return (int)info.tcpi_unacked;
+}
+
+/* ---- close(2) interposition ------------------------------------------------------- */
+
+/* Watched descriptor numbers, one bit each. Allocated once and never freed or moved, so
+ * readers need no lock; numbers beyond its size always take the slow path. */
+static _Atomic(_Atomic uint64_t *) watched_bits;
+static _Atomic size_t watched_words;
+static _Atomic(kq_shim_close_hook) close_hook;
+static pthread_once_t watched_once = PTHREAD_ONCE_INIT;
+
+static void watched_init(void) {
+    struct rlimit lim;
+    size_t fds = 1 << 16;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY && lim.rlim_max > fds)
+        fds = (size_t)lim.rlim_max;
+    if (fds > ((size_t)1 << 26)) fds = (size_t)1 << 26;
+    size_t words = (fds + 63) / 64;
+    _Atomic uint64_t *bits = calloc(words, sizeof(uint64_t));
+    if (bits == NULL) return; /* every number then takes the slow path */
+    atomic_store(&watched_words, words);
+    atomic_store(&watched_bits, bits);
+}
+
+void kq_shim_set_close_hook(kq_shim_close_hook hook) {
+    pthread_once(&watched_once, watched_init);
+    atomic_store(&close_hook, hook);
+}
+
+void kq_shim_mark_watched(int fd) {
+    if (fd < 0) return;
+    _Atomic uint64_t *bits = atomic_load_explicit(&watched_bits, memory_order_acquire);
+    size_t word = (size_t)fd / 64;
+    if (bits == NULL || word >= atomic_load_explicit(&watched_words, memory_order_relaxed)) return;
+    atomic_fetch_or_explicit(&bits[word], (uint64_t)1 << (fd % 64), memory_order_release);
+}
+
+void kq_shim_clear_watched(int fd) {
+    if (fd < 0) return;
+    _Atomic uint64_t *bits = atomic_load_explicit(&watched_bits, memory_order_acquire);
+    size_t word = (size_t)fd / 64;
+    if (bits == NULL || word >= atomic_load_explicit(&watched_words, memory_order_relaxed)) return;
+    atomic_fetch_and_explicit(&bits[word], ~((uint64_t)1 << (fd % 64)), memory_order_release);
+}
+
+int kq_shim_is_watched(int fd) {
+    if (fd < 0) return 0;
+    if (atomic_load_explicit(&close_hook, memory_order_relaxed) == NULL) return 0;
+    _Atomic uint64_t *bits = atomic_load_explicit(&watched_bits, memory_order_acquire);
+    size_t word = (size_t)fd / 64;
+    if (bits == NULL || word >= atomic_load_explicit(&watched_words, memory_order_relaxed)) return 1;
+    return (atomic_load_explicit(&bits[word], memory_order_acquire) >> (fd % 64)) & 1;
+}
+
+static void notify_closing(int fd) {
+    if (!kq_shim_is_watched(fd)) return;
+    kq_shim_close_hook hook = atomic_load_explicit(&close_hook, memory_order_acquire);
+    if (hook != NULL) hook(fd);
+}
+
+typedef int (*close_fn)(int);
+typedef int (*dup2_fn)(int, int);
+typedef int (*dup3_fn)(int, int, int);
+typedef int (*close_range_fn)(unsigned int, unsigned int, int);
+
+static void *next_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+int kq_shim_real_close(int fd) {
+    static _Atomic(close_fn) real;
+    close_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (close_fn)next_symbol("close");
+        if (fn == NULL) return (int)syscall(SYS_close, fd);
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
+    }
+    return fn(fd);
+}
+
+int close(int fd) {
+    notify_closing(fd);
+    return kq_shim_real_close(fd);
+}
+
+int dup2(int oldfd, int newfd) {
+    static _Atomic(dup2_fn) real;
+    dup2_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (dup2_fn)next_symbol("dup2");
+        if (fn == NULL) { errno = ENOSYS; return -1; }
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
+    }
+    /* dup2 closes newfd first, unless it is oldfd itself or oldfd is not open. */
+    if (oldfd != newfd && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
+    return fn(oldfd, newfd);
+}
+
+int dup3(int oldfd, int newfd, int flags) {
+    static _Atomic(dup3_fn) real;
+    dup3_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (dup3_fn)next_symbol("dup3");
+        if (fn == NULL) { errno = ENOSYS; return -1; }
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
+    }
+    if (oldfd != newfd && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
+    return fn(oldfd, newfd, flags);
+}
+
+int close_range(unsigned int first, unsigned int last, int flags) {
+    static _Atomic(close_range_fn) real;
+    close_range_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (close_range_fn)next_symbol("close_range");
+        if (fn == NULL) { errno = ENOSYS; return -1; }
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
+    }
+#ifdef CLOSE_RANGE_CLOEXEC
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+#endif
+    {
+        size_t words = atomic_load_explicit(&watched_words, memory_order_relaxed);
+        unsigned int top = last;
+        if (words > 0 && (size_t)top >= words * 64) top = (unsigned int)(words * 64 - 1);
+        for (unsigned int fd = first; fd <= top && fd <= (unsigned int)INT32_MAX; fd++) {
+            notify_closing((int)fd);
+            if (fd == top) break;
+        }
+    }
+    return fn(first, last, flags);
+}
+
+/* ---- fork(2) ---------------------------------------------------------------------- */
+
+int kq_shim_install_fork_hooks(kq_shim_fork_hook prepare, kq_shim_fork_hook parent,
+                               kq_shim_fork_hook child) {
+    return pthread_atfork(prepare, parent, child);
+}

@@ -1,0 +1,205 @@
+import CKQueue
+import CKQueueShim
+import Glibc
+import SystemPackage
+import Synchronization
+
+/// One kqueue: the epoll instance (whose descriptor is the kqueue descriptor), its eventfd,
+/// and the lock-protected ``QueueState``. Both the Swift API (``KernelQueue``) and the C ABI
+/// drive it through ``kevent(changes:changeCount:events:eventCapacity:timeout:)``.
+///
+/// Lock rule: `state`'s lock is held to apply changes and to copy events out, never while
+/// waiting in epoll_pwait2; several threads may wait at once, each with its own buffer.
+final class KQueueCore: Sendable {
+    /// The kqueue descriptor (an epoll instance).
+    let descriptor: Int32
+    let eventFD: Int32
+    let state: Mutex<QueueState>
+    /// The inotify descriptor once created, published for the fork child handler.
+    let inotifyDescriptor: PublishedDescriptor
+    /// Set in a fork child: the kqueue no longer exists there (SPEC.md 2).
+    let isForkedAway = Atomic<Bool>(false)
+
+    /// Largest number of epoll results taken in one wait.
+    static let maximumBatch = 1024
+
+    init() throws(Errno) {
+        let epollFD = Syscall.epollCreate()
+        guard epollFD >= 0 else { throw Errno(rawValue: Syscall.errno) }
+        let eventFD = Syscall.eventFD()
+        guard eventFD >= 0 else {
+            let error = Syscall.errno
+            Syscall.closeInternal(epollFD)
+            throw Errno(rawValue: error)
+        }
+        let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
+        guard Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, eventFD, events: edge, data: InternalSource.eventFD) == 0 else {
+            let error = Syscall.errno
+            Syscall.closeInternal(eventFD)
+            Syscall.closeInternal(epollFD)
+            throw Errno(rawValue: error)
+        }
+        descriptor = epollFD
+        self.eventFD = eventFD
+        var initial = QueueState(epollFD: epollFD, eventFD: eventFD)
+        let published = PublishedDescriptor()
+        inotifyDescriptor = published
+        initial.regularFiles.onCreate = { published.value.store($0, ordering: .releasing) }
+        state = Mutex(initial)
+    }
+
+    /// Marks this kqueue closed and releases its internal descriptors. The kqueue
+    /// descriptor itself is closed by the caller (or already being closed by close(2)).
+    func tearDown() {
+        state.withLock { state in
+            guard !state.isClosed else { return }
+            // Wake a thread blocked in a wait on this kqueue: it then reports EBADF.
+            Syscall.eventFDSignal(state.eventFD)
+            state.tearDown()
+        }
+    }
+
+    /// kevent(2): applies `changes`, then waits for and copies out events. Returns the
+    /// number of entries written to `events`, or the errno.
+    func kevent(
+        changes: UnsafePointer<kevent>?, changeCount: Int,
+        events: UnsafeMutablePointer<kevent>?, eventCapacity: Int,
+        timeout: UnsafePointer<timespec>?
+    ) -> Result<Int, Errno> {
+        guard changeCount >= 0, eventCapacity >= 0 else { return .failure(Errno(rawValue: EINVAL)) }
+        guard changeCount == 0 || changes != nil, eventCapacity == 0 || events != nil else {
+            return .failure(Errno(rawValue: EFAULT))
+        }
+        guard !isForkedAway.load(ordering: .relaxed) else { return .failure(Errno(rawValue: EBADF)) }
+        let wantsWait = eventCapacity > 0
+        let io = KEventBuffers(changes: changes, events: events)
+        // Changes first, all of them before any event is collected (SPEC.md 2.2).
+        let applied = state.withLock { state -> (errors: Int, error: Int32, buffer: EpollBuffer?) in
+            if state.isClosed { return (0, EBADF, nil) }
+            var errors = 0
+            for i in 0..<changeCount {
+                var change = io.changes.unsafelyUnwrapped[i]
+                if change.filter == 0 { continue }  // SPEC.md 2.2: skipped
+                change.flags &= ~EV.systemFlags
+                let error = state.register(change)
+                guard error != 0 || change.flags & EV.receipt != 0 else { continue }
+                guard errors < eventCapacity else {
+                    // No room: an error fails the call; a receipt ends change processing.
+                    return (errors, error, nil)
+                }
+                change.flags = EV.error
+                change.data = Int64(error)
+                io.events.unsafelyUnwrapped[errors] = change
+                errors += 1
+            }
+            if errors > 0 || !wantsWait { return (errors, 0, nil) }
+            return (0, 0, state.takeBuffer(capacity: min(eventCapacity, Self.maximumBatch)))
+        }
+        if applied.error != 0 { return .failure(Errno(rawValue: applied.error)) }
+        guard let buffer = applied.buffer else { return .success(applied.errors) }
+        return wait(events: events.unsafelyUnwrapped, capacity: eventCapacity, timeout: timeout, buffer: buffer)
+    }
+
+    private func wait(
+        events: UnsafeMutablePointer<kevent>, capacity: Int, timeout: UnsafePointer<timespec>?,
+        buffer: EpollBuffer
+    ) -> Result<Int, Errno> {
+        var remaining = timespec()
+        var deadline = timespec()
+        if let timeout {
+            guard timeout.pointee.isValidTimeout else {
+                giveBack(buffer)
+                return .failure(Errno(rawValue: EINVAL))
+            }
+            remaining = timeout.pointee
+            if !remaining.isZero { deadline = Syscall.monotonicNow().adding(remaining) }
+        }
+        let batch = Int32(min(capacity, buffer.events.count))
+        let ready = buffer.events.baseAddress!
+        let io = KEventBuffers(changes: nil, events: events)
+        while true {
+            let n: Int32
+            if timeout == nil {
+                n = Syscall.epollWait(descriptor, ready, batch, nil)
+            } else {
+                n = Syscall.epollWait(descriptor, ready, batch, &remaining)
+            }
+            if n < 0 {
+                let error = Syscall.errno
+                giveBack(buffer)
+                // SPEC.md 2.8: a signal ends the wait with EINTR; changes stay applied.
+                return .failure(Errno(rawValue: error == EINVAL ? EBADF : error))
+            }
+            let written = state.withLock { state -> Int in
+                if state.isClosed { return -1 }
+                let written = state.collect(buffer.events.baseAddress!, count: Int(n), into: io.events!, written: 0, capacity: capacity)
+                if written > 0 { state.bufferPool.append(buffer) }
+                return written
+            }
+            if written < 0 {
+                buffer.events.deallocate()
+                return .failure(Errno(rawValue: EBADF))
+            }
+            if written > 0 { return .success(written) }
+            // Nothing usable (a spurious or filtered wake): never return 0 before the
+            // timeout has passed (SPEC.md 2.7).
+            if timeout != nil {
+                if remaining.isZero {
+                    giveBack(buffer)
+                    return .success(0)
+                }
+                let now = Syscall.monotonicNow()
+                remaining = deadline.remaining(after: now)
+                if remaining.isZero {
+                    giveBack(buffer)
+                    return .success(0)
+                }
+            }
+        }
+    }
+
+    private func giveBack(_ buffer: EpollBuffer) {
+        state.withLock { state in
+            if state.isClosed { buffer.events.deallocate() } else { state.bufferPool.append(buffer) }
+        }
+    }
+
+    /// Number of events a wait would return now (`data` for a kqueue watched by another).
+    func pendingEventCount() -> Int {
+        state.withLock { state in
+            guard !state.isClosed else { return 0 }
+            let scratch = state.takeBuffer(capacity: 64)
+            defer { state.bufferPool.append(scratch) }
+            return state.pendingEventCount(scratch: scratch.events)
+        }
+    }
+}
+
+extension QueueState {
+    /// An epoll_wait buffer of at least `capacity` entries, from the pool when possible.
+    mutating func takeBuffer(capacity: Int) -> EpollBuffer {
+        if let buffer = bufferPool.popLast() {
+            if buffer.events.count >= capacity { return buffer }
+            buffer.events.deallocate()
+        }
+        return EpollBuffer(events: .allocate(capacity: max(capacity, 64)))
+    }
+}
+
+/// An epoll_wait result buffer. Owned by one waiter at a time: taken from the kqueue's pool
+/// under the lock and given back under the lock.
+struct EpollBuffer: @unchecked Sendable {
+    let events: UnsafeMutableBufferPointer<epoll_event>
+}
+
+/// A descriptor number readable without the kqueue lock.
+final class PublishedDescriptor: Sendable {
+    let value = Atomic<Int32>(-1)
+}
+
+/// The caller's change and event lists, handed into the lock. The caller guarantees they
+/// stay valid and unshared for the duration of the kevent() call.
+struct KEventBuffers: @unchecked Sendable {
+    let changes: UnsafePointer<kevent>?
+    let events: UnsafeMutablePointer<kevent>?
+}

@@ -1,0 +1,113 @@
+import CKQueue
+import CKQueueShim
+import Glibc
+import SystemPackage
+
+/// Every live kqueue of the process, by descriptor number. The C ABI finds a kqueue here;
+/// the close(2) interposer and the fork handler reach every kqueue through it.
+///
+/// Lock order: the registry lock is never held while taking a kqueue lock (the close hook
+/// takes a snapshot first), while a kqueue lock may be held when asking the registry.
+enum KQueueRegistry {
+    /// Guarded by `lock`, a plain pthread mutex so the fork handlers can hold it across fork.
+    nonisolated(unsafe) private static var queues: [KQueueCore?] = []
+    nonisolated(unsafe) private static var liveCount = 0
+    nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        return lock
+    }()
+
+    /// Installs the close and fork hooks once, before the first kqueue exists.
+    private static let hooksInstalled: Bool = {
+        kq_shim_set_close_hook { fd in KQueueRegistry.descriptorClosing(fd) }
+        _ = kq_shim_install_fork_hooks(
+            { pthread_mutex_lock(KQueueRegistry.lock) },
+            { pthread_mutex_unlock(KQueueRegistry.lock) },
+            { KQueueRegistry.forkChild() })
+        return true
+    }()
+
+    /// Creates a kqueue and makes it known to the process.
+    static func create() throws(Errno) -> KQueueCore {
+        _ = hooksInstalled
+        let core = try KQueueCore()
+        let fd = Int(core.descriptor)
+        pthread_mutex_lock(lock)
+        if fd >= queues.count { queues.append(contentsOf: repeatElement(nil, count: fd + 1 - queues.count)) }
+        // The number was free when epoll_create1 returned it: any kqueue still listed under it
+        // was closed behind our back (e.g. by a raw close syscall). Reclaim it now.
+        let stale = queues[fd]
+        queues[fd] = core
+        if stale == nil { liveCount += 1 }
+        pthread_mutex_unlock(lock)
+        stale?.tearDown()
+        kq_shim_mark_watched(core.descriptor)
+        return core
+    }
+
+    @inline(__always)
+    static func lookup(_ fd: Int32) -> KQueueCore? {
+        guard fd >= 0 else { return nil }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return Int(fd) < queues.count ? queues[Int(fd)] : nil
+    }
+
+    static func isKQueue(_ fd: Int32) -> Bool { lookup(fd) != nil }
+
+    /// `data` for EVFILT_READ on a kqueue descriptor.
+    static func pendingEvents(onKQueue fd: Int32) -> Int {
+        lookup(fd)?.pendingEventCount() ?? 0
+    }
+
+    /// Forgets a kqueue and releases its internals; its descriptor is closed by the caller.
+    static func remove(_ core: KQueueCore) {
+        pthread_mutex_lock(lock)
+        let fd = Int(core.descriptor)
+        if fd < queues.count, queues[fd] === core {
+            queues[fd] = nil
+            liveCount -= 1
+        }
+        pthread_mutex_unlock(lock)
+        core.tearDown()
+    }
+
+    /// Called by the close(2) interposer before `fd` is closed: a kqueue descriptor releases
+    /// its kqueue; any other descriptor loses its knotes in every kqueue (SPEC.md 2).
+    static func descriptorClosing(_ fd: Int32) {
+        pthread_mutex_lock(lock)
+        var closingQueue: KQueueCore? = nil
+        if fd >= 0, Int(fd) < queues.count, let core = queues[Int(fd)] {
+            queues[Int(fd)] = nil
+            liveCount -= 1
+            closingQueue = core
+        }
+        let snapshot = queues.compactMap { $0 }
+        pthread_mutex_unlock(lock)
+        closingQueue?.tearDown()
+        for core in snapshot {
+            core.state.withLock { state in
+                if !state.isClosed { state.descriptorClosing(fd) }
+            }
+        }
+        kq_shim_clear_watched(fd)
+    }
+
+    /// fork(2) child: no kqueue is inherited. Close every kqueue's descriptors without
+    /// touching their locks (another thread of the parent may have held one), and keep the
+    /// objects alive forever so no deinit runs against that state.
+    private static func forkChild() {
+        for case let core? in queues {
+            core.isForkedAway.store(true, ordering: .relaxed)
+            Syscall.closeInternal(core.inotifyDescriptor.value.load(ordering: .acquiring))
+            Syscall.closeInternal(core.eventFD)
+            Syscall.closeInternal(core.descriptor)
+            kq_shim_clear_watched(core.descriptor)
+            _ = Unmanaged.passRetained(core)
+        }
+        queues = []
+        liveCount = 0
+        pthread_mutex_unlock(lock)
+    }
+}

@@ -1,0 +1,95 @@
+/// Where a kqueue's knotes live: a slab of ``Knote`` values addressed by index, a table of
+/// descriptor entries indexed by descriptor number (grown on demand), and a dictionary for
+/// knotes whose ident is not a descriptor (user events, timers, signals, processes).
+struct KnoteTable {
+    private(set) var slots: [Knote] = []
+    private var freeList: [Int32] = []
+    var descriptors: [DescriptorEntry] = []
+    var others: [OtherKey: Int32] = [:]
+
+    struct OtherKey: Hashable {
+        var filter: Int16
+        var ident: UInt
+    }
+
+    @inline(__always)
+    subscript(index: Int32) -> Knote {
+        _read { yield slots[Int(index)] }
+        _modify { yield &slots[Int(index)] }
+    }
+
+    mutating func allocate(_ knote: Knote) -> Int32 {
+        var knote = knote
+        knote.status.insert(.inUse)
+        if let index = freeList.popLast() {
+            slots[Int(index)] = knote
+            return index
+        }
+        slots.append(knote)
+        return Int32(slots.count - 1)
+    }
+
+    mutating func free(_ index: Int32) {
+        slots[Int(index)] = Knote()
+        freeList.append(index)
+    }
+
+    /// The entry for descriptor `fd`, created empty if the table is too short.
+    @inline(__always)
+    mutating func descriptorEntry(_ fd: Int32) -> Int {
+        let i = Int(fd)
+        if i >= descriptors.count {
+            descriptors.append(
+                contentsOf: repeatElement(DescriptorEntry(), count: max(i + 1, descriptors.count * 2) - descriptors.count))
+        }
+        return i
+    }
+
+    @inline(__always)
+    func existingDescriptor(_ fd: Int32) -> DescriptorEntry? {
+        fd >= 0 && Int(fd) < descriptors.count ? descriptors[Int(fd)] : nil
+    }
+
+    /// The live knotes, for teardown and counting.
+    var liveIndices: [Int32] {
+        slots.indices.filter { slots[$0].status.contains(.inUse) }.map { Int32($0) }
+    }
+}
+
+/// The kqueue's user-space active queue: an intrusive FIFO linked through the knotes'
+/// `previous`/`next` indices, so queueing never allocates.
+struct ActiveQueue {
+    private(set) var head: Int32 = -1
+    private(set) var tail: Int32 = -1
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ index: Int32, in table: inout KnoteTable) {
+        table[index].previous = tail
+        table[index].next = -1
+        if tail >= 0 { table[tail].next = index } else { head = index }
+        tail = index
+        count += 1
+        table[index].status.insert(.queued)
+    }
+
+    mutating func remove(_ index: Int32, in table: inout KnoteTable) {
+        guard table[index].status.contains(.queued) else { return }
+        let previous = table[index].previous
+        let next = table[index].next
+        if previous >= 0 { table[previous].next = next } else { head = next }
+        if next >= 0 { table[next].previous = previous } else { tail = previous }
+        table[index].previous = -1
+        table[index].next = -1
+        table[index].status.remove(.queued)
+        count -= 1
+    }
+
+    mutating func popFirst(in table: inout KnoteTable) -> Int32? {
+        guard head >= 0 else { return nil }
+        let index = head
+        remove(index, in: &table)
+        return index
+    }
+}

@@ -1,0 +1,197 @@
+import CKQueue
+import CKQueueShim
+import Glibc
+
+/// Everything of one kqueue that the kqueue lock protects: the knote table, the descriptor
+/// entries and the user-space active queue. Lives inside ``KQueueCore``'s `Mutex`, so every
+/// method here runs with the lock held; none of them blocks (the wait happens outside).
+struct QueueState: ~Copyable {
+    /// The epoll instance, which is also the kqueue descriptor the caller sees.
+    let epollFD: Int32
+    /// Wakes waiters and makes the kqueue descriptor readable when the user-space active
+    /// queue has entries. Registered edge-triggered; never read, only written.
+    let eventFD: Int32
+
+    var table = KnoteTable()
+    var activeQueue = ActiveQueue()
+    /// The eventfd has been written since a scan last saw its edge.
+    var wakeupPending = false
+    /// Set once the kqueue is closed; every later call fails with EBADF.
+    var isClosed = false
+    /// Reusable epoll_wait buffers, one per concurrent waiter.
+    var bufferPool: [EpollBuffer] = []
+    var regularFiles = RegularFileWatcher()
+
+    init(epollFD: Int32, eventFD: Int32) {
+        self.epollFD = epollFD
+        self.eventFD = eventFD
+    }
+
+    // MARK: Registration (FreeBSD's kqueue_register)
+
+    /// Applies one change. Returns 0 or an errno value.
+    mutating func register(_ change: kevent) -> Int32 {
+        let flags = change.flags
+        if flags & (EV.enable | EV.disable) == EV.enable | EV.disable { return EINVAL }
+        let filter = change.filter
+        guard filter < 0, filter >= -FilterID.systemCount else { return EINVAL }
+        if let unsupported = FilterDispatch.unsupportedError(filter: filter) { return unsupported }
+        let isDescriptor = FilterDispatch.isDescriptorFilter(filter)
+        if isDescriptor && change.ident > UInt(Int32.max) { return EBADF }
+
+        guard let index = lookup(filter: filter, ident: change.ident) else {
+            guard flags & EV.add != 0 else {
+                if isDescriptor && !Syscall.isOpen(Int32(change.ident)) { return EBADF }
+                return ENOENT
+            }
+            if flags & EV.keepUData != 0 { return EINVAL }
+            return attachNew(change)
+        }
+
+        if flags & EV.delete != 0 {
+            drop(index)
+            return 0
+        }
+        if flags & EV.forceOneShot != 0 {
+            table[index].flags |= EV.oneShot
+            activate(index)
+        }
+        if flags & EV.enable != 0 {
+            table[index].status.remove(.disabled)
+        } else if flags & EV.disable != 0 {
+            table[index].status.insert(.disabled)
+            activeQueue.remove(index, in: &table)
+        }
+        if flags & EV.keepUData == 0 { table[index].udata = change.udata }
+        table[index].ext.2 = change.ext.2
+        table[index].ext.3 = change.ext.3
+        if let error = FilterDispatch.modify(index, with: change, in: &self) { return error }
+        recheckAfterRegistration(index)
+        return 0
+    }
+
+    private mutating func attachNew(_ change: kevent) -> Int32 {
+        var knote = Knote()
+        knote.ident = change.ident
+        knote.filter = change.filter
+        knote.flags = change.flags & ~(EV.actions | EV.keepUData)
+        knote.savedFlags = change.fflags
+        knote.savedData = change.data
+        knote.udata = change.udata
+        knote.ext = change.ext
+        if change.flags & EV.disable != 0 { knote.status.insert(.disabled) }
+        let index = table.allocate(knote)
+        link(index)
+        if let error = FilterDispatch.attach(index, in: &self) {
+            unlink(index)
+            table.free(index)
+            return error
+        }
+        recheckAfterRegistration(index)
+        return 0
+    }
+
+    /// Right after EV_ADD, EV_ENABLE or a modification the filter is checked once: a
+    /// source that is already ready is queued at once (SPEC.md 2, registration rules).
+    private mutating func recheckAfterRegistration(_ index: Int32) {
+        guard table[index].status.contains(.inUse) else { return }  // the filter dropped it
+        if FilterDispatch.usesEpoll(index, in: self) {
+            // epoll re-polls the file when the registration is modified.
+            DescriptorFilter.syncRegistration(fd: Int32(table[index].ident), rearm: true, in: &self)
+            return
+        }
+        guard !table[index].status.contains(.disabled) else { return }
+        if FilterDispatch.isReady(index, in: &self) { table[index].status.insert(.active) }
+        if table[index].status.contains(.active) { enqueue(index) }
+    }
+
+    // MARK: Lookup
+
+    @inline(__always)
+    func lookup(filter: Int16, ident: UInt) -> Int32? {
+        if FilterDispatch.isDescriptorFilter(filter) {
+            guard ident <= UInt(Int32.max), let entry = table.existingDescriptor(Int32(ident)) else { return nil }
+            let index = filter == FilterID.read ? entry.read : entry.write
+            return index >= 0 ? index : nil
+        }
+        return table.others[KnoteTable.OtherKey(filter: filter, ident: ident)]
+    }
+
+    private mutating func link(_ index: Int32) {
+        let knote = table[index]
+        if FilterDispatch.isDescriptorFilter(knote.filter) {
+            let fd = Int32(knote.ident)
+            let i = table.descriptorEntry(fd)
+            if knote.filter == FilterID.read { table.descriptors[i].read = index } else { table.descriptors[i].write = index }
+        } else {
+            table.others[KnoteTable.OtherKey(filter: knote.filter, ident: knote.ident)] = index
+        }
+    }
+
+    private mutating func unlink(_ index: Int32) {
+        let knote = table[index]
+        if FilterDispatch.isDescriptorFilter(knote.filter) {
+            let i = Int(knote.ident)
+            if knote.filter == FilterID.read { table.descriptors[i].read = -1 } else { table.descriptors[i].write = -1 }
+        } else {
+            table.others[KnoteTable.OtherKey(filter: knote.filter, ident: knote.ident)] = nil
+        }
+    }
+
+    /// Detaches and frees a knote (EV_DELETE, a delivered EV_ONESHOT, close of its descriptor).
+    mutating func drop(_ index: Int32) {
+        activeQueue.remove(index, in: &table)
+        unlink(index)
+        FilterDispatch.detach(index, in: &self)
+        table.free(index)
+    }
+
+    // MARK: Activation
+
+    /// Marks a knote active and queues it unless it is disabled (FreeBSD's KNOTE_ACTIVATE).
+    mutating func activate(_ index: Int32) {
+        table[index].status.insert(.active)
+        if !table[index].status.contains(.disabled) { enqueue(index) }
+    }
+
+    mutating func enqueue(_ index: Int32) {
+        guard !table[index].status.contains(.queued) else { return }
+        activeQueue.append(index, in: &table)
+        signalWakeup()
+    }
+
+    /// Writes the eventfd once per batch of queue activity: that wakes one waiter and makes
+    /// the kqueue descriptor readable for poll(2) or an outer kqueue.
+    @inline(__always)
+    mutating func signalWakeup() {
+        guard !wakeupPending else { return }
+        wakeupPending = true
+        Syscall.eventFDSignal(eventFD)
+    }
+
+    // MARK: Descriptor lifetime
+
+    /// `fd` is being closed: remove every knote on it, as FreeBSD's close() does.
+    mutating func descriptorClosing(_ fd: Int32) {
+        guard let entry = table.existingDescriptor(fd) else { return }
+        if entry.read >= 0 { drop(entry.read) }
+        if entry.write >= 0 { drop(entry.write) }
+        let i = Int(fd)
+        table.descriptors[i].kind = .unknown
+        table.descriptors[i].edgeForced = false
+        table.descriptors[i].wasConnected = false
+    }
+
+    /// Releases everything the kqueue owns except its descriptor, which the caller closes.
+    mutating func tearDown() {
+        guard !isClosed else { return }
+        isClosed = true
+        for index in table.liveIndices where table[index].status.contains(.inUse) {
+            drop(index)
+        }
+        regularFiles.close()
+        Syscall.closeInternal(eventFD)
+        for buffer in bufferPool { buffer.events.deallocate() }
+        bufferPool.removeAll()
+    }
+}

@@ -1,0 +1,67 @@
+import CKQueueShim
+import Glibc
+
+/// Re-arms READ knotes on regular files when the file changes. epoll refuses regular files,
+/// so their readiness (size minus offset) is computed in user space; one inotify instance per
+/// kqueue, created on first use, reports IN_MODIFY on `/proc/self/fd/N` (the inode behind
+/// descriptor N) so that a knote that had reached `data == 0` fires again when the file grows.
+struct RegularFileWatcher {
+    private(set) var descriptor: Int32 = -1
+    private var knotesByWatch: [Int32: [Int32]] = [:]
+    private var watchByKnote: [Int32: Int32] = [:]
+    /// Published so that a fork child can close the descriptor without the kqueue lock.
+    var onCreate: (@Sendable (Int32) -> Void)? = nil
+
+    mutating func watch(fd: Int32, knote: Int32, epollFD: Int32) {
+        if descriptor < 0 {
+            let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+            guard created >= 0 else { return }  // degrades to no re-arm on growth
+            guard Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, created, events: UInt32(EPOLLIN.rawValue), data: InternalSource.inotify) == 0 else {
+                Syscall.closeInternal(created)
+                return
+            }
+            descriptor = created
+            onCreate?(created)
+        }
+        let watch = inotify_add_watch(descriptor, "/proc/self/fd/\(fd)", UInt32(IN_MODIFY | IN_ATTRIB | IN_MASK_ADD))
+        guard watch >= 0 else { return }
+        knotesByWatch[watch, default: []].append(knote)
+        watchByKnote[knote] = watch
+    }
+
+    mutating func unwatch(knote: Int32) {
+        guard let watch = watchByKnote.removeValue(forKey: knote) else { return }
+        knotesByWatch[watch]?.removeAll { $0 == knote }
+        if knotesByWatch[watch]?.isEmpty ?? false {
+            knotesByWatch[watch] = nil
+            _ = inotify_rm_watch(descriptor, watch)
+        }
+    }
+
+    /// Reads pending inotify events; returns the knotes whose file changed.
+    mutating func readChanges() -> [Int32] {
+        guard descriptor >= 0 else { return [] }
+        var changed: [Int32] = []
+        let size = 4096
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(descriptor, buffer, size)
+            guard n > 0 else { break }
+            var offset = 0
+            while offset < n {
+                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
+                if let knotes = knotesByWatch[event.wd] { changed.append(contentsOf: knotes) }
+                offset += MemoryLayout<inotify_event>.size + Int(event.len)
+            }
+        }
+        return changed
+    }
+
+    mutating func close() {
+        Syscall.closeInternal(descriptor)
+        descriptor = -1
+        knotesByWatch = [:]
+        watchByKnote = [:]
+    }
+}
