@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `kq`: shows KQueue working on real things.
+@main
+struct KQ: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kq",
+        abstract: "FreeBSD's kqueue on Linux: demos and tools built on the KQueue library.",
+        subcommands: [Demo.self, Telnet.self],
+        defaultSubcommand: Demo.self)
+}

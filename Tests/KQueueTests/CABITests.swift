@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+/// Runs the C ABI conformance programs in Tests/C: each is compiled with the system C
+/// compiler against `<sys/event.h>` and linked with the built `libkqueue.so`, exactly as a
+/// FreeBSD program would be, then run with a time limit. Exit 0 passes, 77 skips.
+@Suite("C ABI conformance (Tests/C, linked with -lkqueue)")
+struct CABITests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let cTestDirectory = packageRoot.appendingPathComponent("Tests/C")
+    /// The build directory holding libkqueue.so: next to the running test bundle.
+    static let libraryDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent()
+    static let seedTelnet = packageRoot.appendingPathComponent("../shared/seed/telnet.c").standardizedFileURL
+
+    static var programs: [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: cTestDirectory.path)) ?? []
+        return files.filter { $0.hasSuffix(".c") }.sorted()
+    }
+
+    @Test("libkqueue.so exports kqueue, kqueuex and kevent")
+    func libraryIsBuilt() throws {
+        let library = Self.libraryDirectory.appendingPathComponent("libkqueue.so")
+        #expect(FileManager.default.fileExists(atPath: library.path), "build the library first: swift build --product kqueue")
+        let symbols = try Self.run(["nm", "-D", "--defined-only", library.path], timeout: 30)
+        for name in ["kqueue", "kqueuex", "kevent"] {
+            #expect(symbols.output.split(separator: "\n").contains { $0.hasSuffix(" T \(name)") }, "missing \(name)")
+        }
+    }
+
+    @Test("C program", arguments: programs)
+    func cProgram(_ file: String) throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-ctests-\(getpid())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let binary = scratch.appendingPathComponent(String(file.dropLast(2)))
+        let compile = try Self.compile(Self.cTestDirectory.appendingPathComponent(file), to: binary)
+        try #require(compile.status == 0, "compiling \(file) failed:\n\(compile.output)")
+
+        var environment = ProcessInfo.processInfo.environment
+        if FileManager.default.fileExists(atPath: Self.seedTelnet.path) {
+            let telnet = scratch.appendingPathComponent("seed-telnet")
+            if !FileManager.default.fileExists(atPath: telnet.path) {
+                let built = try Self.compile(Self.seedTelnet, to: telnet, warnings: false)
+                try #require(built.status == 0, "../shared/seed/telnet.c does not compile unchanged:\n\(built.output)")
+            }
+            environment["KQ_TELNET_BIN"] = telnet.path
+        }
+        let result = try Self.run([binary.path], timeout: 60, environment: environment)
+        if result.status == 77 { return }  // skipped by the program itself (prints why)
+        #expect(result.status == 0, "\(file) exited \(result.status):\n\(result.output)")
+    }
+
+    static func compile(_ source: URL, to binary: URL, warnings: Bool = true) throws -> (status: Int32, output: String) {
+        let include = packageRoot.appendingPathComponent("Sources/CKQueue/include").path
+        var arguments = ["cc", "-std=gnu11", "-I", include, source.path, "-o", binary.path]
+        if warnings { arguments += ["-Wall", "-Werror"] }
+        arguments += ["-L", libraryDirectory.path, "-lkqueue", "-Wl,-rpath,\(libraryDirectory.path)", "-lpthread"]
+        return try run(arguments, timeout: 120)
+    }
+
+    /// Runs a command, killing it after `timeout` seconds; returns its status and output.
+    static func run(_ arguments: [String], timeout: Double, environment: [String: String]? = nil) throws -> (
+        status: Int32, output: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        // Output goes to a file, so a chatty program can never block on a full pipe.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("kq-ctest-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let handle = try FileHandle(forWritingTo: log)
+        defer { try? handle.close() }
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            return (-1, "timed out after \(timeout) s")
+        }
+        process.waitUntilExit()
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        return (process.terminationStatus, output)
+    }
+}
