@@ -1,4 +1,12 @@
 // swift-tools-version: 6.1
+//
+// The benchmarks of the KQueue package, kept in a package of their own so that the library
+// never depends on a benchmark framework (see DESIGN.md, "Products").
+//
+//   cd Benchmarks
+//   swift package --allow-writing-to-package-directory benchmark     # ordo-one/benchmark
+//   swift package benchmark thresholds check                          # malloc-count gate
+//   swift run -c release ChainRatio                                   # the ratio table
 import PackageDescription
 
 let package = Package(
@@ -7,5 +15,34 @@ let package = Package(
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
-    targets: []
+    targets: [
+        // The socketpair-chain workload, once per interface: C ABI, Swift API, raw epoll.
+        // Shared by the ordo-one benchmark and by ChainRatio so both measure the same code.
+        .target(
+            name: "ChainWorkloads",
+            dependencies: [
+                .product(name: "KQueue", package: "main"),
+                // `<sys/event.h>` and libkqueue.so, exactly what a C program compiles and links.
+                .product(name: "CKQueue", package: "main"),
+                .product(name: "kqueue", package: "main"),
+            ]
+        ),
+        // Counts malloc-family calls for ChainRatio (glibc's __libc_* entry points behind it).
+        .target(name: "CMallocCounter"),
+        // `swift run -c release ChainRatio`: the three workloads interleaved, one table of ratios.
+        .executableTarget(
+            name: "ChainRatio",
+            dependencies: ["ChainWorkloads", "CMallocCounter"]
+        ),
+        .executableTarget(
+            name: "SocketPairChain",
+            dependencies: [
+                "ChainWorkloads",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/SocketPairChain",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
 )

@@ -91,7 +91,79 @@ int kq_shim_is_watched(int fd) {
     return (atomic_load_explicit(&bits[word], memory_order_acquire) >> (fd % 64)) & 1;
 }
 
+/* Socket errors the engine consumed from the kernel, kept for the application. */
+static _Atomic(_Atomic int *) kept_errors;
+static _Atomic size_t kept_errors_count;
+
+typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
+
+static int real_getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
+    static _Atomic(getsockopt_fn) real;
+    getsockopt_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
+        if (fn == NULL) { errno = ENOSYS; return -1; }
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
+    }
+    return fn(fd, level, name, value, length);
+}
+
+static _Atomic int *kept_error_slot(int fd, int create) {
+    if (fd < 0) return NULL;
+    _Atomic int *slots = atomic_load_explicit(&kept_errors, memory_order_acquire);
+    if (slots == NULL) {
+        if (!create) return NULL;
+        size_t count = atomic_load(&watched_words) * 64;
+        if (count == 0) count = 1 << 16;
+        _Atomic int *fresh = calloc(count, sizeof(int));
+        if (fresh == NULL) return NULL;
+        _Atomic int *expected = NULL;
+        if (atomic_compare_exchange_strong(&kept_errors, &expected, fresh)) {
+            atomic_store(&kept_errors_count, count);
+            slots = fresh;
+        } else {
+            free(fresh);
+            slots = expected;
+            while (atomic_load(&kept_errors_count) == 0) { }
+        }
+    }
+    if ((size_t)fd >= atomic_load_explicit(&kept_errors_count, memory_order_acquire)) return NULL;
+    return &slots[fd];
+}
+
+int kq_shim_take_socket_error(int fd) {
+    int value = 0;
+    socklen_t length = sizeof(value);
+    if (real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) != 0) value = 0;
+    _Atomic int *slot = kept_error_slot(fd, value != 0);
+    if (slot == NULL) return value;
+    if (value != 0) {
+        atomic_store(slot, value);
+        return value;
+    }
+    return atomic_load(slot);
+}
+
+int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
+    if (level == SOL_SOCKET && name == SO_ERROR && value != NULL && length != NULL && *length >= sizeof(int)) {
+        _Atomic int *slot = kept_error_slot(fd, 0);
+        int kept = slot != NULL ? atomic_exchange(slot, 0) : 0;
+        if (kept != 0) {
+            int current = 0;
+            socklen_t current_length = sizeof(current);
+            /* A newer error wins; otherwise the one the engine kept. */
+            if (real_getsockopt(fd, level, name, &current, &current_length) == 0 && current != 0) kept = current;
+            *(int *)value = kept;
+            *length = sizeof(int);
+            return 0;
+        }
+    }
+    return real_getsockopt(fd, level, name, value, length);
+}
+
 static void notify_closing(int fd) {
+    _Atomic int *slot = kept_error_slot(fd, 0);
+    if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
     if (!kq_shim_is_watched(fd)) return;
     kq_shim_close_hook hook = atomic_load_explicit(&close_hook, memory_order_acquire);
     if (hook != NULL) hook(fd);

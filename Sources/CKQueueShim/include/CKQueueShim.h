@@ -52,6 +52,14 @@ void kq_shim_mark_watched(int fd);
 void kq_shim_clear_watched(int fd);
 int kq_shim_is_watched(int fd);
 
+/*
+ * Socket errors. FreeBSD reports a socket's pending error in an EV_EOF event's fflags without
+ * consuming it; on Linux reading SO_ERROR clears it. The engine reads it through
+ * kq_shim_take_socket_error, which keeps the value; the getsockopt(SO_ERROR) interposer hands
+ * it to the application afterwards, so the application still sees its error exactly once.
+ */
+int kq_shim_take_socket_error(int fd);
+
 /* fork(2): the child handler closes every kqueue (SPEC.md 2: not inherited by a child). */
 typedef void (*kq_shim_fork_hook)(void);
 int kq_shim_install_fork_hooks(kq_shim_fork_hook prepare, kq_shim_fork_hook parent,

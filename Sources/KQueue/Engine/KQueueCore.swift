@@ -164,6 +164,17 @@ final class KQueueCore: Sendable {
         }
     }
 
+    /// True while `descriptor` still names this kqueue's epoll instance: modifying the
+    /// eventfd's registration succeeds only there (it also re-arms its edge, which at worst
+    /// causes one spurious wake that the scan absorbs).
+    func ownsDescriptor() -> Bool {
+        let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
+        return state.withLock { state in
+            if state.isClosed { return true }
+            return Syscall.epollCtl(descriptor, EPOLL_CTL_MOD, eventFD, events: edge, data: InternalSource.eventFD) == 0
+        }
+    }
+
     /// Number of events a wait would return now (`data` for a kqueue watched by another).
     func pendingEventCount() -> Int {
         state.withLock { state in

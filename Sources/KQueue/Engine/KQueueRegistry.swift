@@ -43,7 +43,29 @@ enum KQueueRegistry {
         pthread_mutex_unlock(lock)
         stale?.tearDown()
         kq_shim_mark_watched(core.descriptor)
+        reclaimClosedQueues()
         return core
+    }
+
+    /// A kqueue whose descriptor was closed without passing through close(2)'s interposer
+    /// (a raw syscall, closefrom) would keep its internal descriptors forever. On each
+    /// kqueue() call, check that every listed kqueue's number still names its own epoll
+    /// instance (its eventfd is registered there) and reclaim the ones that do not.
+    private static func reclaimClosedQueues() {
+        pthread_mutex_lock(lock)
+        let snapshot = queues.compactMap { $0 }
+        pthread_mutex_unlock(lock)
+        for core in snapshot where !core.ownsDescriptor() {
+            pthread_mutex_lock(lock)
+            let fd = Int(core.descriptor)
+            let listed = fd < queues.count && queues[fd] === core
+            if listed {
+                queues[fd] = nil
+                liveCount -= 1
+            }
+            pthread_mutex_unlock(lock)
+            if listed { core.tearDown() }
+        }
     }
 
     @inline(__always)

@@ -126,7 +126,11 @@ extension QueueState {
             table.descriptors[Int(fd)].edgeForced = true
             changed = true
         }
-        if changed || rearm { DescriptorFilter.syncRegistration(fd: fd, rearm: rearm, in: &self) }
+        // A level-triggered registration needs nothing more: epoll reports it again.
+        let edgeTriggered = table.descriptors[Int(fd)].registeredEvents & DescriptorFilter.edgeTriggered != 0
+        if changed || (rearm && edgeTriggered) {
+            DescriptorFilter.syncRegistration(fd: fd, rearm: rearm, in: &self)
+        }
         return written
     }
 

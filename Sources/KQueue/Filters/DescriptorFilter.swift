@@ -157,6 +157,6 @@ enum DescriptorFilter {
     /// The socket's pending error for `fflags` with EV_EOF, read only when epoll reported one.
     static func socketError(_ fd: Int32, revents: UInt32) -> UInt32 {
         guard revents & UInt32(EPOLLERR.rawValue) != 0 else { return 0 }
-        return UInt32(bitPattern: Syscall.socketOption(fd, SOL_SOCKET, SO_ERROR) ?? 0)
+        return UInt32(bitPattern: kq_shim_take_socket_error(fd))
     }
 }
