@@ -66,4 +66,5 @@ enum InternalSource {
     static let eventFD: UInt64 = 0
     static let inotify: UInt64 = 1
     static let timerFD: UInt64 = 2
+    static let realtimeTimerFD: UInt64 = 3
 }

@@ -15,8 +15,8 @@ final class KQueueCore: Sendable {
     let descriptor: Int32
     let eventFD: Int32
     let state: Mutex<QueueState>
-    /// The inotify descriptor once created, published for the fork child handler.
-    let inotifyDescriptor: PublishedDescriptor
+    /// Descriptors created on first use, published for the fork child handler.
+    let internalDescriptors: InternalDescriptors
     /// Set in a fork child: the kqueue no longer exists there (SPEC.md 2).
     let isForkedAway = Atomic<Bool>(false)
 
@@ -41,10 +41,10 @@ final class KQueueCore: Sendable {
         }
         descriptor = epollFD
         self.eventFD = eventFD
-        var initial = QueueState(epollFD: epollFD, eventFD: eventFD)
-        let published = PublishedDescriptor()
-        inotifyDescriptor = published
-        initial.regularFiles.onCreate = { published.value.store($0, ordering: .releasing) }
+        let published = InternalDescriptors()
+        internalDescriptors = published
+        var initial = QueueState(epollFD: epollFD, eventFD: eventFD, internalDescriptors: published)
+        initial.regularFiles.onCreate = { published.inotify.store($0, ordering: .releasing) }
         state = Mutex(initial)
     }
 
@@ -203,9 +203,18 @@ struct EpollBuffer: @unchecked Sendable {
     let events: UnsafeMutableBufferPointer<epoll_event>
 }
 
-/// A descriptor number readable without the kqueue lock.
-final class PublishedDescriptor: Sendable {
-    let value = Atomic<Int32>(-1)
+/// A kqueue's descriptors created on first use, readable without the kqueue lock.
+final class InternalDescriptors: Sendable {
+    let inotify = Atomic<Int32>(-1)
+    let monotonicTimer = Atomic<Int32>(-1)
+    let realtimeTimer = Atomic<Int32>(-1)
+
+    /// Closes them all (fork child, where the kqueue lock may be held by a lost thread).
+    func closeAll() {
+        Syscall.closeInternal(inotify.load(ordering: .acquiring))
+        Syscall.closeInternal(monotonicTimer.load(ordering: .acquiring))
+        Syscall.closeInternal(realtimeTimer.load(ordering: .acquiring))
+    }
 }
 
 /// The caller's change and event lists, handed into the lock. The caller guarantees they

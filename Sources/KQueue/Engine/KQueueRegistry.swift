@@ -122,7 +122,7 @@ enum KQueueRegistry {
     private static func forkChild() {
         for case let core? in queues {
             core.isForkedAway.store(true, ordering: .relaxed)
-            Syscall.closeInternal(core.inotifyDescriptor.value.load(ordering: .acquiring))
+            core.internalDescriptors.closeAll()
             Syscall.closeInternal(core.eventFD)
             Syscall.closeInternal(core.descriptor)
             kq_shim_clear_watched(core.descriptor)

@@ -21,10 +21,18 @@ struct QueueState: ~Copyable {
     /// Reusable epoll_wait buffers, one per concurrent waiter.
     var bufferPool: [EpollBuffer] = []
     var regularFiles = RegularFileWatcher()
+    /// Relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME timers (CLOCK_REALTIME).
+    var monotonicTimers = TimerClock(clock: CLOCK_MONOTONIC, tag: InternalSource.timerFD)
+    var realtimeTimers = TimerClock(clock: CLOCK_REALTIME, tag: InternalSource.realtimeTimerFD)
+    let internalDescriptors: InternalDescriptors
+    /// Set while a scan copies events out: activations then wait for the scan's end to
+    /// write the eventfd, since the scan delivers them itself when it has room.
+    var deferWakeup = false
 
-    init(epollFD: Int32, eventFD: Int32) {
+    init(epollFD: Int32, eventFD: Int32, internalDescriptors: InternalDescriptors) {
         self.epollFD = epollFD
         self.eventFD = eventFD
+        self.internalDescriptors = internalDescriptors
     }
 
     // MARK: Registration (FreeBSD's kqueue_register)
@@ -164,7 +172,7 @@ struct QueueState: ~Copyable {
     /// the kqueue descriptor readable for poll(2) or an outer kqueue.
     @inline(__always)
     mutating func signalWakeup() {
-        guard !wakeupPending else { return }
+        guard !wakeupPending, !deferWakeup else { return }
         wakeupPending = true
         Syscall.eventFDSignal(eventFD)
     }
@@ -190,6 +198,8 @@ struct QueueState: ~Copyable {
             drop(index)
         }
         regularFiles.close()
+        monotonicTimers.close()
+        realtimeTimers.close()
         Syscall.closeInternal(eventFD)
         for buffer in bufferPool { buffer.events.deallocate() }
         bufferPool.removeAll()

@@ -12,6 +12,8 @@ extension QueueState {
         into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int
     ) -> Int {
         var written = start
+        var sawWakeup = false
+        deferWakeup = true
         for k in 0..<count {
             let tag = ready[k].data.u64
             let generation = UInt32(truncatingIfNeeded: tag >> 32)
@@ -19,9 +21,14 @@ extension QueueState {
                 switch tag {
                 case InternalSource.eventFD:
                     wakeupPending = false
+                    sawWakeup = true
                     written = drainActiveQueue(into: events, written: written, capacity: capacity)
                 case InternalSource.inotify:
                     for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+                case InternalSource.timerFD:
+                    TimerFilter.expire(realtime: false, in: &self)
+                case InternalSource.realtimeTimerFD:
+                    TimerFilter.expire(realtime: true, in: &self)
                 default:
                     break
                 }
@@ -31,6 +38,12 @@ extension QueueState {
             written = deliverDescriptor(
                 fd, generation: generation, revents: ready[k].events, into: events, written: written,
                 capacity: capacity)
+        }
+        deferWakeup = false
+        // Knotes activated during this scan (timer expiries, file growth) go out now when the
+        // queue was not drained yet in this call; otherwise they would be returned twice.
+        if !sawWakeup && !activeQueue.isEmpty && written < capacity {
+            written = drainActiveQueue(into: events, written: written, capacity: capacity)
         }
         // Queued knotes left behind (no room, or level events back at the tail): make sure a
         // later wait, in this thread or another, sees them.

@@ -14,7 +14,7 @@ enum FilterDispatch {
     /// The errno for a known filter this implementation does not provide, or nil.
     static func unsupportedError(filter: Int16) -> Int32? {
         switch filter {
-        case FilterID.read, FilterID.write, FilterID.user: return nil
+        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer: return nil
         // SPEC.md 3: only a submitted aio request registers EVFILT_AIO.
         case FilterID.aio: return EPERM
         default: return ENOSYS
@@ -26,6 +26,7 @@ enum FilterDispatch {
         switch state.table[index].filter {
         case FilterID.read, FilterID.write: return DescriptorFilter.attach(index, in: &state)
         case FilterID.user: return UserFilter.attach(index, in: &state)
+        case FilterID.timer: return TimerFilter.attach(index, in: &state)
         default: return ENOSYS
         }
     }
@@ -33,6 +34,7 @@ enum FilterDispatch {
     static func detach(_ index: Int32, in state: inout QueueState) {
         switch state.table[index].filter {
         case FilterID.read, FilterID.write: DescriptorFilter.detach(index, in: &state)
+        case FilterID.timer: TimerFilter.detach(index, in: &state)
         default: break
         }
     }
@@ -43,6 +45,8 @@ enum FilterDispatch {
         switch state.table[index].filter {
         case FilterID.user:
             UserFilter.modify(index, with: change, in: &state)
+        case FilterID.timer:
+            return TimerFilter.modify(index, with: change, in: &state)
         default:
             state.table[index].savedFlags = change.fflags
             state.table[index].savedData = change.data
@@ -67,6 +71,8 @@ enum FilterDispatch {
             return DescriptorFilter.evaluate(index, revents: 0, in: &state)
         case FilterID.user:
             return UserFilter.isTriggered(state.table[index])
+        case FilterID.timer:
+            return TimerFilter.isReady(index, in: &state)
         default:
             return false
         }
