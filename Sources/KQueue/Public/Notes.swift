@@ -37,3 +37,25 @@ public struct UserNote: RawRepresentable, Hashable, Sendable {
     /// This note with ``trigger`` added.
     public var triggering: UserNote { UserNote(rawValue: rawValue | UserNote.trigger.rawValue) }
 }
+
+/// `fflags` of ``Filter/timer`` registrations: the unit of `data` (none means
+/// milliseconds) and ``absoluteTime``.
+@frozen
+public struct TimerNote: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    @inlinable
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// `data` is in seconds. The corresponding C constant is `NOTE_SECONDS`.
+    public static let seconds = TimerNote(rawValue: 0x1)
+    /// `data` is in milliseconds (also the default). The corresponding C constant is
+    /// `NOTE_MSECONDS`.
+    public static let milliseconds = TimerNote(rawValue: 0x2)
+    /// `data` is in microseconds. The corresponding C constant is `NOTE_USECONDS`.
+    public static let microseconds = TimerNote(rawValue: 0x4)
+    /// `data` is in nanoseconds. The corresponding C constant is `NOTE_NSECONDS`.
+    public static let nanoseconds = TimerNote(rawValue: 0x8)
+    /// `data` is an absolute wall-clock time since the Unix epoch; the timer fires once and
+    /// is not given EV_CLEAR. The corresponding C constant is `NOTE_ABSTIME`.
+    public static let absoluteTime = TimerNote(rawValue: 0x10)
+}
