@@ -28,12 +28,14 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // kqueue()/kevent() called from C, for Swift code that measures the C ABI.
+        .target(name: "CKQueueCalls", dependencies: ["CKQueue"]),
         // The exported C entry points of libkqueue.so.
         .target(name: "KQueueCABI", dependencies: ["KQueue", "CKQueue"]),
         .executableTarget(
             name: "kq",
             dependencies: [
-                "KQueue",
+                "KQueue", "KQueueCABI", "CKQueue", "CKQueueShim", "CKQueueCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
