@@ -22,11 +22,16 @@ let package = Package(
             name: "ChainWorkloads",
             dependencies: [
                 .product(name: "KQueue", package: "main"),
-                // `<sys/event.h>` and libkqueue.so, exactly what a C program compiles and links.
-                .product(name: "CKQueue", package: "main"),
+                // libkqueue.so, which C programs link; its target's dependency on CKQueue also
+                // makes `<sys/event.h>` importable (`import CKQueue`). The process then holds
+                // two copies of the engine (static for the Swift API, the .so for the C ABI):
+                // see docs/BENCHMARK-socketpair.md, "Notes on the build".
                 .product(name: "kqueue", package: "main"),
+                "CEpoll",
             ]
         ),
+        // `<sys/epoll.h>` for the raw-epoll baseline.
+        .target(name: "CEpoll"),
         // Counts malloc-family calls for ChainRatio (glibc's __libc_* entry points behind it).
         .target(name: "CMallocCounter"),
         // `swift run -c release ChainRatio`: the three workloads interleaved, one table of ratios.

@@ -14,7 +14,7 @@ public final class CABIChain: ChainWorkload {
 
     public init() throws {
         pairs = try SocketPairs()
-        kq = CKQueue.kqueue()
+        kq = kqueue()
         guard kq >= 0 else {
             let error = Glibc.errno
             pairs.closeAll()
@@ -30,7 +30,7 @@ public final class CABIChain: ChainWorkload {
                 ident: UInt(pairs.readEnds[i]), filter: Int16(EVFILT_READ), flags: UInt16(EV_ADD), fflags: 0,
                 data: 0, udata: UnsafeMutableRawPointer(bitPattern: i), ext: (0, 0, 0, 0))
         }
-        guard CKQueue.kevent(kq, changes, Int32(pairs.readEnds.count), nil, 0, nil) == 0 else {
+        guard kevent(kq, changes, Int32(pairs.readEnds.count), nil, 0, nil) == 0 else {
             let error = Glibc.errno
             close()
             throw ChainSetupError(call: "kevent(EV_ADD x \(pairs.readEnds.count))", errno: error)
@@ -43,7 +43,7 @@ public final class CABIChain: ChainWorkload {
     public func runIteration() {
         var writes = 0
         while true {
-            let n = CKQueue.kevent(kq, nil, 0, events, Int32(ChainParameters.eventBufferCapacity), nil)
+            let n = kevent(kq, nil, 0, events, Int32(ChainParameters.eventBufferCapacity), nil)
             if n < 0 {
                 precondition(Glibc.errno == EINTR, "kevent() failed: errno \(Glibc.errno)")
                 continue
@@ -58,6 +58,8 @@ public final class CABIChain: ChainWorkload {
             }
         }
     }
+
+    public func bytesInFlight() -> Int { pairs.bytesInFlight() }
 
     public func close() {
         guard !isClosed else { return }

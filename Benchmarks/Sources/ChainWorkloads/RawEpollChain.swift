@@ -1,3 +1,4 @@
+import CEpoll
 import Glibc
 
 /// (c) The baseline: raw epoll, level-triggered EPOLLIN, the pair index in `data.u64`.
@@ -52,6 +53,8 @@ public final class RawEpollChain: ChainWorkload {
             }
         }
     }
+
+    public func bytesInFlight() -> Int { pairs.bytesInFlight() }
 
     public func close() {
         guard !isClosed else { return }

@@ -29,6 +29,8 @@ public protocol ChainWorkload: AnyObject {
     func runIteration()
     /// Events handled so far (one per write).
     var eventsHandled: Int { get }
+    /// Bytes waiting in the workload's socketpairs: always `ChainParameters.activeChains`.
+    func bytesInFlight() -> Int
     /// Releases the poller and the socketpairs. Idempotent.
     func close()
 }
@@ -103,6 +105,18 @@ public struct SocketPairs {
     public func prime(chains: Int = ChainParameters.activeChains) {
         let stride = readEnds.count / chains
         for c in 0..<chains { Self.writeOneByte(writeEnds[c * stride]) }
+    }
+
+    /// Bytes waiting in all pairs (peeked, not consumed). The chains conserve bytes, so this
+    /// stays `ChainParameters.activeChains` for the whole run.
+    public func bytesInFlight() -> Int {
+        var total = 0
+        var scratch = [UInt8](repeating: 0, count: 4_096)
+        for i in 0..<readEnds.count {
+            let n = recv(readEnds[i], &scratch, scratch.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+            if n > 0 { total += n }
+        }
+        return total
     }
 
     public func closeAll() {

@@ -61,6 +61,8 @@ public final class SwiftAPIChain: ChainWorkload {
         }
     }
 
+    public func bytesInFlight() -> Int { pairs.bytesInFlight() }
+
     public func close() {
         guard !isClosed else { return }
         isClosed = true

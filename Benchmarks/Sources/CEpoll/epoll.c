@@ -1,0 +1,1 @@
+/* Header-only: <sys/epoll.h> for Swift. */
