@@ -45,6 +45,12 @@ final class KQueueCore: Sendable {
         internalDescriptors = published
         var initial = QueueState(epollFD: epollFD, eventFD: eventFD, internalDescriptors: published)
         initial.regularFiles.onCreate = { published.inotify.store($0, ordering: .releasing) }
+        guard initial.wakeups.createAll(epollFD: epollFD, publish: { published.publishWakeup(slot: $0, $1) }) else {
+            let error = Syscall.errno
+            initial.wakeups.close()
+            Syscall.closeInternal(epollFD)
+            throw Errno(rawValue: error)
+        }
         state = Mutex(initial)
     }
 
@@ -54,7 +60,7 @@ final class KQueueCore: Sendable {
         state.withLock { state in
             guard !state.isClosed else { return }
             // Wake a thread blocked in a wait on this kqueue: it then reports EBADF.
-            Syscall.eventFDSignal(state.eventFD)
+            state.wakeups.wakeAll()
             state.tearDown()
         }
     }
@@ -208,12 +214,27 @@ final class InternalDescriptors: Sendable {
     let inotify = Atomic<Int32>(-1)
     let monotonicTimer = Atomic<Int32>(-1)
     let realtimeTimer = Atomic<Int32>(-1)
+    let wakeup1 = Atomic<Int32>(-1)
+    let wakeup2 = Atomic<Int32>(-1)
+    let wakeup3 = Atomic<Int32>(-1)
+
+    func publishWakeup(slot: Int, _ fd: Int32) {
+        switch slot {
+        case 1: wakeup1.store(fd, ordering: .releasing)
+        case 2: wakeup2.store(fd, ordering: .releasing)
+        case 3: wakeup3.store(fd, ordering: .releasing)
+        default: break
+        }
+    }
 
     /// Closes them all (fork child, where the kqueue lock may be held by a lost thread).
     func closeAll() {
         Syscall.closeInternal(inotify.load(ordering: .acquiring))
         Syscall.closeInternal(monotonicTimer.load(ordering: .acquiring))
         Syscall.closeInternal(realtimeTimer.load(ordering: .acquiring))
+        Syscall.closeInternal(wakeup1.load(ordering: .acquiring))
+        Syscall.closeInternal(wakeup2.load(ordering: .acquiring))
+        Syscall.closeInternal(wakeup3.load(ordering: .acquiring))
     }
 }
 

@@ -24,6 +24,10 @@ struct Knote {
     var next: Int32 = -1
     /// Filter-private state (e.g. an inotify watch, a triggered user event).
     var filterState: Int64 = 0
+    /// The ``WakeupSignals`` segment the knote was queued under.
+    var segment: UInt32 = 0
+    /// The scan that last returned it (one call never returns a knote twice).
+    var returnedInScan: UInt32 = 0
 
     /// The kevent this knote returns now.
     @inline(__always)

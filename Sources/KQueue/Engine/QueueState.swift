@@ -14,8 +14,8 @@ struct QueueState: ~Copyable {
 
     var table = KnoteTable()
     var activeQueue = ActiveQueue()
-    /// The eventfd has been written since a scan last saw its edge.
-    var wakeupPending = false
+    /// Orders user-space activations among descriptor readiness (rule 10).
+    var wakeups: WakeupSignals
     /// Set once the kqueue is closed; every later call fails with EBADF.
     var isClosed = false
     /// Reusable epoll_wait buffers, one per concurrent waiter.
@@ -28,11 +28,16 @@ struct QueueState: ~Copyable {
     /// Set while a scan copies events out: activations then wait for the scan's end to
     /// write the eventfd, since the scan delivers them itself when it has room.
     var deferWakeup = false
+    /// Knotes queued while `deferWakeup` was set.
+    var deferredActivations = 0
+    /// Numbers the scans, for ``Knote/returnedInScan``.
+    var scanNumber: UInt32 = 0
 
     init(epollFD: Int32, eventFD: Int32, internalDescriptors: InternalDescriptors) {
         self.epollFD = epollFD
         self.eventFD = eventFD
         self.internalDescriptors = internalDescriptors
+        wakeups = WakeupSignals(primary: eventFD)
     }
 
     // MARK: Registration (FreeBSD's kqueue_register)
@@ -79,6 +84,10 @@ struct QueueState: ~Copyable {
     }
 
     private mutating func attachNew(_ change: kevent) -> Int32 {
+        if FilterDispatch.isDescriptorFilter(change.filter) {
+            // The number must name an open file before the descriptor table grows for it.
+            if let error = DescriptorFilter.classifyIfNeeded(Int32(change.ident), in: &self) { return error }
+        }
         var knote = Knote()
         knote.ident = change.ident
         knote.filter = change.filter
@@ -95,22 +104,36 @@ struct QueueState: ~Copyable {
             table.free(index)
             return error
         }
-        recheckAfterRegistration(index)
+        recheckAfterRegistration(index, justAttached: true)
         return 0
     }
 
     /// Right after EV_ADD, EV_ENABLE or a modification the filter is checked once: a
     /// source that is already ready is queued at once (SPEC.md 2, registration rules).
-    private mutating func recheckAfterRegistration(_ index: Int32) {
+    private mutating func recheckAfterRegistration(_ index: Int32, justAttached: Bool = false) {
         guard table[index].status.contains(.inUse) else { return }  // the filter dropped it
         if FilterDispatch.usesEpoll(index, in: self) {
-            // epoll re-polls the file when the registration is modified.
-            DescriptorFilter.syncRegistration(fd: Int32(table[index].ident), rearm: true, in: &self)
+            if justAttached { return }  // attaching added or modified the registration: re-polled
+            let fd = Int32(table[index].ident)
+            let result = DescriptorFilter.syncRegistration(fd: fd, in: &self)
+            // A level-triggered registration reports a ready source by itself, and so does
+            // one epoll just re-polled; otherwise check this knote from the user-space queue.
+            let edgeTriggered = table.descriptors[Int(fd)].registeredEvents & DescriptorFilter.edgeTriggered != 0
+            if edgeTriggered && result != .repolled && !table[index].status.contains(.disabled) {
+                queueForRecheck(index)
+            }
             return
         }
         guard !table[index].status.contains(.disabled) else { return }
         if FilterDispatch.isReady(index, in: &self) { table[index].status.insert(.active) }
         if table[index].status.contains(.active) { enqueue(index) }
+    }
+
+    /// Queues a knote of an epoll-watched descriptor for a re-check with poll(2) by the next
+    /// scans (edge-triggered registrations report a condition only once).
+    mutating func queueForRecheck(_ index: Int32) {
+        table[index].status.insert(.active)
+        enqueue(index)
     }
 
     // MARK: Lookup
@@ -164,17 +187,18 @@ struct QueueState: ~Copyable {
 
     mutating func enqueue(_ index: Int32) {
         guard !table[index].status.contains(.queued) else { return }
+        table[index].segment = wakeups.nextSequence
         activeQueue.append(index, in: &table)
-        signalWakeup()
+        if deferWakeup { deferredActivations += 1 } else { signalWakeup() }
     }
 
-    /// Writes the eventfd once per batch of queue activity: that wakes one waiter and makes
-    /// the kqueue descriptor readable for poll(2) or an outer kqueue.
+    /// Opens a wakeup segment for what was queued since the last one: its eventfd edge wakes
+    /// one waiter, makes the kqueue descriptor readable for poll(2) or an outer kqueue, and
+    /// marks the activation's place among descriptor events.
     @inline(__always)
     mutating func signalWakeup() {
-        guard !wakeupPending, !deferWakeup else { return }
-        wakeupPending = true
-        Syscall.eventFDSignal(eventFD)
+        let published = internalDescriptors
+        wakeups.openSegment(epollFD: epollFD) { slot, fd in published.publishWakeup(slot: slot, fd) }
     }
 
     // MARK: Descriptor lifetime
@@ -200,7 +224,7 @@ struct QueueState: ~Copyable {
         regularFiles.close()
         monotonicTimers.close()
         realtimeTimers.close()
-        Syscall.closeInternal(eventFD)
+        wakeups.close()
         for buffer in bufferPool { buffer.events.deallocate() }
         bufferPool.removeAll()
     }

@@ -14,15 +14,19 @@ extension QueueState {
         var written = start
         var sawWakeup = false
         deferWakeup = true
+        deferredActivations = 0
+        scanNumber &+= 1
         for k in 0..<count {
             let tag = ready[k].data.u64
             let generation = UInt32(truncatingIfNeeded: tag >> 32)
             if generation == 0 {
-                switch tag {
-                case InternalSource.eventFD:
-                    wakeupPending = false
+                if let slot = WakeupSignals.slot(forTag: tag) {
                     sawWakeup = true
-                    written = drainActiveQueue(into: events, written: written, capacity: capacity)
+                    let covered = wakeups.consume(slot: slot)
+                    written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: covered)
+                    continue
+                }
+                switch tag {
                 case InternalSource.inotify:
                     for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
                 case InternalSource.timerFD:
@@ -43,19 +47,26 @@ extension QueueState {
         // Knotes activated during this scan (timer expiries, file growth) go out now when the
         // queue was not drained yet in this call; otherwise they would be returned twice.
         if !sawWakeup && !activeQueue.isEmpty && written < capacity {
-            written = drainActiveQueue(into: events, written: written, capacity: capacity)
+            written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: wakeups.nextSequence)
         }
-        // Queued knotes left behind (no room, or level events back at the tail): make sure a
-        // later wait, in this thread or another, sees them.
-        if !activeQueue.isEmpty { signalWakeup() }
+        // Queued knotes left behind (no room, level events back at the tail, activations
+        // during this scan) get a segment of their own, so a later wait, in this thread or
+        // another, returns them. Knotes whose edge is still pending need none.
+        if !activeQueue.isEmpty && (sawWakeup || deferredActivations > 0) { signalWakeup() }
         return written
     }
 
-    /// Returns the knotes of the user-space active queue in FIFO order, each at most once.
-    mutating func drainActiveQueue(into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int) -> Int {
+    /// Returns the knotes of the user-space active queue queued under segments up to
+    /// `covered`, in FIFO order, each at most once.
+    mutating func drainActiveQueue(
+        into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int, upTo covered: UInt32
+    ) -> Int {
         var written = start
         var remaining = activeQueue.count  // re-queued level knotes wait for the next call
-        while remaining > 0, written < capacity, let index = activeQueue.popFirst(in: &table) {
+        while remaining > 0, written < capacity, activeQueue.head >= 0,
+            Int32(bitPattern: table[activeQueue.head].segment &- covered) <= 0
+        {
+            let index = activeQueue.popFirst(in: &table)!
             remaining -= 1
             let flags = table[index].flags
             if table[index].status.contains(.disabled) { continue }
@@ -68,10 +79,15 @@ extension QueueState {
                 drop(index)
                 continue
             }
+            if table[index].returnedInScan == scanNumber {
+                enqueue(index)  // already returned by this call: stays queued for the next
+                continue
+            }
             guard FilterDispatch.isReady(index, in: &self) else {
                 table[index].status.remove(.active)
                 continue
             }
+            table[index].returnedInScan = scanNumber
             var event = table[index].event(extraFlags: eofFlag(index))
             let touched = FilterDispatch.prepareDelivery(index, into: &event, in: &self)
             events[written] = event
@@ -84,7 +100,7 @@ extension QueueState {
                 if flags & EV.dispatch != 0 { table[index].status.insert(.disabled) }
                 table[index].status.remove(.active)
             } else {
-                activeQueue.append(index, in: &table)  // level-triggered: back to the tail
+                enqueue(index)  // level-triggered: back to the tail, under a later segment
             }
         }
         return written
@@ -106,23 +122,27 @@ extension QueueState {
             return start  // stale: an earlier registration of this number
         }
         var written = start
-        var rearm = false
         var unusable = false
         var changed = false
+        let edgeTriggered = entry.registeredEvents & DescriptorFilter.edgeTriggered != 0
         for pass in 0..<2 {
             let filter = pass == 0 ? FilterID.read : FilterID.write
             let index = filter == FilterID.read ? table.descriptors[Int(fd)].read : table.descriptors[Int(fd)].write
-            guard index >= 0, !table[index].status.contains(.disabled) else { continue }
+            guard index >= 0, !table[index].status.contains(.disabled), table[index].returnedInScan != scanNumber else { continue }
             let interest = filter == FilterID.read ? ReadFilter.readable | ReadFilter.hangup : WriteFilter.writable | WriteFilter.hangupOrError
             guard revents & interest != 0 else { continue }
             guard written < capacity else {
-                rearm = true
+                // No room: an edge-triggered report would be lost; keep the knote queued.
+                if edgeTriggered { queueForRecheck(index) }
                 continue
             }
             guard DescriptorFilter.evaluate(index, revents: revents, in: &self) else {
                 unusable = true
                 continue
             }
+            // Epoll reported it: this delivery supersedes a queued re-check.
+            activeQueue.remove(index, in: &table)
+            table[index].returnedInScan = scanNumber
             events[written] = table[index].event(extraFlags: eofFlag(index))
             written += 1
             let flags = table[index].flags
@@ -131,19 +151,18 @@ extension QueueState {
             } else if flags & EV.dispatch != 0 {
                 table[index].status.insert(.disabled)
                 changed = true
-            } else if flags & EV.clear == 0 {
-                rearm = true
+            } else if flags & EV.clear == 0 && edgeTriggered {
+                // Level-triggered on an edge-triggered registration: epoll will not report it
+                // again, so the user-space queue re-checks it (re-arming the registration
+                // would re-report an EV_CLEAR knote sharing it).
+                queueForRecheck(index)
             }
         }
         if unusable && !table.descriptors[Int(fd)].edgeForced {
             table.descriptors[Int(fd)].edgeForced = true
             changed = true
         }
-        // A level-triggered registration needs nothing more: epoll reports it again.
-        let edgeTriggered = table.descriptors[Int(fd)].registeredEvents & DescriptorFilter.edgeTriggered != 0
-        if changed || (rearm && edgeTriggered) {
-            DescriptorFilter.syncRegistration(fd: fd, rearm: rearm, in: &self)
-        }
+        if changed { DescriptorFilter.syncRegistration(fd: fd, in: &self) }
         return written
     }
 
@@ -163,16 +182,18 @@ extension QueueState {
             let tag = scratch[k].data.u64
             let generation = UInt32(truncatingIfNeeded: tag >> 32)
             if generation == 0 {
-                if tag == InternalSource.eventFD { Syscall.eventFDSignal(eventFD) }  // put the edge back
+                if let slot = WakeupSignals.slot(forTag: tag) { wakeups.resignal(slot: slot) }  // put the edge back
                 continue
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
             guard let entry = table.existingDescriptor(fd), entry.isRegistered, entry.generation == generation else { continue }
             if entry.read >= 0 && !table[entry.read].status.contains(.disabled) { count += 1 }
             if entry.write >= 0 && !table[entry.write].status.contains(.disabled) { count += 1 }
-            // Peeking consumed an edge-triggered report: re-arming re-polls and restores it.
+            // Peeking consumed an edge-triggered report: the knotes re-check from the queue.
             if entry.registeredEvents & DescriptorFilter.edgeTriggered != 0 {
-                DescriptorFilter.syncRegistration(fd: fd, rearm: true, in: &self)
+                for index in [entry.read, entry.write] where index >= 0 && !table[index].status.contains(.disabled) {
+                    queueForRecheck(index)
+                }
             }
         }
         return count

@@ -17,13 +17,18 @@ enum DescriptorFilter {
     static let hangupOrError = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue)
     static let edgeTriggered = UInt32(EPOLLET.rawValue)
 
+    /// Finds out what `fd` is (EBADF if it is not open) unless a knote on it already did.
+    static func classifyIfNeeded(_ fd: Int32, in state: inout QueueState) -> Int32? {
+        if let entry = state.table.existingDescriptor(fd), entry.kind != .unknown { return nil }
+        guard let kind = classify(fd) else { return Syscall.errno }
+        state.table.descriptors[state.table.descriptorEntry(fd)].kind = kind
+        return nil
+    }
+
     static func attach(_ index: Int32, in state: inout QueueState) -> Int32? {
         let fd = Int32(state.table[index].ident)
         let i = state.table.descriptorEntry(fd)
-        if state.table.descriptors[i].kind == .unknown {
-            guard let kind = classify(fd) else { return Syscall.errno }
-            state.table.descriptors[i].kind = kind
-        }
+        if let error = classifyIfNeeded(fd, in: &state) { return error }
         let kind = state.table.descriptors[i].kind
         let filter = state.table[index].filter
         if filter == FilterID.write && kind == .pipe && readerIsGone(fd) { return EPIPE }
@@ -32,11 +37,18 @@ enum DescriptorFilter {
         }
         kq_shim_mark_watched(fd)
         if kind.usesEpoll {
-            if let error = syncRegistration(fd: fd, rearm: false, in: &state) {
+            let result = syncRegistration(fd: fd, in: &state)
+            if let error = result.error {
                 if error != EPERM { return error }
                 // The file does not support poll: it is always ready (like a regular file).
                 state.table.descriptors[i].kind = .alwaysReady
             } else {
+                // An edge-triggered registration that already had this interest was not
+                // re-polled: check the new knote from the user-space queue.
+                let edgeTriggered = state.table.descriptors[i].registeredEvents & edgeTriggered != 0
+                if result == .unchanged && edgeTriggered && !state.table[index].status.contains(.disabled) {
+                    state.queueForRecheck(index)
+                }
                 return nil
             }
         }
@@ -49,7 +61,7 @@ enum DescriptorFilter {
     static func detach(_ index: Int32, in state: inout QueueState) {
         let fd = Int32(state.table[index].ident)
         // The knote is already unlinked from the entry: the registration shrinks or goes.
-        _ = syncRegistration(fd: fd, rearm: false, in: &state)
+        syncRegistration(fd: fd, in: &state)
         if state.table[index].filter == FilterID.read, state.table.descriptors[Int(fd)].kind == .regularFile {
             state.regularFiles.unwatch(knote: index)
         }
@@ -77,44 +89,61 @@ enum DescriptorFilter {
         return edge ? events | edgeTriggered : events
     }
 
-    /// Brings the epoll registration of `fd` in line with its knotes. With `rearm`, an
-    /// edge-triggered registration is modified even if unchanged, so epoll re-polls the file.
+    /// What ``syncRegistration(fd:in:)`` did.
+    enum SyncResult: Equatable {
+        case unchanged
+        /// The registration was added or modified: epoll re-polled the file and reports what
+        /// is ready now.
+        case repolled
+        case failed(Int32)
+
+        var error: Int32? {
+            if case .failed(let error) = self { return error }
+            return nil
+        }
+    }
+
+    /// Brings the epoll registration of `fd` in line with its knotes.
+    ///
+    /// An edge-triggered registration only ever gains interest bits (until it is removed):
+    /// modifying it makes epoll re-poll the file and report an EV_CLEAR knote again although
+    /// its source did not change, while a stale bit costs at most one ignored report per edge.
     @discardableResult
-    static func syncRegistration(fd: Int32, rearm: Bool, in state: inout QueueState) -> Int32? {
+    static func syncRegistration(fd: Int32, in state: inout QueueState) -> SyncResult {
         let i = Int(fd)
-        guard i < state.table.descriptors.count else { return nil }
+        guard i < state.table.descriptors.count else { return .unchanged }
         let entry = state.table.descriptors[i]
-        guard entry.kind.usesEpoll else { return nil }
+        guard entry.kind.usesEpoll else { return .unchanged }
         if entry.isEmpty {
             if entry.isRegistered {
                 _ = Syscall.epollCtl(state.epollFD, EPOLL_CTL_DEL, fd, events: 0, data: 0)
                 state.table.descriptors[i].isRegistered = false
             }
-            return nil
+            return .unchanged
         }
-        let events = desiredEvents(entry, in: state.table)
+        var events = desiredEvents(entry, in: state.table)
         if entry.isRegistered {
-            let unchanged = events == entry.registeredEvents
-            if unchanged && !(rearm && events & edgeTriggered != 0) { return nil }
+            if entry.registeredEvents & edgeTriggered != 0 { events |= entry.registeredEvents | edgeTriggered }
+            if events == entry.registeredEvents { return .unchanged }
             let tag = DescriptorEntry.tag(fd: fd, generation: entry.generation)
             if Syscall.epollCtl(state.epollFD, EPOLL_CTL_MOD, fd, events: events, data: tag) == 0 {
                 state.table.descriptors[i].registeredEvents = events
-                return nil
+                return .repolled
             }
             // ENOENT: the number now names another open file (closed behind our back and
             // reused); the old registration went with the old file. Register the new one.
-            guard Syscall.errno == ENOENT else { return Syscall.errno }
+            guard Syscall.errno == ENOENT else { return .failed(Syscall.errno) }
         }
         var generation = entry.generation &+ 1
         if generation == 0 { generation = 1 }
         let tag = DescriptorEntry.tag(fd: fd, generation: generation)
         guard Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag) == 0 else {
-            return Syscall.errno
+            return .failed(Syscall.errno)
         }
         state.table.descriptors[i].generation = generation
         state.table.descriptors[i].isRegistered = true
         state.table.descriptors[i].registeredEvents = events
-        return nil
+        return .repolled
     }
 
     /// Finds out what kind of file `fd` is; nil with `errno` set (EBADF) if it is not open.
@@ -152,6 +181,20 @@ enum DescriptorFilter {
         state.table[index] = knote
         state.table.descriptors[Int(fd)] = entry
         return ready
+    }
+
+    /// f_event outside an epoll report: files epoll does not watch are evaluated directly;
+    /// a knote of an epoll-watched descriptor asks poll(2) for the current readiness.
+    static func recheck(_ index: Int32, in state: inout QueueState) -> Bool {
+        let fd = Int32(state.table[index].ident)
+        guard let entry = state.table.existingDescriptor(fd), entry.kind.usesEpoll else {
+            return evaluate(index, revents: 0, in: &state)
+        }
+        let interest = state.table[index].filter == FilterID.read ? Int16(POLLIN) | 0x2000 /* POLLRDHUP */ : Int16(POLLOUT)
+        var poller = pollfd(fd: fd, events: interest, revents: 0)
+        guard poll(&poller, 1, 0) == 1 else { return false }
+        // POLL* and EPOLL* bits have the same values on Linux.
+        return evaluate(index, revents: UInt32(UInt16(bitPattern: poller.revents)), in: &state)
     }
 
     /// The socket's pending error for `fflags` with EV_EOF, read only when epoll reported one.

@@ -68,7 +68,7 @@ enum FilterDispatch {
     static func isReady(_ index: Int32, in state: inout QueueState) -> Bool {
         switch state.table[index].filter {
         case FilterID.read, FilterID.write:
-            return DescriptorFilter.evaluate(index, revents: 0, in: &state)
+            return DescriptorFilter.recheck(index, in: &state)
         case FilterID.user:
             return UserFilter.isTriggered(state.table[index])
         case FilterID.timer:
