@@ -6,6 +6,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -37,6 +42,46 @@ int kq_shim_tcp_accept_queue_length(int fd) {
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
     /* For a listening socket the kernel reports the accept-queue length in tcpi_unacked. */
     return (int)info.tcpi_unacked;
+}
+
+int kq_shim_unix_accept_queue_length(int fd) {
+    struct stat status;
+    if (fstat(fd, &status) != 0 || !S_ISSOCK(status.st_mode)) return -1;
+    int sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (sock < 0) return -1;
+    struct {
+        struct nlmsghdr header;
+        struct unix_diag_req request;
+    } message;
+    memset(&message, 0, sizeof(message));
+    message.header.nlmsg_len = sizeof(message);
+    message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    message.header.nlmsg_flags = NLM_F_REQUEST;
+    message.request.sdiag_family = AF_UNIX;
+    message.request.udiag_states = -1;
+    message.request.udiag_ino = (unsigned int)status.st_ino;
+    message.request.udiag_show = UDIAG_SHOW_RQLEN;
+    message.request.udiag_cookie[0] = message.request.udiag_cookie[1] = (unsigned int)-1;
+    int result = -1;
+    if (send(sock, &message, sizeof(message), 0) == (ssize_t)sizeof(message)) {
+        long buffer[1024];
+        ssize_t n = recv(sock, buffer, sizeof(buffer), 0);
+        struct nlmsghdr *header = (struct nlmsghdr *)buffer;
+        if (n > 0 && NLMSG_OK(header, (unsigned int)n) && header->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+            struct unix_diag_msg *reply = NLMSG_DATA(header);
+            int length = (int)(header->nlmsg_len - NLMSG_LENGTH(sizeof(*reply)));
+            struct rtattr *attribute = (struct rtattr *)(reply + 1);
+            while (RTA_OK(attribute, length)) {
+                if (attribute->rta_type == UNIX_DIAG_RQLEN) {
+                    struct unix_diag_rqlen *queue = RTA_DATA(attribute);
+                    result = (int)queue->udiag_rqueue;
+                }
+                attribute = RTA_NEXT(attribute, length);
+            }
+        }
+    }
+    kq_shim_real_close(sock);
+    return result;
 }
 
 /* ---- close(2) interposition ------------------------------------------------------- */

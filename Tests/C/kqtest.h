@@ -711,6 +711,19 @@ static void kq_call_test(void *entry) { ((struct kq_test_entry *)entry)->fn(); }
 KQ_UNUSED static int kq_run_all(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     setvbuf(stderr, NULL, _IONBF, 0);
+    /* Start from a clean signal state whatever the launcher left: a test runner may spawn
+     * us from a thread that blocks signals, and blocked masks and ignored dispositions are
+     * inherited across exec. */
+    {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig == SIGKILL || sig == SIGSTOP) continue;
+            struct sigaction current;
+            if (sigaction(sig, NULL, &current) == 0 && current.sa_handler == SIG_IGN) signal(sig, SIG_DFL);
+        }
+    }
     /* Writes to a closed pipe or socket must fail with EPIPE, not kill the program. */
     signal(SIGPIPE, SIG_IGN);
     const char *nofork = getenv("KQTEST_NOFORK");

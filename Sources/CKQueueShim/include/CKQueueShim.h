@@ -32,8 +32,10 @@ int kq_shim_ioctl_int(int fd, unsigned long request, int *value);
 int kq_shim_fcntl_int(int fd, int cmd, int arg);
 int kq_shim_fcntl(int fd, int cmd);
 int kq_shim_pidfd_open(pid_t pid, unsigned int flags);
-/* Bytes readable on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
+/* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
+/* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */
+int kq_shim_unix_accept_queue_length(int fd);
 
 /* Calls close(2) itself, bypassing the interposer below (for the engine's own descriptors). */
 int kq_shim_real_close(int fd);

@@ -197,6 +197,19 @@ enum DescriptorFilter {
         return evaluate(index, revents: UInt32(UInt16(bitPattern: poller.revents)), in: &state)
     }
 
+    /// True once a stream socket has been seen connected (a hang-up report on a socket that
+    /// never connected is Linux's way of saying "not connected", not an end of file).
+    static func hasBeenConnected(_ fd: Int32, entry: inout DescriptorEntry) -> Bool {
+        if entry.wasConnected { return true }
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let connected = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+        if connected { entry.wasConnected = true }
+        return connected
+    }
+
     /// The socket's pending error for `fflags` with EV_EOF, read only when epoll reported one.
     static func socketError(_ fd: Int32, revents: UInt32) -> UInt32 {
         guard revents & UInt32(EPOLLERR.rawValue) != 0 else { return 0 }

@@ -22,11 +22,17 @@ enum ReadFilter {
                 return false
             }
             knote.data = bytes
+            if endOfFile && revents & (UInt32(EPOLLRDHUP.rawValue) | UInt32(EPOLLERR.rawValue)) == 0
+                && !DescriptorFilter.hasBeenConnected(fd, entry: &entry)
+            {
+                endOfFile = false  // Linux reports a never-connected socket as hung up
+            }
             if endOfFile { knote.fflags = DescriptorFilter.socketError(fd, revents: revents) }
             setEndOfFile(&knote, endOfFile)
             return endOfFile || bytes >= (lowWater ?? entry.receiveLowWater)
         case .listeningSocket:
-            let queued = kq_shim_tcp_accept_queue_length(fd)
+            var queued = kq_shim_tcp_accept_queue_length(fd)
+            if queued < 0 { queued = kq_shim_unix_accept_queue_length(fd) }
             knote.data = queued >= 0 ? Int64(queued) : (revents & readable != 0 ? 1 : 0)
             setEndOfFile(&knote, false)
             return revents & readable != 0 && knote.data > 0

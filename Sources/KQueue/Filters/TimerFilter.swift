@@ -56,8 +56,9 @@ enum TimerFilter {
         if let error = state.monotonicTimers.prepare(epollFD: state.epollFD, publish: { publish.monotonicTimer.store($0, ordering: .releasing) }) { return error }
         let oneShot = knote.flags & EV.oneShot != 0
         let delay = oneShot ? length : max(length, minimumPeriod)
-        let (deadline, overflow) = state.monotonicTimers.now().addingReportingOverflow(delay)
-        if overflow { return EINVAL }
+        // A delay too far in the future to add to the clock is "never" (FreeBSD saturates too).
+        let (sum, overflow) = state.monotonicTimers.now().addingReportingOverflow(delay)
+        let deadline = overflow ? Int64.max - 1 : sum
         state.table[index].filterState = deadline
         state.monotonicTimers.schedule(index, at: deadline)
         return nil

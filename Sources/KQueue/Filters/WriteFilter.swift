@@ -13,19 +13,12 @@ enum WriteFilter {
         knote.fflags = 0
         switch entry.kind {
         case .streamSocket, .datagramSocket:
-            if entry.kind == .streamSocket && !entry.wasConnected {
-                // A connection-oriented socket that is not connected never fires; Linux
-                // reports such a socket as writable and hung up.
-                var address = sockaddr_storage()
-                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let connected = withUnsafeMutablePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
-                }
-                if connected {
-                    entry.wasConnected = true
-                } else if revents & UInt32(EPOLLERR.rawValue) == 0 {
-                    return false
-                }
+            // A connection-oriented socket that is not connected never fires; Linux reports
+            // such a socket as writable and hung up.
+            if entry.kind == .streamSocket && revents & UInt32(EPOLLERR.rawValue) == 0
+                && !DescriptorFilter.hasBeenConnected(fd, entry: &entry)
+            {
+                return false
             }
             let size = Int64(Syscall.socketOption(fd, SOL_SOCKET, SO_SNDBUF) ?? 0)
             knote.data = max(0, size - (Syscall.bytesQueuedForSend(fd) ?? 0))
