@@ -1,5 +1,6 @@
 import CKQueueShim
 import Glibc
+import Synchronization
 
 /// Raw system calls, wrapped once (swift-system style): each returns the C result and
 /// leaves `errno` as the call set it. Callers turn failures into `Errno` values.
@@ -17,14 +18,30 @@ enum Syscall {
         return epoll_ctl(epfd, op, fd, &event)
     }
 
-    /// `epoll_pwait2`: nanosecond timeout, `nil` waits forever.
+    /// `epoll_pwait2`: nanosecond timeout, `nil` waits forever. Where the kernel (before
+    /// 5.11) or a tool such as valgrind does not know it, `epoll_wait` with the timeout rounded
+    /// up to whole milliseconds: never early, at most 1 ms late.
     @inline(__always)
     static func epollWait(
         _ epfd: Int32, _ buffer: UnsafeMutablePointer<epoll_event>, _ count: Int32,
         _ timeout: UnsafePointer<timespec>?
     ) -> Int32 {
-        kq_shim_epoll_pwait2(epfd, buffer, count, timeout)
+        if !lacksEpollPwait2.load(ordering: .relaxed) {
+            let n = kq_shim_epoll_pwait2(epfd, buffer, count, timeout)
+            if n >= 0 || errno != ENOSYS { return n }
+            lacksEpollPwait2.store(true, ordering: .relaxed)
+        }
+        var milliseconds: Int32 = -1
+        if let timeout {
+            let total = timeout.pointee.tv_sec.multipliedReportingOverflow(by: 1000)
+            let rounded = total.partialValue.addingReportingOverflow((timeout.pointee.tv_nsec + 999_999) / 1_000_000)
+            milliseconds = total.overflow || rounded.overflow || rounded.partialValue > Int(Int32.max) ? Int32.max : Int32(rounded.partialValue)
+        }
+        return epoll_wait(epfd, buffer, count, milliseconds)
     }
+
+    /// Set once epoll_pwait2 answered ENOSYS.
+    static let lacksEpollPwait2 = Atomic<Bool>(false)
 
     static func eventFD() -> Int32 { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
 
