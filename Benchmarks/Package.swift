@@ -39,6 +39,28 @@ let package = Package(
             name: "ChainRatio",
             dependencies: ["ChainWorkloads", "CMallocCounter"]
         ),
+        // EVFILT_TIMER at scale, C ABI vs one timerfd per timer (docs/BENCHMARK-timers.md).
+        // `<sys/timerfd.h>` and a raw close(2) for the baseline.
+        .target(name: "CTimerfd"),
+        // The timer workloads, shared by TimerScale and the TimerBenchmarks benchmark.
+        .target(
+            name: "TimerWorkloads",
+            dependencies: [.product(name: "kqueue", package: "main"), "CEpoll", "CTimerfd"]
+        ),
+        // `swift run -c release TimerScale`: descriptors, add/delete time, RSS, lateness; one table.
+        .executableTarget(
+            name: "TimerScale",
+            dependencies: ["TimerWorkloads", "CMallocCounter"]
+        ),
+        .executableTarget(
+            name: "TimerBenchmarks",
+            dependencies: [
+                "TimerWorkloads",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/TimerBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         .executableTarget(
             name: "SocketPairChain",
             dependencies: [
@@ -46,6 +68,17 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/SocketPairChain",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Single-operation costs with allocation counts (issue: the headline benchmark).
+        .executableTarget(
+            name: "MicroBenchmarks",
+            dependencies: [
+                .product(name: "KQueue", package: "main"),
+                .product(name: "kqueue", package: "main"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/MicroBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],

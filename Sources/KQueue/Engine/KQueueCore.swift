@@ -23,6 +23,13 @@ final class KQueueCore: Sendable {
     /// Largest number of epoll results taken in one wait.
     static let maximumBatch = 1024
 
+    /// Epoll results to take for an eventlist of `capacity`: no more than it holds, since a
+    /// level-triggered report taken but not returned would go to the back of epoll's list.
+    @inline(__always)
+    static func batchSize(for capacity: Int) -> Int {
+        min(capacity, maximumBatch)
+    }
+
     init() throws(Errno) {
         let epollFD = Syscall.epollCreate()
         guard epollFD >= 0 else { throw Errno(rawValue: Syscall.errno) }
@@ -99,7 +106,11 @@ final class KQueueCore: Sendable {
                 errors += 1
             }
             if errors > 0 || !wantsWait { return (errors, 0, nil) }
-            return (0, 0, state.takeBuffer(capacity: min(eventCapacity, Self.maximumBatch)))
+            if !state.activeQueue.isEmpty && !state.hasEpollSources && (timeout == nil || timeout!.pointee.isValidTimeout) {
+                let written = state.collectQueueOnly(into: io.events.unsafelyUnwrapped, capacity: eventCapacity)
+                if written > 0 { return (written, 0, nil) }
+            }
+            return (0, 0, state.takeBuffer(capacity: Self.batchSize(for: eventCapacity)))
         }
         if applied.error != 0 { return .failure(Errno(rawValue: applied.error)) }
         guard let buffer = applied.buffer else { return .success(applied.errors) }
@@ -120,7 +131,8 @@ final class KQueueCore: Sendable {
             remaining = timeout.pointee
             if !remaining.isZero { deadline = Syscall.monotonicNow().adding(remaining) }
         }
-        let batch = Int32(min(capacity, buffer.events.count))
+        let batch = Int32(min(Self.batchSize(for: capacity), buffer.events.count))
+        var pollRetries = 2
         let ready = buffer.events.baseAddress!
         let io = KEventBuffers(changes: nil, events: events)
         while true {
@@ -151,6 +163,12 @@ final class KQueueCore: Sendable {
             // timeout has passed (SPEC.md 2.7).
             if timeout != nil {
                 if remaining.isZero {
+                    // A poll whose reports were all absorbed (internal wakeups, stale or
+                    // filtered reports) looks once more: what they hid may be ready.
+                    if n > 0 && pollRetries > 0 {
+                        pollRetries -= 1
+                        continue
+                    }
                     giveBack(buffer)
                     return .success(0)
                 }

@@ -56,6 +56,19 @@ extension QueueState {
         return written
     }
 
+    /// The wait without epoll: when no epoll source exists and the queue has entries, the
+    /// queue alone decides what a wait returns (their eventfd edges stay pending and are
+    /// absorbed by a later wait).
+    mutating func collectQueueOnly(into events: UnsafeMutablePointer<kevent>, capacity: Int) -> Int {
+        deferWakeup = true
+        deferredActivations = 0
+        scanNumber &+= 1
+        let written = drainActiveQueue(into: events, written: 0, capacity: capacity, upTo: wakeups.nextSequence)
+        deferWakeup = false
+        if !activeQueue.isEmpty { signalWakeup() }
+        return written
+    }
+
     /// Returns the knotes of the user-space active queue queued under segments up to
     /// `covered`, in FIFO order, each at most once.
     mutating func drainActiveQueue(

@@ -47,6 +47,7 @@ enum TimerFilter {
         guard let length = duration(data: knote.savedData, fflags: knote.savedFlags) else { return EINVAL }
         let absolute = knote.savedFlags & absoluteTime != 0
         let publish = state.internalDescriptors
+        state.willAddEpollSource()
         if absolute {
             if let error = state.realtimeTimers.prepare(epollFD: state.epollFD, publish: { publish.realtimeTimer.store($0, ordering: .releasing) }) { return error }
             state.table[index].filterState = length
