@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+/// The `kq` command-line tool, run as a user runs it: `kq demo`, `kq bench --quick` (its
+/// output must be well formed; its timings are not judged here) and `kq telnet`.
+@Suite("kq command-line tool")
+struct KQToolTests {
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("kq").path
+
+    @Test("kq demo checks itself and exits 0")
+    func demo() throws {
+        let result = try CABITests.run([Self.binary, "demo"], timeout: 60)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("all checks passed"))
+    }
+
+    @Test("kq bench --quick prints a well-formed table with ratios and writes an SVG plot")
+    func benchQuick() throws {
+        let plot = FileManager.default.temporaryDirectory.appendingPathComponent("kq-bench-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: plot) }
+        let result = try CABITests.run([Self.binary, "bench", "--quick", "--output", plot], timeout: 120)
+        try #require(result.status == 0, "\(result.output)")
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("N") && $0.contains("backend") && $0.contains("x epoll") })
+        for backend in ["kqueue-swift", "kqueue-c", "epoll", "poll", "select"] {
+            let rows = lines.filter { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.map(String.init) == backend }
+            #expect(rows.count >= 2, "rows for \(backend)")
+            for row in rows {
+                let fields = row.split(separator: " ", omittingEmptySubsequences: true)
+                #expect(fields.count == 5, "\(row)")
+                #expect(Int(fields[0]) != nil && Int(fields[1]) != nil, "\(row)")
+                #expect((Double(fields[3]) ?? -1) > 0 && (Double(fields[4]) ?? -1) > 0, "\(row)")
+                if backend == "epoll" { #expect(fields[4] == "1.00", "\(row)") }
+            }
+        }
+        #expect(lines.contains { $0.hasPrefix("kqueue-c: at most") && $0.hasSuffix("x raw epoll over all points") })
+        #expect(lines.contains { $0 == "plot: \(plot)" })
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        #expect(svg.contains("<polyline") && svg.contains("kqueue-swift") && svg.contains("poll"))
+    }
+
+    @Test("kq telnet: stdin goes to the socket, the socket to stdout, exit 0 when the peer closes")
+    func telnet() throws {
+        // A one-shot loopback server: reads a line, answers, closes.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound && listen(listener, 1) == 0)
+        defer { close(listener) }
+        let port = UInt16(bigEndian: address.sin_port)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["telnet", "127.0.0.1", String(port)]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+
+        var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&poller, 1, 10_000) == 1, "kq telnet did not connect")
+        let connection = accept(listener, nil, nil)
+        try #require(connection >= 0)
+        input.fileHandleForWriting.write(Data("hello from stdin\n".utf8))
+        var received = [UInt8](repeating: 0, count: 64)
+        var poller2 = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&poller2, 1, 10_000) == 1, "nothing arrived from kq telnet")
+        let n = recv(connection, &received, received.count, 0)
+        #expect(String(decoding: received[..<max(0, n)], as: UTF8.self) == "hello from stdin\n")
+        _ = "reply from server\n".withCString { send(connection, $0, strlen($0), 0) }
+        close(connection)
+
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed == "reply from server\n")
+        try? input.fileHandleForWriting.close()
+    }
+}
