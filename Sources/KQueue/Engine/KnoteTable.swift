@@ -1,10 +1,10 @@
 /// Where a kqueue's knotes live: a slab of ``Knote`` values addressed by index, a table of
 /// descriptor entries indexed by descriptor number (grown on demand), and a dictionary for
 /// knotes whose ident is not a descriptor (user events, timers, signals, processes).
-struct KnoteTable {
-    private(set) var slots: [Knote] = []
+struct KnoteTable: ~Copyable {
+    private(set) var slots = SlotBuffer<Knote>(capacity: 64)
     private var freeList: [Int32] = []
-    var descriptors: [DescriptorEntry] = []
+    var descriptors = SlotBuffer<DescriptorEntry>(capacity: 64)
     var others: [OtherKey: Int32] = [:]
 
     struct OtherKey: Hashable {
@@ -14,8 +14,8 @@ struct KnoteTable {
 
     @inline(__always)
     subscript(index: Int32) -> Knote {
-        _read { yield slots[Int(index)] }
-        _modify { yield &slots[Int(index)] }
+        unsafeAddress { UnsafePointer(slots.pointer(Int(index))) }
+        nonmutating unsafeMutableAddress { slots.pointer(Int(index)) }
     }
 
     mutating func allocate(_ knote: Knote) -> Int32 {
@@ -38,10 +38,7 @@ struct KnoteTable {
     @inline(__always)
     mutating func descriptorEntry(_ fd: Int32) -> Int {
         let i = Int(fd)
-        if i >= descriptors.count {
-            descriptors.append(
-                contentsOf: repeatElement(DescriptorEntry(), count: max(i + 1, descriptors.count * 2) - descriptors.count))
-        }
+        if i >= descriptors.count { descriptors.grow(to: max(i + 1, descriptors.count * 2), filling: DescriptorEntry()) }
         return i
     }
 
@@ -52,7 +49,7 @@ struct KnoteTable {
 
     /// The live knotes, for teardown and counting.
     var liveIndices: [Int32] {
-        slots.indices.filter { slots[$0].status.contains(.inUse) }.map { Int32($0) }
+        (0..<slots.count).filter { slots[$0].status.contains(.inUse) }.map { Int32($0) }
     }
 }
 

@@ -74,7 +74,7 @@ enum DescriptorFilter {
     }
 
     /// The epoll `events` word the descriptor's enabled knotes need.
-    static func desiredEvents(_ entry: DescriptorEntry, in table: KnoteTable) -> UInt32 {
+    static func desiredEvents(_ entry: DescriptorEntry, in table: borrowing KnoteTable) -> UInt32 {
         var events: UInt32 = 0
         var edge = entry.edgeForced
         for pass in 0..<2 {
@@ -175,16 +175,14 @@ enum DescriptorFilter {
     /// f_event for READ and WRITE: is the knote's condition true now, and with what `data`,
     /// `fflags` and EOF? `revents` is what epoll reported (0 for files epoll does not watch).
     static func evaluate(_ index: Int32, revents: UInt32, in state: inout QueueState) -> Bool {
-        var knote = state.table[index]
-        let fd = Int32(knote.ident)
-        var entry = state.table.descriptors[Int(fd)]
-        let ready =
-            knote.filter == FilterID.read
-            ? ReadFilter.evaluate(&knote, entry: &entry, fd: fd, revents: revents)
-            : WriteFilter.evaluate(&knote, entry: &entry, fd: fd, revents: revents)
-        state.table[index] = knote
-        state.table.descriptors[Int(fd)] = entry
-        return ready
+        // SAFETY: a knote and its descriptor entry live in two different tables; both
+        // pointers stay valid while the lock is held and neither table grows here.
+        let knote = state.table.slots.pointer(Int(index))
+        let fd = Int32(knote.pointee.ident)
+        let entry = state.table.descriptors.pointer(Int(fd))
+        return knote.pointee.filter == FilterID.read
+            ? ReadFilter.evaluate(&knote.pointee, entry: &entry.pointee, fd: fd, revents: revents)
+            : WriteFilter.evaluate(&knote.pointee, entry: &entry.pointee, fd: fd, revents: revents)
     }
 
     /// f_event outside an epoll report: files epoll does not watch are evaluated directly;

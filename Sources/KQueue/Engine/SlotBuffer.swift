@@ -1,0 +1,62 @@
+/// A growable array of trivial values in manually managed memory, addressed in place.
+///
+/// The knote and descriptor tables are read and written for every event; a Swift `Array`
+/// would add a uniqueness check (copy-on-write) to each write and forbid handing out two
+/// `inout` elements of the same table at once. Indices are checked in debug builds only:
+/// every index comes from the engine's own bookkeeping.
+struct SlotBuffer<Element: BitwiseCopyable>: ~Copyable {
+    private(set) var base: UnsafeMutablePointer<Element>
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 16) {
+        self.capacity = max(capacity, 1)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always)
+    subscript(index: Int) -> Element {
+        unsafeAddress {
+            assert(index >= 0 && index < count, "slot index out of range")
+            return UnsafePointer(base + index)
+        }
+        nonmutating unsafeMutableAddress {
+            assert(index >= 0 && index < count, "slot index out of range")
+            return base + index
+        }
+    }
+
+    /// The address of element `index`, for filters that update a knote and its descriptor
+    /// entry together.
+    @inline(__always)
+    func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
+        assert(index >= 0 && index < count, "slot index out of range")
+        return base + index
+    }
+
+    mutating func append(_ element: Element) {
+        reserve(count + 1)
+        (base + count).initialize(to: element)
+        count += 1
+    }
+
+    /// Grows to `newCount` elements, the new ones set to `fill`.
+    mutating func grow(to newCount: Int, filling fill: Element) {
+        guard newCount > count else { return }
+        reserve(newCount)
+        (base + count).initialize(repeating: fill, count: newCount - count)
+        count = newCount
+    }
+
+    private mutating func reserve(_ needed: Int) {
+        guard needed > capacity else { return }
+        let newCapacity = max(needed, capacity * 2)
+        let newBase = UnsafeMutablePointer<Element>.allocate(capacity: newCapacity)
+        newBase.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+}
