@@ -5,12 +5,7 @@ struct KnoteTable: ~Copyable {
     private(set) var slots = SlotBuffer<Knote>(capacity: 64)
     private var freeList: [Int32] = []
     var descriptors = SlotBuffer<DescriptorEntry>(capacity: 64)
-    var others: [OtherKey: Int32] = [:]
-
-    struct OtherKey: Hashable {
-        var filter: Int16
-        var ident: UInt
-    }
+    var others = IdentTable()
 
     @inline(__always)
     subscript(index: Int32) -> Knote {

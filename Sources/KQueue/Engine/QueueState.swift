@@ -170,7 +170,7 @@ struct QueueState: ~Copyable {
             let index = filter == FilterID.read ? entry.read : entry.write
             return index >= 0 ? index : nil
         }
-        return table.others[KnoteTable.OtherKey(filter: filter, ident: ident)]
+        return table.others.value(filter: filter, ident: ident)
     }
 
     private mutating func link(_ index: Int32) {
@@ -180,7 +180,7 @@ struct QueueState: ~Copyable {
             let i = table.descriptorEntry(fd)
             if knote.filter == FilterID.read { table.descriptors[i].read = index } else { table.descriptors[i].write = index }
         } else {
-            table.others[KnoteTable.OtherKey(filter: knote.filter, ident: knote.ident)] = index
+            table.others.insert(filter: knote.filter, ident: knote.ident, value: index)
         }
     }
 
@@ -190,7 +190,7 @@ struct QueueState: ~Copyable {
             let i = Int(knote.ident)
             if knote.filter == FilterID.read { table.descriptors[i].read = -1 } else { table.descriptors[i].write = -1 }
         } else {
-            table.others[KnoteTable.OtherKey(filter: knote.filter, ident: knote.ident)] = nil
+            table.others.remove(filter: knote.filter, ident: knote.ident)
         }
     }
 

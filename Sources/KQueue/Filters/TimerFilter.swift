@@ -46,15 +46,20 @@ enum TimerFilter {
         let knote = state.table[index]
         guard let length = duration(data: knote.savedData, fflags: knote.savedFlags) else { return EINVAL }
         let absolute = knote.savedFlags & absoluteTime != 0
-        let publish = state.internalDescriptors
         state.willAddEpollSource()
         if absolute {
-            if let error = state.realtimeTimers.prepare(epollFD: state.epollFD, publish: { publish.realtimeTimer.store($0, ordering: .releasing) }) { return error }
+            if state.realtimeTimers.descriptor < 0 {
+                let publish = state.internalDescriptors
+                if let error = state.realtimeTimers.prepare(epollFD: state.epollFD, publish: { publish.realtimeTimer.store($0, ordering: .releasing) }) { return error }
+            }
             state.table[index].filterState = length
             state.realtimeTimers.schedule(index, at: length)
             return nil
         }
-        if let error = state.monotonicTimers.prepare(epollFD: state.epollFD, publish: { publish.monotonicTimer.store($0, ordering: .releasing) }) { return error }
+        if state.monotonicTimers.descriptor < 0 {
+            let publish = state.internalDescriptors
+            if let error = state.monotonicTimers.prepare(epollFD: state.epollFD, publish: { publish.monotonicTimer.store($0, ordering: .releasing) }) { return error }
+        }
         let oneShot = knote.flags & EV.oneShot != 0
         let delay = oneShot ? length : max(length, minimumPeriod)
         // A delay too far in the future to add to the clock is "never" (FreeBSD saturates too).
