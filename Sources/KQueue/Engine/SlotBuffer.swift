@@ -4,6 +4,8 @@
 /// would add a uniqueness check (copy-on-write) to each write and forbid handing out two
 /// `inout` elements of the same table at once. Indices are checked in debug builds only:
 /// every index comes from the engine's own bookkeeping.
+import Glibc
+
 struct SlotBuffer<Element: BitwiseCopyable>: ~Copyable {
     private(set) var base: UnsafeMutablePointer<Element>
     private(set) var count = 0
@@ -11,10 +13,19 @@ struct SlotBuffer<Element: BitwiseCopyable>: ~Copyable {
 
     init(capacity: Int = 16) {
         self.capacity = max(capacity, 1)
-        base = .allocate(capacity: self.capacity)
+        base = Self.resize(nil, to: self.capacity)
     }
 
-    deinit { base.deallocate() }
+    deinit { free(base) }
+
+    /// malloc/realloc: elements are bitwise-copyable, and realloc moves a large table by
+    /// remapping its pages instead of copying them.
+    private static func resize(_ pointer: UnsafeMutablePointer<Element>?, to capacity: Int) -> UnsafeMutablePointer<Element> {
+        guard let raw = realloc(pointer, capacity * MemoryLayout<Element>.stride) else {
+            fatalError("out of memory growing a kqueue table to \(capacity) entries")
+        }
+        return raw.bindMemory(to: Element.self, capacity: capacity)
+    }
 
     @inline(__always)
     subscript(index: Int) -> Element {
@@ -53,10 +64,7 @@ struct SlotBuffer<Element: BitwiseCopyable>: ~Copyable {
     private mutating func reserve(_ needed: Int) {
         guard needed > capacity else { return }
         let newCapacity = max(needed, capacity * 2)
-        let newBase = UnsafeMutablePointer<Element>.allocate(capacity: newCapacity)
-        newBase.moveInitialize(from: base, count: count)
-        base.deallocate()
-        base = newBase
+        base = Self.resize(base, to: newCapacity)
         capacity = newCapacity
     }
 }
