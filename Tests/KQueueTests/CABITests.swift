@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// Runs the C ABI conformance programs in Tests/C: each is compiled with the system C

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// The `kq` command-line tool, run as a user runs it: `kq demo`, `kq bench --quick` (its

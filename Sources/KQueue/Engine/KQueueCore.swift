@@ -106,10 +106,6 @@ final class KQueueCore: Sendable {
                 errors += 1
             }
             if errors > 0 || !wantsWait { return (errors, 0, nil) }
-            if !state.activeQueue.isEmpty && !state.hasEpollSources && (timeout == nil || timeout!.pointee.isValidTimeout) {
-                let written = state.collectQueueOnly(into: io.events.unsafelyUnwrapped, capacity: eventCapacity)
-                if written > 0 { return (written, 0, nil) }
-            }
             return (0, 0, state.takeBuffer(capacity: Self.batchSize(for: eventCapacity)))
         }
         if applied.error != 0 { return .failure(Errno(rawValue: applied.error)) }

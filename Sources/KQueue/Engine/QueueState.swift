@@ -32,31 +32,13 @@ struct QueueState: ~Copyable {
     var deferredActivations = 0
     /// Numbers the scans, for ``Knote/returnedInScan``.
     var scanNumber: UInt32 = 0
-    /// Descriptors with a live epoll registration.
-    var registeredDescriptors = 0
-
-    /// Called before the first epoll source is added. Waits that needed no epoll (see
-    /// ``hasEpollSources``) leave their eventfd edges on epoll's ready list; take them off now,
-    /// while nothing else can be on it, so they cannot crowd out the source's reports, and
-    /// give what is still queued a fresh edge, ahead of anything the new source reports.
-    mutating func willAddEpollSource() {
-        guard !hasEpollSources, wakeups.anyPending else { return }
-        let scratch = takeBuffer(capacity: WakeupSignals.maximum)
-        var zero = timespec(tv_sec: 0, tv_nsec: 0)
-        let n = Syscall.epollWait(epollFD, scratch.events.baseAddress!, Int32(WakeupSignals.maximum), &zero)
-        for k in 0..<max(0, Int(n)) {
-            if let slot = WakeupSignals.slot(forTag: scratch.events[k].data.u64) { _ = wakeups.consume(slot: slot) }
-        }
-        bufferPool.append(scratch)
-        if !activeQueue.isEmpty && !deferWakeup { signalWakeup() }
-    }
-
-    /// False when nothing but the user-space queue can produce an event (only user events,
-    /// say): a wait then need not ask epoll at all while the queue has entries.
-    var hasEpollSources: Bool {
-        registeredDescriptors > 0 || !monotonicTimers.heap.isEmpty || !realtimeTimers.heap.isEmpty
-            || regularFiles.isWatching
-    }
+    /// Level-triggered descriptors a scan returned after re-queueing a user-space knote
+    /// (bounded: past its capacity, order among them is approximate).
+    var descriptorsToMoveBack: [Int32] = {
+        var list: [Int32] = []
+        list.reserveCapacity(64)
+        return list
+    }()
 
     init(epollFD: Int32, eventFD: Int32, internalDescriptors: InternalDescriptors) {
         self.epollFD = epollFD

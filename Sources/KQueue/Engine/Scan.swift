@@ -16,6 +16,7 @@ extension QueueState {
         deferWakeup = true
         deferredActivations = 0
         scanNumber &+= 1
+        descriptorsToMoveBack.removeAll(keepingCapacity: true)
         for k in 0..<count {
             let tag = ready[k].data.u64
             let generation = UInt32(truncatingIfNeeded: tag >> 32)
@@ -39,9 +40,19 @@ extension QueueState {
                 continue
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
+            let before = written
+            let requeuedBefore = deferredActivations
             written = deliverDescriptor(
                 fd, generation: generation, revents: ready[k].events, into: events, written: written,
                 capacity: capacity)
+            // A level-triggered descriptor returned after a user-space knote went back to the
+            // queue: epoll put it back on its list before the knote's new edge is written.
+            if written > before && requeuedBefore > 0 && descriptorsToMoveBack.count < descriptorsToMoveBack.capacity,
+                table.descriptors[Int(fd)].isRegistered,
+                table.descriptors[Int(fd)].registeredEvents & DescriptorFilter.edgeTriggered == 0
+            {
+                descriptorsToMoveBack.append(fd)
+            }
         }
         deferWakeup = false
         // Knotes activated during this scan (timer expiries, file growth) go out now when the
@@ -53,19 +64,9 @@ extension QueueState {
         // during this scan) get a segment of their own, so a later wait, in this thread or
         // another, returns them. Knotes whose edge is still pending need none.
         if !activeQueue.isEmpty && (sawWakeup || deferredActivations > 0) { signalWakeup() }
-        return written
-    }
-
-    /// The wait without epoll: when no epoll source exists and the queue has entries, the
-    /// queue alone decides what a wait returns (their eventfd edges stay pending and are
-    /// absorbed by a later wait).
-    mutating func collectQueueOnly(into events: UnsafeMutablePointer<kevent>, capacity: Int) -> Int {
-        deferWakeup = true
-        deferredActivations = 0
-        scanNumber &+= 1
-        let written = drainActiveQueue(into: events, written: 0, capacity: capacity, upTo: wakeups.nextSequence)
-        deferWakeup = false
-        if !activeQueue.isEmpty { signalWakeup() }
+        // ...and those descriptors go behind it, as on FreeBSD's single queue (rule 10):
+        // removing and adding a registration puts it at the tail of epoll's list.
+        for fd in descriptorsToMoveBack { DescriptorFilter.reregister(fd: fd, in: &self) }
         return written
     }
 
@@ -189,26 +190,42 @@ extension QueueState {
     mutating func pendingEventCount(scratch: UnsafeMutableBufferPointer<epoll_event>) -> Int {
         var zero = timespec(tv_sec: 0, tv_nsec: 0)
         let n = Syscall.epollWait(epollFD, scratch.baseAddress!, Int32(scratch.count), &zero)
-        var count = activeQueue.count
-        guard n > 0 else { return count }
-        for k in 0..<Int(n) {
+        var descriptorEvents = 0
+        var tookWakeup = false
+        for k in 0..<max(0, Int(n)) {
             let tag = scratch[k].data.u64
             let generation = UInt32(truncatingIfNeeded: tag >> 32)
             if generation == 0 {
-                if let slot = WakeupSignals.slot(forTag: tag) { wakeups.resignal(slot: slot) }  // put the edge back
+                if let slot = WakeupSignals.slot(forTag: tag) {
+                    _ = wakeups.consume(slot: slot)
+                    tookWakeup = true
+                } else if tag == InternalSource.timerFD || tag == InternalSource.realtimeTimerFD {
+                    TimerFilter.expire(realtime: tag == InternalSource.realtimeTimerFD, in: &self)
+                } else if tag == InternalSource.inotify {
+                    for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+                }
                 continue
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
             guard let entry = table.existingDescriptor(fd), entry.isRegistered, entry.generation == generation else { continue }
-            if entry.read >= 0 && !table[entry.read].status.contains(.disabled) { count += 1 }
-            if entry.write >= 0 && !table[entry.write].status.contains(.disabled) { count += 1 }
-            // Peeking consumed an edge-triggered report: the knotes re-check from the queue.
-            if entry.registeredEvents & DescriptorFilter.edgeTriggered != 0 {
-                for index in [entry.read, entry.write] where index >= 0 && !table[index].status.contains(.disabled) {
+            let revents = scratch[k].events
+            let edgeTriggered = entry.registeredEvents & DescriptorFilter.edgeTriggered != 0
+            for pass in 0..<2 {
+                let index = pass == 0 ? entry.read : entry.write
+                let interest = pass == 0 ? ReadFilter.readable | ReadFilter.hangup : WriteFilter.writable | WriteFilter.hangupOrError
+                guard index >= 0, !table[index].status.contains(.disabled), revents & interest != 0 else { continue }
+                if edgeTriggered {
+                    // Peeking consumed an edge-triggered report: the knote re-checks from the
+                    // user-space queue (and is counted there).
                     queueForRecheck(index)
+                } else if !table[index].status.contains(.queued) {
+                    descriptorEvents += 1
                 }
             }
         }
-        return count
+        // The peek took wakeup edges off epoll's list: give what is queued a fresh one, so the
+        // kqueue stays readable exactly while something is pending.
+        if tookWakeup && !activeQueue.isEmpty { signalWakeup() }
+        return activeQueue.count + descriptorEvents
     }
 }

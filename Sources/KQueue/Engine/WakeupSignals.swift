@@ -72,14 +72,6 @@ struct WakeupSignals {
         return covered
     }
 
-    /// True when some eventfd edge may still be on epoll's ready list.
-    var anyPending: Bool { pending.contains { $0 != 0 } }
-
-    /// Puts an edge collected without being consumed back (a peek at pending events).
-    func resignal(slot: Int) {
-        if descriptors[slot] >= 0 && pending[slot] != 0 { Syscall.eventFDSignal(descriptors[slot]) }
-    }
-
     /// Wakes a waiter whatever the segments (the kqueue is closing).
     func wakeAll() {
         for fd in descriptors where fd >= 0 { Syscall.eventFDSignal(fd) }

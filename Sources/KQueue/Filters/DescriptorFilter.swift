@@ -53,8 +53,7 @@ enum DescriptorFilter {
             }
         }
         if state.table.descriptors[i].kind == .regularFile && filter == FilterID.read {
-            state.willAddEpollSource()
-            state.regularFiles.watch(fd: fd, knote: index, epollFD: state.epollFD)
+                state.regularFiles.watch(fd: fd, knote: index, epollFD: state.epollFD)
         }
         return nil
     }
@@ -119,7 +118,6 @@ enum DescriptorFilter {
             if entry.isRegistered {
                 _ = Syscall.epollCtl(state.epollFD, EPOLL_CTL_DEL, fd, events: 0, data: 0)
                 state.table.descriptors[i].isRegistered = false
-                state.registeredDescriptors -= 1
             }
             return .unchanged
         }
@@ -136,7 +134,6 @@ enum DescriptorFilter {
             // reused); the old registration went with the old file. Register the new one.
             guard Syscall.errno == ENOENT else { return .failed(Syscall.errno) }
         }
-        if !entry.isRegistered { state.willAddEpollSource() }
         var generation = entry.generation &+ 1
         if generation == 0 { generation = 1 }
         let tag = DescriptorEntry.tag(fd: fd, generation: generation)
@@ -144,10 +141,19 @@ enum DescriptorFilter {
             return .failed(Syscall.errno)
         }
         state.table.descriptors[i].generation = generation
-        if !entry.isRegistered { state.registeredDescriptors += 1 }
         state.table.descriptors[i].isRegistered = true
         state.table.descriptors[i].registeredEvents = events
         return .repolled
+    }
+
+    /// Removes and adds the registration of `fd` again: epoll re-polls the file and, if it is
+    /// ready, queues it at the tail of its list.
+    static func reregister(fd: Int32, in state: inout QueueState) {
+        let i = Int(fd)
+        guard i < state.table.descriptors.count, state.table.descriptors[i].isRegistered else { return }
+        _ = Syscall.epollCtl(state.epollFD, EPOLL_CTL_DEL, fd, events: 0, data: 0)
+        state.table.descriptors[i].isRegistered = false
+        syncRegistration(fd: fd, in: &state)
     }
 
     /// Finds out what kind of file `fd` is; nil with `errno` set (EBADF) if it is not open.

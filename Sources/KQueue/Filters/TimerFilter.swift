@@ -46,7 +46,6 @@ enum TimerFilter {
         let knote = state.table[index]
         guard let length = duration(data: knote.savedData, fflags: knote.savedFlags) else { return EINVAL }
         let absolute = knote.savedFlags & absoluteTime != 0
-        state.willAddEpollSource()
         if absolute {
             if state.realtimeTimers.descriptor < 0 {
                 let publish = state.internalDescriptors
