@@ -127,44 +127,55 @@ final class KQueueCore: Sendable {
             remaining = timeout.pointee
             if !remaining.isZero { deadline = Syscall.monotonicNow().adding(remaining) }
         }
-        let batch = Int32(min(Self.batchSize(for: capacity), buffer.events.count))
-        var pollRetries = 2
+        var zero = timespec(tv_sec: 0, tv_nsec: 0)
         let ready = buffer.events.baseAddress!
         let io = KEventBuffers(changes: nil, events: events)
+        var written = 0
+        var newScan = true
+        // Extra zero-timeout looks in one call: reports that yield no event (internal
+        // wakeups, stale or filtered reports) take room in a batch and may hide ready knotes.
+        var extraLooks = 3
         while true {
+            let requested = Int32(min(Self.batchSize(for: capacity - written), buffer.events.count))
             let n: Int32
-            if timeout == nil {
-                n = Syscall.epollWait(descriptor, ready, batch, nil)
+            if written > 0 || (timeout != nil && remaining.isZero) {
+                n = Syscall.epollWait(descriptor, ready, requested, &zero)
+            } else if timeout == nil {
+                n = Syscall.epollWait(descriptor, ready, requested, nil)
             } else {
-                n = Syscall.epollWait(descriptor, ready, batch, &remaining)
+                n = Syscall.epollWait(descriptor, ready, requested, &remaining)
             }
             if n < 0 {
                 let error = Syscall.errno
                 giveBack(buffer)
+                if written > 0 { return .success(written) }
                 // SPEC.md 2.8: a signal ends the wait with EINTR; changes stay applied.
                 return .failure(Errno(rawValue: error == EINVAL ? EBADF : error))
             }
-            let written = state.withLock { state -> Int in
-                if state.isClosed { return -1 }
-                let written = state.collect(buffer.events.baseAddress!, count: Int(n), into: io.events!, written: 0, capacity: capacity)
-                if written > 0 { state.bufferPool.append(buffer) }
-                return written
+            let before = written
+            let startScan = newScan
+            let outcome = state.withLock { state -> (written: Int, absorbed: Int)? in
+                if state.isClosed { return nil }
+                return state.collect(buffer.events.baseAddress!, count: Int(n), into: io.events!, written: before, capacity: capacity, newScan: startScan)
             }
-            if written < 0 {
+            guard let outcome else {
                 buffer.events.deallocate()
                 return .failure(Errno(rawValue: EBADF))
             }
-            if written > 0 { return .success(written) }
+            written = outcome.written
+            if written > before { newScan = false }
+            if written < capacity && n == requested && outcome.absorbed > 0 && extraLooks > 0 {
+                extraLooks -= 1
+                continue
+            }
+            if written > 0 {
+                giveBack(buffer)
+                return .success(written)
+            }
             // Nothing usable (a spurious or filtered wake): never return 0 before the
             // timeout has passed (SPEC.md 2.7).
             if timeout != nil {
                 if remaining.isZero {
-                    // A poll whose reports were all absorbed (internal wakeups, stale or
-                    // filtered reports) looks once more: what they hid may be ready.
-                    if n > 0 && pollRetries > 0 {
-                        pollRetries -= 1
-                        continue
-                    }
                     giveBack(buffer)
                     return .success(0)
                 }
@@ -175,6 +186,7 @@ final class KQueueCore: Sendable {
                     return .success(0)
                 }
             }
+            extraLooks = 3
         }
     }
 

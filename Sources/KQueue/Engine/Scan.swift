@@ -7,17 +7,24 @@ import Glibc
 extension QueueState {
     /// Writes events for the `count` epoll results in `ready` into `events[written...]`,
     /// never past `capacity`. Returns the new number written.
+    ///
+    /// `newScan` starts a new call's scan; a further look in the same call continues it (a
+    /// knote returned by the call is not returned again). Also returns how many reports
+    /// yielded no event.
     mutating func collect(
         _ ready: UnsafeMutablePointer<epoll_event>, count: Int,
-        into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int
-    ) -> Int {
+        into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int, newScan: Bool
+    ) -> (written: Int, absorbed: Int) {
         var written = start
+        var absorbed = 0
         var sawWakeup = false
         deferWakeup = true
         deferredActivations = 0
-        scanNumber &+= 1
+        if newScan { scanNumber &+= 1 }
         descriptorsToMoveBack.removeAll(keepingCapacity: true)
         for k in 0..<count {
+            let reportStart = written
+            defer { if written == reportStart { absorbed += 1 } }
             let tag = ready[k].data.u64
             let generation = UInt32(truncatingIfNeeded: tag >> 32)
             if generation == 0 {
@@ -54,20 +61,21 @@ extension QueueState {
                 descriptorsToMoveBack.append(fd)
             }
         }
-        deferWakeup = false
-        // Knotes activated during this scan (timer expiries, file growth) go out now when the
-        // queue was not drained yet in this call; otherwise they would be returned twice.
-        if !sawWakeup && !activeQueue.isEmpty && written < capacity {
+        // Knotes activated during this scan (timer expiries, file growth, re-checks) were
+        // ready before the call returns: they go out now if there is room (a knote this call
+        // already returned is skipped by the drain).
+        if !activeQueue.isEmpty && written < capacity && (!sawWakeup || deferredActivations > 0) {
             written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: wakeups.nextSequence)
         }
-        // Queued knotes left behind (no room, level events back at the tail, activations
-        // during this scan) get a segment of their own, so a later wait, in this thread or
-        // another, returns them. Knotes whose edge is still pending need none.
+        deferWakeup = false
+        // Queued knotes left behind (no room, level events back at the tail) get a segment of
+        // their own, so a later wait, in this thread or another, returns them. Knotes whose
+        // edge is still pending need none.
         if !activeQueue.isEmpty && (sawWakeup || deferredActivations > 0) { signalWakeup() }
         // ...and those descriptors go behind it, as on FreeBSD's single queue (rule 10):
         // removing and adding a registration puts it at the tail of epoll's list.
         for fd in descriptorsToMoveBack { DescriptorFilter.reregister(fd: fd, in: &self) }
-        return written
+        return (written, absorbed)
     }
 
     /// Returns the knotes of the user-space active queue queued under segments up to
