@@ -196,14 +196,17 @@ final class KQueueCore: Sendable {
         }
     }
 
-    /// True while `descriptor` still names this kqueue's epoll instance: modifying the
-    /// eventfd's registration succeeds only there (it also re-arms its edge, which at worst
-    /// causes one spurious wake that the scan absorbs).
+    /// True while `descriptor` still names this kqueue's epoll instance: there, adding the
+    /// eventfd again fails with EEXIST, without side effects (modifying it would re-arm its
+    /// edge and make the kqueue look readable). Elsewhere the add fails, or succeeds in a
+    /// stranger's epoll instance and is undone at once.
     func ownsDescriptor() -> Bool {
-        let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        return state.withLock { state in
+        state.withLock { state in
             if state.isClosed { return true }
-            return Syscall.epollCtl(descriptor, EPOLL_CTL_MOD, eventFD, events: edge, data: InternalSource.eventFD) == 0
+            let added = Syscall.epollCtl(descriptor, EPOLL_CTL_ADD, eventFD, events: 0, data: InternalSource.eventFD)
+            if added != 0 { return Syscall.errno == EEXIST }
+            _ = Syscall.epollCtl(descriptor, EPOLL_CTL_DEL, eventFD, events: 0, data: 0)
+            return false
         }
     }
 
