@@ -246,7 +246,7 @@ int dup2(int oldfd, int newfd) {
         atomic_store_explicit(&real, fn, memory_order_relaxed);
     }
     /* dup2 closes newfd first, unless it is oldfd itself or oldfd is not open. */
-    if (oldfd != newfd && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
+    if (oldfd != newfd && kq_shim_is_watched(newfd) && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
     return fn(oldfd, newfd);
 }
 
@@ -258,7 +258,7 @@ int dup3(int oldfd, int newfd, int flags) {
         if (fn == NULL) { errno = ENOSYS; return -1; }
         atomic_store_explicit(&real, fn, memory_order_relaxed);
     }
-    if (oldfd != newfd && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
+    if (oldfd != newfd && kq_shim_is_watched(newfd) && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
     return fn(oldfd, newfd, flags);
 }
 
