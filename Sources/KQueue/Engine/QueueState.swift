@@ -122,7 +122,10 @@ struct QueueState: ~Copyable {
         if FilterDispatch.usesEpoll(index, in: self) {
             if justAttached { return }  // attaching added or modified the registration: re-polled
             let fd = Int32(table[index].ident)
-            let result = DescriptorFilter.syncRegistration(fd: fd, in: &self)
+            // An EV_CLEAR knote is re-checked by epoll itself (one report per condition:
+            // checking it from the queue as well would return it twice for one change).
+            let repoll = table[index].flags & EV.clear != 0 && !table[index].status.contains(.disabled)
+            let result = DescriptorFilter.syncRegistration(fd: fd, repoll: repoll, in: &self)
             // A level-triggered registration reports a ready source by itself, and so does
             // one epoll just re-polled; otherwise check this knote from the user-space queue.
             let edgeTriggered = table.descriptors[Int(fd)].registeredEvents & DescriptorFilter.edgeTriggered != 0

@@ -108,8 +108,11 @@ enum DescriptorFilter {
     /// An edge-triggered registration only ever gains interest bits (until it is removed):
     /// modifying it makes epoll re-poll the file and report an EV_CLEAR knote again although
     /// its source did not change, while a stale bit costs at most one ignored report per edge.
+    ///
+    /// With `repoll`, the registration is modified even when unchanged, so that epoll polls
+    /// the file again and reports it once if it is ready.
     @discardableResult
-    static func syncRegistration(fd: Int32, in state: inout QueueState) -> SyncResult {
+    static func syncRegistration(fd: Int32, repoll: Bool = false, in state: inout QueueState) -> SyncResult {
         let i = Int(fd)
         guard i < state.table.descriptors.count else { return .unchanged }
         let entry = state.table.descriptors[i]
@@ -124,7 +127,7 @@ enum DescriptorFilter {
         var events = desiredEvents(entry, in: state.table)
         if entry.isRegistered {
             if entry.registeredEvents & edgeTriggered != 0 { events |= entry.registeredEvents | edgeTriggered }
-            if events == entry.registeredEvents { return .unchanged }
+            if events == entry.registeredEvents && !repoll { return .unchanged }
             let tag = DescriptorEntry.tag(fd: fd, generation: entry.generation)
             if Syscall.epollCtl(state.epollFD, EPOLL_CTL_MOD, fd, events: events, data: tag) == 0 {
                 state.table.descriptors[i].registeredEvents = events
