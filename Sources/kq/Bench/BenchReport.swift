@@ -28,7 +28,7 @@ struct BenchReport {
     /// The targets of the headline claim, stated with what was measured.
     func checks() -> String {
         var lines = [""]
-        for backend in ["kqueue-swift", "kqueue-c", "poll"] {
+        for backend in ["kqueue-swift", "kqueue-c", "epoll", "poll"] {
             let points = results.filter { $0.backend == backend && $0.active == 1 }.sorted { $0.registered < $1.registered }
             if let small = points.first, let large = points.last, large.registered > small.registered {
                 let growth = large.microsecondsPerWait / small.microsecondsPerWait
