@@ -267,6 +267,19 @@ func openDescriptorCount() -> Int {
     return count - 2  // "." and ".."
 }
 
+/// Descriptors registered in a kqueue's epoll instance (`tfd:` lines of its fdinfo): the
+/// kqueue's own eventfds and timerfds plus every watched descriptor.
+func registeredDescriptorCount(_ queue: KernelQueue) -> Int {
+    guard let file = fopen("/proc/self/fdinfo/\(queue.descriptor.rawValue)", "r") else { return -1 }
+    defer { fclose(file) }
+    var count = 0
+    var line = [CChar](repeating: 0, count: 512)
+    while fgets(&line, Int32(line.count), file) != nil {
+        if line.starts(with: Array("tfd:".utf8CString.dropLast())) { count += 1 }
+    }
+    return count
+}
+
 // MARK: kqueue calls
 
 /// A change for any filter by raw value.

@@ -66,8 +66,6 @@ final class KQueueCore: Sendable {
     func tearDown() {
         state.withLock { state in
             guard !state.isClosed else { return }
-            // Wake a thread blocked in a wait on this kqueue: it then reports EBADF.
-            state.wakeups.wakeAll()
             state.tearDown()
         }
     }
@@ -106,6 +104,7 @@ final class KQueueCore: Sendable {
                 errors += 1
             }
             if errors > 0 || !wantsWait { return (errors, 0, nil) }
+            state.waiters += 1
             return (0, 0, state.takeBuffer(capacity: Self.batchSize(for: eventCapacity)))
         }
         if applied.error != 0 { return .failure(Errno(rawValue: applied.error)) }
@@ -159,7 +158,7 @@ final class KQueueCore: Sendable {
                 return state.collect(buffer.events.baseAddress!, count: Int(n), into: io.events!, written: before, capacity: capacity, newScan: startScan)
             }
             guard let outcome else {
-                buffer.events.deallocate()
+                giveBack(buffer)
                 return .failure(Errno(rawValue: EBADF))
             }
             written = outcome.written
@@ -190,9 +189,17 @@ final class KQueueCore: Sendable {
         }
     }
 
+    /// Ends a wait: the buffer goes back to the pool, or, once the kqueue is closed, away, and
+    /// the last waiter to leave a closed kqueue closes its internal descriptors.
     private func giveBack(_ buffer: EpollBuffer) {
         state.withLock { state in
-            if state.isClosed { buffer.events.deallocate() } else { state.bufferPool.append(buffer) }
+            state.waiters -= 1
+            guard state.isClosed else {
+                state.bufferPool.append(buffer)
+                return
+            }
+            buffer.events.deallocate()
+            if state.waiters == 0 { state.closeInternalDescriptors() }
         }
     }
 

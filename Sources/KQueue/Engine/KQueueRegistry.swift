@@ -12,6 +12,9 @@ enum KQueueRegistry {
     /// Guarded by `lock`, a plain pthread mutex so the fork handlers can hold it across fork.
     nonisolated(unsafe) private static var queues: [KQueueCore?] = []
     nonisolated(unsafe) private static var liveCount = 0
+    /// Kqueues inherited by a fork child: unusable there, kept referenced (not freed, since
+    /// their locks may be held by threads that do not exist in the child).
+    nonisolated(unsafe) private static var forkOrphans: [KQueueCore] = []
     nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
@@ -126,7 +129,7 @@ enum KQueueRegistry {
             Syscall.closeInternal(core.eventFD)
             Syscall.closeInternal(core.descriptor)
             kq_shim_clear_watched(core.descriptor)
-            _ = Unmanaged.passRetained(core)
+            forkOrphans.append(core)
         }
         queues = []
         liveCount = 0

@@ -30,6 +30,8 @@ struct QueueState: ~Copyable {
     var deferWakeup = false
     /// Knotes queued while `deferWakeup` was set.
     var deferredActivations = 0
+    /// Threads between taking a wait buffer and giving it back (in or around epoll_pwait2).
+    var waiters = 0
     /// Numbers the scans, for ``Knote/returnedInScan``.
     var scanNumber: UInt32 = 0
     /// Level-triggered descriptors a scan returned after re-queueing a user-space knote
@@ -231,6 +233,20 @@ struct QueueState: ~Copyable {
         for index in table.liveIndices where table[index].status.contains(.inUse) {
             drop(index)
         }
+        guard waiters == 0 else {
+            // Threads blocked in this kqueue's wait must all wake and report EBADF. An edge
+            // wakes one thread; the primary eventfd, made level-triggered and signalled, wakes
+            // every wait until it is closed, which the last waiter to leave does.
+            let level = UInt32(EPOLLIN.rawValue)
+            _ = Syscall.epollCtl(epollFD, EPOLL_CTL_MOD, eventFD, events: level, data: InternalSource.eventFD)
+            Syscall.eventFDSignal(eventFD)
+            return
+        }
+        closeInternalDescriptors()
+    }
+
+    /// Closes the descriptors the kqueue created (not the kqueue descriptor itself).
+    mutating func closeInternalDescriptors() {
         regularFiles.close()
         monotonicTimers.close()
         realtimeTimers.close()

@@ -72,11 +72,6 @@ struct WakeupSignals {
         return covered
     }
 
-    /// Wakes a waiter whatever the segments (the kqueue is closing).
-    func wakeAll() {
-        for fd in descriptors where fd >= 0 { Syscall.eventFDSignal(fd) }
-    }
-
     mutating func close() {
         for fd in descriptors { Syscall.closeInternal(fd) }
         descriptors = [-1, -1, -1, -1]
