@@ -1,4 +1,5 @@
 import Foundation
+import CKQueueShim
 import Glibc
 import Testing
 
