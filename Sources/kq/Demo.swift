@@ -22,12 +22,17 @@ struct Demo: ParsableCommand {
         let server = accept(listener, nil, nil)
         guard server >= 0 else { throw Socket.Failure("accept") }
         try Socket.setNonBlocking(server)
-        try queue.apply([.read(FileDescriptor(rawValue: server), flags: [.add, .clear]), .read(FileDescriptor(rawValue: listener), flags: .delete)])
+        try queue.apply([
+            .read(FileDescriptor(rawValue: server), flags: [.add, .clear]),
+            .read(FileDescriptor(rawValue: listener), flags: .delete),
+        ])
 
         let message = Array("hello, kqueue\n".utf8)
         _ = message.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
         event = try expect(queue, .read, ident: server, "the client's bytes are readable")
-        check(event.data == Int64(message.count), "data is the number of bytes readable (\(message.count)), got \(event.data)")
+        check(
+            event.data == Int64(message.count),
+            "data is the number of bytes readable (\(message.count)), got \(event.data)")
         var buffer = [UInt8](repeating: 0, count: 64)
         let n = buffer.withUnsafeMutableBytes { read(server, $0.baseAddress, $0.count) }
         print("  server read: \(String(decoding: buffer[..<max(0, n)], as: UTF8.self).debugDescription)")
@@ -36,7 +41,9 @@ struct Demo: ParsableCommand {
             try? queue.apply([.user(7, note: UserNote.copy(0x42).triggering, data: 2026)])
         }
         event = try expect(queue, .user, ident: 7, "a user event triggered from another thread wakes the wait")
-        check(event.fflags == 0x42 && event.data == 2026, "fflags/data as stored (0x42/2026), got \(event.fflags)/\(event.data)")
+        check(
+            event.fflags == 0x42 && event.data == 2026,
+            "fflags/data as stored (0x42/2026), got \(event.fflags)/\(event.data)")
         trigger.join()
 
         Glibc.close(client)
@@ -77,11 +84,13 @@ final class Thread: @unchecked Sendable {
     init(_ body: @escaping @Sendable () -> Void) {
         self.body = body
         let box = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { argument in
-            let me = Unmanaged<Thread>.fromOpaque(argument!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box.toOpaque())
+        pthread_create(
+            &thread, nil,
+            { argument in
+                let me = Unmanaged<Thread>.fromOpaque(argument!).takeRetainedValue()
+                me.body()
+                return nil
+            }, box.toOpaque())
     }
 
     func join() { pthread_join(thread, nil) }

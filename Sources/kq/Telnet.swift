@@ -31,7 +31,9 @@ struct Telnet: ParsableCommand {
                 if event.ident == UInt(STDIN_FILENO) && inputOpen {
                     let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
                     if n > 0 {
-                        try buffer.withUnsafeBytes { try Socket.writeAll(socket, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                        try buffer.withUnsafeBytes {
+                            try Socket.writeAll(socket, UnsafeRawBufferPointer(rebasing: $0[..<n]))
+                        }
                     } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
                         // End of input: tell the peer, keep printing what it sends.
                         inputOpen = false
@@ -42,7 +44,9 @@ struct Telnet: ParsableCommand {
                     while true {
                         let n = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
                         if n > 0 {
-                            try buffer.withUnsafeBytes { try Socket.writeAll(STDOUT_FILENO, UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                            try buffer.withUnsafeBytes {
+                                try Socket.writeAll(STDOUT_FILENO, UnsafeRawBufferPointer(rebasing: $0[..<n]))
+                            }
                             continue
                         }
                         if n == 0 || event.flags.contains(.endOfFile) && errno == EAGAIN {

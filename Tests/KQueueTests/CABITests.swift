@@ -23,7 +23,9 @@ struct CABITests {
     @Test("libkqueue.so exports kqueue, kqueuex and kevent")
     func libraryIsBuilt() throws {
         let library = Self.libraryDirectory.appendingPathComponent("libkqueue.so")
-        #expect(FileManager.default.fileExists(atPath: library.path), "build the library first: swift build --product kqueue")
+        #expect(
+            FileManager.default.fileExists(atPath: library.path),
+            "build the library first: swift build --product kqueue")
         let symbols = try Self.run(["nm", "-D", "--defined-only", library.path], timeout: 30)
         for name in ["kqueue", "kqueuex", "kevent"] {
             #expect(symbols.output.split(separator: "\n").contains { $0.hasSuffix(" T \(name)") }, "missing \(name)")
@@ -52,7 +54,8 @@ struct CABITests {
         #expect(result.status == 0, "\(file) exited \(result.status):\n\(result.output)")
     }
 
-    static func compile(_ source: URL, to binary: URL, warnings: Bool = true) throws -> (status: Int32, output: String) {
+    static func compile(_ source: URL, to binary: URL, warnings: Bool = true) throws -> (status: Int32, output: String)
+    {
         let include = packageRoot.appendingPathComponent("Sources/CKQueue/include").path
         var arguments = ["cc", "-std=gnu11", "-I", include, source.path, "-o", binary.path]
         if warnings { arguments += ["-Wall", "-Werror"] }

@@ -130,7 +130,8 @@ struct DeliveryRulesTests {
     func systemFlagsAreStripped() throws {
         let queue = try KernelQueue()
         let written = try keventRaw(
-            queue, [.user(1, flags: [.add, .endOfFile, .error, .flag1, Flags(rawValue: 0x1000)], note: .trigger)], capacity: 4)
+            queue, [.user(1, flags: [.add, .endOfFile, .error, .flag1, Flags(rawValue: 0x1000)], note: .trigger)],
+            capacity: 4)
         #expect(written.count == 1)
         #expect(written.first?.flags == [], "an EV_ERROR or EV_EOF set by the caller survived: \(written)")
         // With EV_ERROR in a change that fails: the error is still reported normally.

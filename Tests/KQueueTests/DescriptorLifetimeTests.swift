@@ -142,7 +142,8 @@ struct DescriptorLifetimeTests {
         func innerReady() -> String {
             var inner = [epoll_event](repeating: epoll_event(), count: 8)
             let n = epoll_wait(kq, &inner, 8, 0)
-            return inner.prefix(max(0, Int(n))).map { "tag 0x\(String($0.data.u64, radix: 16))" }.joined(separator: ", ")
+            return inner.prefix(max(0, Int(n))).map { "tag 0x\(String($0.data.u64, radix: 16))" }.joined(
+                separator: ", ")
         }
         func readable(_ milliseconds: Int32) -> Bool {
             var poller = pollfd(fd: kq, events: Int16(POLLIN), revents: 0)

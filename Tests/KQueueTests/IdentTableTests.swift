@@ -1,5 +1,6 @@
-@testable import KQueue
 import Testing
+
+@testable import KQueue
 
 /// The open-addressing ident table against `Dictionary` as a model: random inserts,
 /// overwrites and removals (with backward-shift deletion and growth) must agree exactly.

@@ -1,5 +1,5 @@
-import Foundation
 import CKQueueShim
+import Foundation
 import Glibc
 import Testing
 
@@ -26,7 +26,9 @@ struct KQToolTests {
         let lines = result.output.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.hasPrefix("N") && $0.contains("backend") && $0.contains("x epoll") })
         for backend in ["kqueue-swift", "kqueue-c", "epoll", "poll", "select"] {
-            let rows = lines.filter { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.map(String.init) == backend }
+            let rows = lines.filter {
+                $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.map(String.init) == backend
+            }
             #expect(rows.count >= 2, "rows for \(backend)")
             for row in rows {
                 let fields = row.split(separator: " ", omittingEmptySubsequences: true)
@@ -52,7 +54,9 @@ struct KQToolTests {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0
+            }
         }
         try #require(bound && listen(listener, 1) == 0)
         defer { close(listener) }

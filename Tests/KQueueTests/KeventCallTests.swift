@@ -1,5 +1,5 @@
-import CKQueueShim
 import CKQueue
+import CKQueueShim
 import Glibc
 @_spi(CABI) import KQueue
 import Testing
@@ -72,7 +72,9 @@ struct KeventCallTests {
         // A wait without timeout must fail at once too, not hang.
         let outcome = Shared<Errno?>(nil)
         let waiter = try TestThread {
-            do throws(Errno) { _ = try queue.events(maxEvents: 4, timeout: nil) } catch { outcome.update { $0 = error } }
+            do throws(Errno) { _ = try queue.events(maxEvents: 4, timeout: nil) } catch {
+                outcome.update { $0 = error }
+            }
         }
         #expect(waiter.join(timeout: .seconds(5)), "kevent on a closed kqueue blocked")
         #expect(outcome.value == .badFileDescriptor)
@@ -106,8 +108,12 @@ struct KeventCallTests {
         let queue = try KernelQueue()
         for filter in [Filter.read, .write] {
             #expect(throws: Errno.badFileDescriptor, "\(filter) add") { try queue.apply([change(ident, filter)]) }
-            #expect(throws: Errno.badFileDescriptor, "\(filter) enable") { try queue.apply([change(ident, filter, .enable)]) }
-            #expect(throws: Errno.badFileDescriptor, "\(filter) delete") { try queue.apply([change(ident, filter, .delete)]) }
+            #expect(throws: Errno.badFileDescriptor, "\(filter) enable") {
+                try queue.apply([change(ident, filter, .enable)])
+            }
+            #expect(throws: Errno.badFileDescriptor, "\(filter) delete") {
+                try queue.apply([change(ident, filter, .delete)])
+            }
         }
     }
 
@@ -128,7 +134,8 @@ struct KeventCallTests {
         try queue.apply([.user(2, flags: .add), .user(2, flags: .delete)])
         #expect(changeError(queue, .user(2, note: .trigger)) == .noSuchFileOrDirectory)
         // A trigger before the add in the same list fails; the add after it still happens.
-        let result = try queue.kevent([.user(3, note: .trigger), .user(3, flags: .add)], eventCapacity: 4, timeout: .zero)
+        let result = try queue.kevent(
+            [.user(3, note: .trigger), .user(3, flags: .add)], eventCapacity: 4, timeout: .zero)
         #expect(result.errors.map(\.changeError) == [.noSuchFileOrDirectory])
         #expect(changeError(queue, .user(3, note: .trigger)) == nil)
     }
@@ -165,7 +172,9 @@ struct KeventCallTests {
 
     // MARK: Rule 3: a failed change
 
-    @Test("2.3: a failed change with room is written as EV_ERROR with data = errno, other fields as given, and processing goes on")
+    @Test(
+        "2.3: a failed change with room is written as EV_ERROR with data = errno, other fields as given, and processing goes on"
+    )
     func failedChangeWithRoomIsReported() throws {
         let queue = try KernelQueue()
         var failing = KEvent(
@@ -351,7 +360,9 @@ struct KeventCallTests {
         // And a long wait that an event from another thread ends.
         let received = Shared<[KEvent]>([])
         let waiter = try TestThread {
-            if let events = try? queue.events(maxEvents: 4, timeout: .seconds(Int64.max / 2)) { received.update { $0 = events } }
+            if let events = try? queue.events(maxEvents: 4, timeout: .seconds(Int64.max / 2)) {
+                received.update { $0 = events }
+            }
         }
         _ = waiter.wait(timeout: .milliseconds(30))
         try queue.apply([.user(1, note: .trigger)])
@@ -454,7 +465,8 @@ struct KeventCallTests {
         let (readEnd, writeEnd) = try makePipe()
         defer { closeAll(readEnd, writeEnd) }
         try send(writeEnd, count: 2)
-        let result = try queue.kevent([.read(readEnd), .user(1, flags: .add, note: .trigger)], eventCapacity: 4, timeout: .seconds(1))
+        let result = try queue.kevent(
+            [.read(readEnd), .user(1, flags: .add, note: .trigger)], eventCapacity: 4, timeout: .seconds(1))
         #expect(result.errors.isEmpty)
         #expect(Set(result.events.map(\.filter)) == [.read, .user])
     }
@@ -499,7 +511,10 @@ struct KeventCallTests {
         let a = try makePipe()
         let b = try makePipe()
         defer { closeAll(a.read, a.write, b.read, b.write) }
-        try queue.apply([.read(a.read, flags: [.add, .clear]), .read(b.read, flags: [.add, .clear]), .user(7, flags: [.add, .clear])])
+        try queue.apply([
+            .read(a.read, flags: [.add, .clear]), .read(b.read, flags: [.add, .clear]),
+            .user(7, flags: [.add, .clear]),
+        ])
         try send(b.write, count: 1)
         try queue.apply([.user(7, note: .trigger)])
         try send(a.write, count: 1)
@@ -584,7 +599,8 @@ struct KeventSignalTests {
             pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
             let result: Result<Int, Errno>
             do throws(Errno) {
-                result = .success(try keventRaw(queue, [.user(5, flags: .add)], capacity: 4, timeout: .seconds(20)).count)
+                result = .success(
+                    try keventRaw(queue, [.user(5, flags: .add)], capacity: 4, timeout: .seconds(20)).count)
             } catch {
                 result = .failure(error)
             }

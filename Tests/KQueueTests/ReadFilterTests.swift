@@ -55,7 +55,8 @@ struct ReadFilterTests {
         #expect(events.map(\.data) == [20, 20, 20])
     }
 
-    @Test("3.READ: peer shutdown gives EV_EOF with fflags 0, even with data still buffered and under the low-water mark")
+    @Test(
+        "3.READ: peer shutdown gives EV_EOF with fflags 0, even with data still buffered and under the low-water mark")
     func eofWithDataBuffered() throws {
         let queue = try KernelQueue()
         let (client, server) = try makeTCPConnection()
@@ -135,7 +136,8 @@ struct ReadFilterTests {
     @Test("3.READ: UDP socket fires with the datagram's bytes")
     func udpDatagram() throws {
         let queue = try KernelQueue()
-        let receiver = descriptor(try sys(socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)))
+        let receiver = descriptor(
+            try sys(socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)))
         let sender = descriptor(try sys(socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)))
         defer { closeAll(receiver, sender) }
         _ = try withSocketAddress(loopbackAddress(port: 0)) { try sys(bind(receiver.rawValue, $0, $1)) }
@@ -144,7 +146,9 @@ struct ReadFilterTests {
         try expectNoEvents(queue)
         let payload = [UInt8](repeating: 1, count: 33)
         _ = try withSocketAddress(loopbackAddress(port: port)) { address, length in
-            try payload.withUnsafeBytes { try sys(sendto(sender.rawValue, $0.baseAddress, $0.count, 0, address, length)) }
+            try payload.withUnsafeBytes {
+                try sys(sendto(sender.rawValue, $0.baseAddress, $0.count, 0, address, length))
+            }
         }
         #expect(try expectEvent(queue, ident: UInt(receiver), filter: .read)?.data == 33)
     }
@@ -200,7 +204,8 @@ struct ReadFilterTests {
         func withAddress<R>(_ body: (UnsafePointer<sockaddr>) throws -> R) rethrows -> R {
             try withUnsafePointer(to: &address) { try $0.withMemoryRebound(to: sockaddr.self, capacity: 1, body) }
         }
-        let listener = descriptor(try sys(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)))
+        let listener = descriptor(
+            try sys(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)))
         defer { closeAll(listener) }
         _ = try withAddress { try sys(bind(listener.rawValue, $0, length)) }
         try sys(listen(listener.rawValue, 8))
@@ -363,7 +368,9 @@ struct ReadFilterTests {
         let inner = try KernelQueue()
         let (readEnd, writeEnd) = try makePipe()
         defer { closeAll(readEnd, writeEnd) }
-        try inner.apply([.user(1, flags: [.add, .clear]), .user(2, flags: [.add, .clear]), .read(readEnd, flags: [.add, .clear])])
+        try inner.apply([
+            .user(1, flags: [.add, .clear]), .user(2, flags: [.add, .clear]), .read(readEnd, flags: [.add, .clear]),
+        ])
         try outer.apply([.read(inner.descriptor)])
         try expectNoEvents(outer)
         try inner.apply([.user(1, note: .trigger), .user(2, note: .trigger)])

@@ -21,7 +21,8 @@ struct RegistrationRulesTests {
         try send(peer, count: 1)
         let number = UInt(socket)
         try queue.apply([
-            .read(socket, udata: tag(1)), .write(socket, udata: tag(2)), .user(number, flags: .add, note: .trigger, udata: tag(3)),
+            .read(socket, udata: tag(1)), .write(socket, udata: tag(2)),
+            .user(number, flags: .add, note: .trigger, udata: tag(3)),
             .read(socket, udata: tag(4)),
         ])
         let events = try pendingEvents(queue)
@@ -278,7 +279,9 @@ struct RegistrationRulesTests {
         defer { closeAll(readEnd, writeEnd) }
         // Neither source is ready: the event is forced.
         try queue.apply([.user(1, flags: [.add, .clear], udata: tag(1)), .read(readEnd, udata: tag(2))])
-        try queue.apply([.user(1, flags: .forceOneShot, udata: tag(1)), .read(readEnd, flags: .forceOneShot, udata: tag(2))])
+        try queue.apply([
+            .user(1, flags: .forceOneShot, udata: tag(1)), .read(readEnd, flags: .forceOneShot, udata: tag(2)),
+        ])
         let events = try pendingEvents(queue)
         #expect(events.count == 2)
         #expect(events.allSatisfy { $0.flags.contains(.oneShot) && !$0.flags.contains(.forceOneShot) }, "\(events)")

@@ -72,7 +72,8 @@ func socketOption(_ fd: FileDescriptor, _ level: Int32, _ name: Int32) throws ->
 }
 
 func makeTCPSocket(nonblocking: Bool = false) throws -> FileDescriptor {
-    let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonblocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+    let type =
+        Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonblocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
     return descriptor(try sys(socket(AF_INET, type, 0)))
 }
 
@@ -84,10 +85,14 @@ func loopbackAddress(port: UInt16) -> sockaddr_in {
     return address
 }
 
-func withSocketAddress<R>(_ address: sockaddr_in, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
+func withSocketAddress<R>(_ address: sockaddr_in, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows
+    -> R
+{
     var address = address
     return try withUnsafePointer(to: &address) {
-        try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            try body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
 }
 
@@ -131,7 +136,9 @@ func connectTCP(port: UInt16, nonblocking: Bool = false, configure: (FileDescrip
 }
 
 /// A connected loopback TCP pair (client, accepted server side), both nonblocking.
-func makeTCPConnection(configure: (FileDescriptor) throws -> Void = { _ in }) throws -> (client: FileDescriptor, server: FileDescriptor) {
+func makeTCPConnection(configure: (FileDescriptor) throws -> Void = { _ in }) throws -> (
+    client: FileDescriptor, server: FileDescriptor
+) {
     let (listener, port) = try makeTCPListener()
     defer { closeAll(listener) }
     try configure(listener)
@@ -342,8 +349,9 @@ func expectEvent(
         seen.append(contentsOf: events.prefix(8 - min(8, seen.count)))
         if clock.now >= deadline {
             Issue.record(
-                Comment(rawValue: "no matching event for ident \(ident) filter \(filter) within \(timeout); saw \(seen)"
-                    + (comment.map { " (\($0.rawValue))" } ?? "")),
+                Comment(
+                    rawValue: "no matching event for ident \(ident) filter \(filter) within \(timeout); saw \(seen)"
+                        + (comment.map { " (\($0.rawValue))" } ?? "")),
                 sourceLocation: sourceLocation)
             return nil
         }
@@ -370,7 +378,9 @@ func expectEvents(
         }
         if found.count < keys.count && clock.now >= deadline {
             let missing = keys.filter { key in !found.contains { $0.ident == key.0 && $0.filter == key.1 } }
-            Issue.record("missing events within \(timeout): \(missing.map { "(\($0.0), \($0.1))" })", sourceLocation: sourceLocation)
+            Issue.record(
+                "missing events within \(timeout): \(missing.map { "(\($0.0), \($0.1))" })",
+                sourceLocation: sourceLocation)
             break
         }
     }
@@ -384,7 +394,9 @@ func expectNoEvents(
 ) throws {
     let events = try queue.events(maxEvents: 64, timeout: period)
     if !events.isEmpty {
-        Issue.record(Comment(rawValue: "expected no events, got \(events)" + (comment.map { " (\($0.rawValue))" } ?? "")), sourceLocation: sourceLocation)
+        Issue.record(
+            Comment(rawValue: "expected no events, got \(events)" + (comment.map { " (\($0.rawValue))" } ?? "")),
+            sourceLocation: sourceLocation)
     }
 }
 
@@ -400,7 +412,10 @@ func expectNoEvent(
         guard remaining > .zero else { return }
         let events = try queue.events(maxEvents: 64, timeout: remaining)
         if let event = events.first(where: { $0.ident == ident && $0.filter == filter }) {
-            Issue.record(Comment(rawValue: "expected no event for \(ident)/\(filter), got \(event)" + (comment.map { " (\($0.rawValue))" } ?? "")), sourceLocation: sourceLocation)
+            Issue.record(
+                Comment(
+                    rawValue: "expected no event for \(ident)/\(filter), got \(event)"
+                        + (comment.map { " (\($0.rawValue))" } ?? "")), sourceLocation: sourceLocation)
             return
         }
     }

@@ -127,7 +127,9 @@ struct ThreadingTests {
                         let ident = UInt(p * perProducer + i + 1)
                         // Add, add a decoy and delete it, then trigger: in separate calls.
                         _ = try? queue.apply([.user(ident, flags: [.add, .oneShot])])
-                        _ = try? queue.apply([.user(ident + 1_000_000, flags: .add), .user(ident + 1_000_000, flags: .delete)])
+                        _ = try? queue.apply([
+                            .user(ident + 1_000_000, flags: .add), .user(ident + 1_000_000, flags: .delete),
+                        ])
                         _ = try? queue.apply([.user(ident, note: .trigger)])
                     }
                 })

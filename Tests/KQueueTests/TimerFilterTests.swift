@@ -94,13 +94,18 @@ private func changeErrno(
             listed = entry.changeError
             #expect(entry.ident == change.ident, sourceLocation: sourceLocation)
             #expect(entry.filter == .timer, sourceLocation: sourceLocation)
-            #expect(entry.fflags == change.fflags, "EV_ERROR entry keeps the fields as given", sourceLocation: sourceLocation)
+            #expect(
+                entry.fflags == change.fflags, "EV_ERROR entry keeps the fields as given",
+                sourceLocation: sourceLocation)
         }
     } catch {
         Issue.record("kevent with room for the error threw \(error) for \(change)", sourceLocation: sourceLocation)
     }
     if listed == nil { try? queue.apply([timer(change.ident, .delete, data: 0)]) }
-    #expect(thrown == listed, "errno without an event list (\(String(describing: thrown))) differs from the EV_ERROR entry (\(String(describing: listed))) for \(change)", sourceLocation: sourceLocation)
+    #expect(
+        thrown == listed,
+        "errno without an event list (\(String(describing: thrown))) differs from the EV_ERROR entry (\(String(describing: listed))) for \(change)",
+        sourceLocation: sourceLocation)
     return thrown
 }
 
@@ -152,7 +157,8 @@ private func expectSilence(
         if remaining <= 0 { return }
         let events = try queue.events(maxEvents: 64, timeout: .nanoseconds(remaining))
         if let event = events.first(where: { $0.ident == ident && $0.filter == .timer }) {
-            Issue.record("expected no event for timer \(ident), got \(event) \(comment)", sourceLocation: sourceLocation)
+            Issue.record(
+                "expected no event for timer \(ident), got \(event) \(comment)", sourceLocation: sourceLocation)
             return
         }
     }
@@ -206,11 +212,15 @@ private func expectOneShotDelay(
     guard let got = try nextTimerEvent(queue, 7, within: .nanoseconds(delay) + lateness, sourceLocation: sourceLocation)
     else { return }
     let elapsed = got.call.after - start.before
-    #expect(elapsed >= delay, "fired \(elapsed) ns after registration, before its \(delay) ns", sourceLocation: sourceLocation)
+    #expect(
+        elapsed >= delay, "fired \(elapsed) ns after registration, before its \(delay) ns",
+        sourceLocation: sourceLocation)
     #expect(got.event.data == 1, sourceLocation: sourceLocation)
     #expect(got.event.fflags == 0, sourceLocation: sourceLocation)
     #expect(got.event.udata == UnsafeMutableRawPointer(bitPattern: 0x77), sourceLocation: sourceLocation)
-    #expect(applyErrno(queue, timer(7, .delete, data: 0)) == .noSuchFileOrDirectory, "a fired oneshot is deleted", sourceLocation: sourceLocation)
+    #expect(
+        applyErrno(queue, timer(7, .delete, data: 0)) == .noSuchFileOrDirectory, "a fired oneshot is deleted",
+        sourceLocation: sourceLocation)
 }
 
 // MARK: - Tests
@@ -268,7 +278,9 @@ struct TimerFilterTests {
                 }
             }
         }
-        #expect(applyErrno(queue, timer(3, .delete, data: 0)) == .noSuchFileOrDirectory, "a rejected timer is not registered")
+        #expect(
+            applyErrno(queue, timer(3, .delete, data: 0)) == .noSuchFileOrDirectory,
+            "a rejected timer is not registered")
         #expect(try poll(queue).events.isEmpty)
     }
 
@@ -280,10 +292,13 @@ struct TimerFilterTests {
                 let change = timer(4, note: unit | (UInt32(1) << bit), data: 10)
                 #expect(changeErrno(queue, change) == .invalidArgument, "fflags 0x\(String(change.fflags, radix: 16))")
                 let absolute = timer(4, note: unit | noteAbsolute | (UInt32(1) << bit), data: 10)
-                #expect(changeErrno(queue, absolute) == .invalidArgument, "fflags 0x\(String(absolute.fflags, radix: 16))")
+                #expect(
+                    changeErrno(queue, absolute) == .invalidArgument, "fflags 0x\(String(absolute.fflags, radix: 16))")
             }
         }
-        #expect(applyErrno(queue, timer(4, .delete, data: 0)) == .noSuchFileOrDirectory, "a rejected timer is not registered")
+        #expect(
+            applyErrno(queue, timer(4, .delete, data: 0)) == .noSuchFileOrDirectory,
+            "a rejected timer is not registered")
     }
 
     @Test("TIMER: more than one unit bit is EINVAL")
@@ -293,7 +308,8 @@ struct TimerFilterTests {
             for extra in [0, noteAbsolute] {
                 for flags: Flags in [.add, [.add, .oneShot]] {
                     let change = timer(5, flags, note: units | extra, data: 10)
-                    #expect(changeErrno(queue, change) == .invalidArgument, "fflags 0x\(String(change.fflags, radix: 16))")
+                    #expect(
+                        changeErrno(queue, change) == .invalidArgument, "fflags 0x\(String(change.fflags, radix: 16))")
                 }
             }
         }
@@ -354,7 +370,8 @@ struct TimerFilterTests {
                         // Accepted: modifying it with the same bad-or-good input must not crash
                         // either, then it goes away.
                         let again = changeErrno(queue, change)
-                        #expect(again == nil || again == .invalidArgument, "\(change) again: \(String(describing: again))")
+                        #expect(
+                            again == nil || again == .invalidArgument, "\(change) again: \(String(describing: again))")
                         try? queue.apply([timer(9, .delete, data: 0)])
                     }
                 }
@@ -401,7 +418,9 @@ struct TimerFilterTests {
         }
         #expect(periodicEvents == 5, "the periodic timer fired again and again")
         #expect(oneShots == 1, "the EV_ONESHOT timer fired exactly once")
-        #expect(applyErrno(queue, timer(2, .delete, data: 0)) == .noSuchFileOrDirectory, "EV_ONESHOT: deleted after it fired")
+        #expect(
+            applyErrno(queue, timer(2, .delete, data: 0)) == .noSuchFileOrDirectory,
+            "EV_ONESHOT: deleted after it fired")
         #expect(applyErrno(queue, timer(1, .delete, data: 0)) == nil, "the periodic timer is still registered")
     }
 
@@ -417,7 +436,8 @@ struct TimerFilterTests {
             guard let got = try nextTimerEvent(queue, 1) else { return }
             #expect(got.event.data >= 1)
             total += got.event.data
-            expectExpirations(total, start: start, seen: got.call, period: period, "(after a gap of \(gapInPeriods) periods)")
+            expectExpirations(
+                total, start: start, seen: got.call, period: period, "(after a gap of \(gapInPeriods) periods)")
             // Right after a retrieval nothing new is pending.
             let (events, _) = try poll(queue)
             let extra = events.reduce(0) { $0 + $1.data }
@@ -441,22 +461,25 @@ struct TimerFilterTests {
         busy(3 * period)
         let (later, laterCall) = try poll(queue)
         #expect(later.count == 1)
-        expectExpirations(event.data + (later.first?.data ?? 0), start: start, seen: laterCall, period: period, "(second retrieval)")
+        expectExpirations(
+            event.data + (later.first?.data ?? 0), start: start, seen: laterCall, period: period, "(second retrieval)")
     }
 
     @Test("TIMER: returned fflags are 0, whatever the unit")
     func returnedFflagsAreZero() throws {
         let queue = try KernelQueue()
         let wallNow = realtimeNow()
-        try register(queue, [
-            timer(1, note: noteSeconds, data: 0),
-            timer(2, note: noteMilliseconds, data: 1),
-            timer(3, note: noteMicroseconds, data: 100),
-            timer(4, note: noteNanoseconds, data: 100_000),
-            timer(5, [.add, .oneShot], note: noteMicroseconds, data: 1),
-            timer(6, .add, note: noteNanoseconds | noteAbsolute, data: wallNow),
-            timer(7, .add, note: noteMilliseconds | noteAbsolute, data: wallNow / nsPerMs),
-        ])
+        try register(
+            queue,
+            [
+                timer(1, note: noteSeconds, data: 0),
+                timer(2, note: noteMilliseconds, data: 1),
+                timer(3, note: noteMicroseconds, data: 100),
+                timer(4, note: noteNanoseconds, data: 100_000),
+                timer(5, [.add, .oneShot], note: noteMicroseconds, data: 1),
+                timer(6, .add, note: noteNanoseconds | noteAbsolute, data: wallNow),
+                timer(7, .add, note: noteMilliseconds | noteAbsolute, data: wallNow / nsPerMs),
+            ])
         var seen = Set<UInt>()
         let deadline = monotonicNow() + 5 * nsPerSecond
         while seen.count < 7 && monotonicNow() < deadline {
@@ -471,7 +494,12 @@ struct TimerFilterTests {
     @Test("TIMER: EV_CLEAR is added by the filter")
     func clearIsAdded() throws {
         let queue = try KernelQueue()
-        try register(queue, [timer(1, data: 150), timer(2, [.add, .oneShot], data: 10), timer(3, .add, note: noteNanoseconds, data: 0)])
+        try register(
+            queue,
+            [
+                timer(1, data: 150), timer(2, [.add, .oneShot], data: 10),
+                timer(3, .add, note: noteNanoseconds, data: 0),
+            ])
         var periodic: KEvent?
         var oneShot: KEvent?
         let deadline = monotonicNow() + 5 * nsPerSecond
@@ -556,10 +584,13 @@ struct TimerFilterTests {
         let data = (wanted + scale - 1) / scale + (scale == nsPerSecond ? 1 : 0)
         let target = data * scale
         let start = try register(queue, [timer(1, note: unit | noteAbsolute, data: data)])
-        guard let got = try nextTimerEvent(queue, 1, within: .nanoseconds(target - realtimeNow()) + lateness) else { return }
+        guard let got = try nextTimerEvent(queue, 1, within: .nanoseconds(target - realtimeNow()) + lateness) else {
+            return
+        }
         let wallAfter = realtimeNow()
         #expect(wallAfter >= target, "fired \(target - wallAfter) ns before its wall-clock time")
-        #expect(got.call.after - start.before >= 100 * nsPerMs, "fired too soon for a time 150 ms ahead (unit misread?)")
+        #expect(
+            got.call.after - start.before >= 100 * nsPerMs, "fired too soon for a time 150 ms ahead (unit misread?)")
         #expect(got.event.data == 1)
         #expect(got.event.fflags == 0)
     }
@@ -573,7 +604,8 @@ struct TimerFilterTests {
             (noteSeconds, 0), (0, 0), (noteMicroseconds, now / 1_000), (noteNanoseconds, now),
         ]
         for (index, (unit, data)) in cases.enumerated() {
-            let start = try register(queue, [timer(UInt(index), [.add, .oneShot], note: unit | noteAbsolute, data: data)])
+            let start = try register(
+                queue, [timer(UInt(index), [.add, .oneShot], note: unit | noteAbsolute, data: data)])
             guard let got = try nextTimerEvent(queue, UInt(index), within: .seconds(5)) else { continue }
             #expect(got.event.data == 1, "\(got.event)")
             #expect(got.call.after - start.after < nsPerSecond, "not at once (loose bound: 1 s)")
@@ -599,10 +631,12 @@ struct TimerFilterTests {
     func absoluteTimeDoesNotRepeat() throws {
         let queue = try KernelQueue()
         let at = realtimeNow() + 20 * nsPerMs
-        try register(queue, [
-            timer(1, [.add, .clear], note: noteNanoseconds | noteAbsolute, data: at),
-            timer(2, .add, note: noteNanoseconds | noteAbsolute, data: at),
-        ])
+        try register(
+            queue,
+            [
+                timer(1, [.add, .clear], note: noteNanoseconds | noteAbsolute, data: at),
+                timer(2, .add, note: noteNanoseconds | noteAbsolute, data: at),
+            ])
         guard let got = try nextTimerEvent(queue, 1) else { return }
         #expect(got.event.data == 1)
         // With EV_CLEAR: nothing more, ever (watched for many would-be periods).
@@ -614,7 +648,9 @@ struct TimerFilterTests {
             busy(20 * nsPerMs)
         }
         // EV_ONESHOT | NOTE_ABSTIME: fires once and is deleted.
-        try register(queue, [timer(3, [.add, .oneShot], note: noteMilliseconds | noteAbsolute, data: realtimeNow() / nsPerMs + 10)])
+        try register(
+            queue,
+            [timer(3, [.add, .oneShot], note: noteMilliseconds | noteAbsolute, data: realtimeNow() / nsPerMs + 10)])
         try nextTimerEvent(queue, 3)
         #expect(applyErrno(queue, timer(3, .delete, data: 0)) == .noSuchFileOrDirectory)
     }
@@ -627,7 +663,8 @@ struct TimerFilterTests {
     func wallClockJumpMovesAbsoluteTimers() throws {
         let queue = try KernelQueue()
         let target = realtimeNow() + 2 * nsPerSecond
-        let start = try register(queue, [timer(1, [.add, .oneShot], note: noteNanoseconds | noteAbsolute, data: target)])
+        let start = try register(
+            queue, [timer(1, [.add, .oneShot], note: noteNanoseconds | noteAbsolute, data: target)])
         #expect(try poll(queue).events.isEmpty)
         // Move the wall clock forward 3 s: the timer's time has now passed.
         func shiftRealtime(by nanoseconds: Int64) -> Int32 {
@@ -637,7 +674,8 @@ struct TimerFilterTests {
         }
         let error = shiftRealtime(by: 3 * nsPerSecond)
         if error == EPERM {
-            try Test.cancel("clock_settime(CLOCK_REALTIME) is not permitted here (EPERM): cannot test a wall-clock jump")
+            try Test.cancel(
+                "clock_settime(CLOCK_REALTIME) is not permitted here (EPERM): cannot test a wall-clock jump")
         }
         try #require(error == 0, "clock_settime failed: errno \(error)")
         let jumped = monotonicNow()
@@ -740,7 +778,9 @@ struct TimerFilterTests {
         #expect(events.count == 2)
         for event in events {
             #expect(event.data >= 5, "\(event): expirations while disabled were not counted")
-            expectExpirations(event.data, start: event.ident == 1 ? start1 : start2, seen: call, period: period, "(ident \(event.ident))")
+            expectExpirations(
+                event.data, start: event.ident == 1 ? start1 : start2, seen: call, period: period,
+                "(ident \(event.ident))")
         }
     }
 
@@ -815,11 +855,13 @@ struct TimerFilterTests {
         }
         #expect(fired.count == count)
         // Periodic timers too, in every unit (the count never runs ahead of elapsed time).
-        let starts = try register(queue, [
-            timer(1000, note: noteNanoseconds, data: 3_333_333),
-            timer(1001, note: noteMicroseconds, data: 3_334),
-            timer(1002, note: noteMilliseconds, data: 4),
-        ])
+        let starts = try register(
+            queue,
+            [
+                timer(1000, note: noteNanoseconds, data: 3_333_333),
+                timer(1001, note: noteMicroseconds, data: 3_334),
+                timer(1002, note: noteMilliseconds, data: 4),
+            ])
         let periods: [UInt: Int64] = [1000: 3_333_333, 1001: 3_334_000, 1002: 4_000_000]
         var totals: [UInt: Int64] = [:]
         let end = monotonicNow() + 200 * nsPerMs
@@ -831,7 +873,9 @@ struct TimerFilterTests {
                 guard let period = periods[event.ident] else { continue }
                 totals[event.ident, default: 0] += event.data
                 let most = (call.after - starts.before) / period
-                #expect(totals[event.ident]! <= most, "timer \(event.ident) counted \(totals[event.ident]!) expirations, only \(most) due")
+                #expect(
+                    totals[event.ident]! <= most,
+                    "timer \(event.ident) counted \(totals[event.ident]!) expirations, only \(most) due")
             }
         }
     }

@@ -62,7 +62,9 @@ struct WriteFilterTests {
         var event: KEvent? = nil
         while event == nil && clock.now < deadline {
             try drain(server)
-            event = try queue.events(timeout: .milliseconds(20)).first { $0.ident == UInt(client) && $0.filter == .write }
+            event = try queue.events(timeout: .milliseconds(20)).first {
+                $0.ident == UInt(client) && $0.filter == .write
+            }
         }
         #expect(event != nil, "WRITE did not fire after the peer read everything")
         #expect((event?.data ?? 0) > 0)
@@ -87,7 +89,8 @@ struct WriteFilterTests {
         try queue.apply([.write(socket, flags: [.add, .clear])])
         #expect(try expectEvent(queue, ident: UInt(socket), filter: .write)?.flags.contains(.endOfFile) == false)
         closeAll(peer)
-        let event = try expectEvent(queue, ident: UInt(socket), filter: .write, where: { $0.flags.contains(.endOfFile) })
+        let event = try expectEvent(
+            queue, ident: UInt(socket), filter: .write, where: { $0.flags.contains(.endOfFile) })
         #expect(event?.fflags == 0)
     }
 
@@ -101,7 +104,8 @@ struct WriteFilterTests {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         try sys(setsockopt(client.rawValue, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size)))
         closeAll(client)
-        let event = try expectEvent(queue, ident: UInt(server), filter: .write, where: { $0.flags.contains(.endOfFile) })
+        let event = try expectEvent(
+            queue, ident: UInt(server), filter: .write, where: { $0.flags.contains(.endOfFile) })
         #expect(event?.fflags == UInt32(ECONNRESET))
     }
 
@@ -215,7 +219,8 @@ struct WriteFilterTests {
         try queue.apply([.write(writeEnd, flags: [.add, .clear])])
         #expect(try expectEvent(queue, ident: UInt(writeEnd), filter: .write)?.flags.contains(.endOfFile) == false)
         closeAll(readEnd)
-        let event = try expectEvent(queue, ident: UInt(writeEnd), filter: .write, where: { $0.flags.contains(.endOfFile) })
+        let event = try expectEvent(
+            queue, ident: UInt(writeEnd), filter: .write, where: { $0.flags.contains(.endOfFile) })
         #expect(event != nil)
     }
 
@@ -226,7 +231,8 @@ struct WriteFilterTests {
         defer { closeAll(writeEnd) }
         closeAll(readEnd)
         #expect(changeError(queue, .write(writeEnd)) == .brokenPipe)
-        #expect(changeError(queue, .write(writeEnd, flags: .delete)) == .noSuchFileOrDirectory, "no knote was left behind")
+        #expect(
+            changeError(queue, .write(writeEnd, flags: .delete)) == .noSuchFileOrDirectory, "no knote was left behind")
     }
 
     @Test("3.WRITE: a FIFO reports free space, and EV_EOF when the reader is gone")
@@ -246,7 +252,9 @@ struct WriteFilterTests {
         let event = try expectEvent(queue, ident: UInt(writer), filter: .write)
         #expect(event?.data == Int64(try sys(kq_shim_fcntl(writer.rawValue, getPipeSize))))
         closeAll(reader)
-        #expect(try expectEvent(queue, ident: UInt(writer), filter: .write, where: { $0.flags.contains(.endOfFile) }) != nil)
+        #expect(
+            try expectEvent(queue, ident: UInt(writer), filter: .write, where: { $0.flags.contains(.endOfFile) }) != nil
+        )
         // Re-adding once the reader is gone is EPIPE, as for a pipe.
         try queue.apply([.write(writer, flags: .delete)])
         #expect(changeError(queue, .write(writer)) == .brokenPipe)

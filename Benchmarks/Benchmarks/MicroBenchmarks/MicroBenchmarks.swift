@@ -57,116 +57,144 @@ let benchmarks: @Sendable () -> Void = {
 
     // An empty kqueue polled with a zero timeout: the fixed cost of one call.
     let emptySwift = Fixture()
-    Benchmark("EmptyWait.SwiftAPI", closure: { benchmark in
-        let queue = emptySwift.queue!
-        for _ in benchmark.scaledIterations {
-            blackHole(try? queue.kevent(changes: noChanges, events: emptySwift.events, timeout: .zero))
-        }
-    }, setup: { try emptySwift.makeQueue() }, teardown: { emptySwift.tearDown() })
+    Benchmark(
+        "EmptyWait.SwiftAPI",
+        closure: { benchmark in
+            let queue = emptySwift.queue!
+            for _ in benchmark.scaledIterations {
+                blackHole(try? queue.kevent(changes: noChanges, events: emptySwift.events, timeout: .zero))
+            }
+        }, setup: { try emptySwift.makeQueue() }, teardown: { emptySwift.tearDown() })
 
     let emptyC = Fixture()
-    Benchmark("EmptyWait.CABI", closure: { benchmark in
-        var zero = timespec(tv_sec: 0, tv_nsec: 0)
-        for _ in benchmark.scaledIterations {
-            blackHole(kevent(emptyC.kq, nil, 0, emptyC.cEvents, 64, &zero))
-        }
-    }, setup: { emptyC.makeCQueue() }, teardown: { emptyC.tearDown() })
+    Benchmark(
+        "EmptyWait.CABI",
+        closure: { benchmark in
+            var zero = timespec(tv_sec: 0, tv_nsec: 0)
+            for _ in benchmark.scaledIterations {
+                blackHole(kevent(emptyC.kq, nil, 0, emptyC.cEvents, 64, &zero))
+            }
+        }, setup: { emptyC.makeCQueue() }, teardown: { emptyC.tearDown() })
 
     // NOTE_TRIGGER on an EV_CLEAR user event, then the wait that returns it, same thread.
     let userSwift = Fixture()
-    Benchmark("UserTriggerReceive.SwiftAPI", closure: { benchmark in
-        let queue = userSwift.queue!
-        userSwift.changes[0] = .user(1, note: .trigger)
-        let trigger = UnsafeBufferPointer(rebasing: userSwift.changes[0..<1])
-        for _ in benchmark.scaledIterations {
-            _ = try? queue.kevent(changes: trigger, events: noEvents, timeout: .zero)
-            let n = (try? queue.kevent(changes: noChanges, events: userSwift.events, timeout: .zero)) ?? 0
-            precondition(n == 1)
-        }
-    }, setup: {
-        try userSwift.makeQueue()
-        try userSwift.queue!.apply([.user(1, flags: [.add, .clear])])
-    }, teardown: { userSwift.tearDown() })
+    Benchmark(
+        "UserTriggerReceive.SwiftAPI",
+        closure: { benchmark in
+            let queue = userSwift.queue!
+            userSwift.changes[0] = .user(1, note: .trigger)
+            let trigger = UnsafeBufferPointer(rebasing: userSwift.changes[0..<1])
+            for _ in benchmark.scaledIterations {
+                _ = try? queue.kevent(changes: trigger, events: noEvents, timeout: .zero)
+                let n = (try? queue.kevent(changes: noChanges, events: userSwift.events, timeout: .zero)) ?? 0
+                precondition(n == 1)
+            }
+        },
+        setup: {
+            try userSwift.makeQueue()
+            try userSwift.queue!.apply([.user(1, flags: [.add, .clear])])
+        }, teardown: { userSwift.tearDown() })
 
     let userC = Fixture()
-    Benchmark("UserTriggerReceive.CABI", closure: { benchmark in
-        var zero = timespec(tv_sec: 0, tv_nsec: 0)
-        var trigger = kevent(ident: 1, filter: Int16(EVFILT_USER), flags: 0, fflags: UInt32(NOTE_TRIGGER), data: 0, udata: nil, ext: (0, 0, 0, 0))
-        for _ in benchmark.scaledIterations {
-            _ = kevent(userC.kq, &trigger, 1, nil, 0, nil)
-            let n = kevent(userC.kq, nil, 0, userC.cEvents, 64, &zero)
-            precondition(n == 1)
-        }
-    }, setup: {
-        userC.makeCQueue()
-        var add = kevent(ident: 1, filter: Int16(EVFILT_USER), flags: UInt16(EV_ADD | EV_CLEAR), fflags: 0, data: 0, udata: nil, ext: (0, 0, 0, 0))
-        precondition(kevent(userC.kq, &add, 1, nil, 0, nil) == 0)
-    }, teardown: { userC.tearDown() })
+    Benchmark(
+        "UserTriggerReceive.CABI",
+        closure: { benchmark in
+            var zero = timespec(tv_sec: 0, tv_nsec: 0)
+            var trigger = kevent(
+                ident: 1, filter: Int16(EVFILT_USER), flags: 0, fflags: UInt32(NOTE_TRIGGER), data: 0, udata: nil,
+                ext: (0, 0, 0, 0))
+            for _ in benchmark.scaledIterations {
+                _ = kevent(userC.kq, &trigger, 1, nil, 0, nil)
+                let n = kevent(userC.kq, nil, 0, userC.cEvents, 64, &zero)
+                precondition(n == 1)
+            }
+        },
+        setup: {
+            userC.makeCQueue()
+            var add = kevent(
+                ident: 1, filter: Int16(EVFILT_USER), flags: UInt16(EV_ADD | EV_CLEAR), fflags: 0, data: 0, udata: nil,
+                ext: (0, 0, 0, 0))
+            precondition(kevent(userC.kq, &add, 1, nil, 0, nil) == 0)
+        }, teardown: { userC.tearDown() })
 
     // Changelists of 1 and 64 modifications (EV_DISABLE / EV_ENABLE of user events), no wait.
     for size in [1, 64] {
         let fixture = Fixture()
-        Benchmark("Changelist\(size).SwiftAPI", closure: { benchmark in
-            let queue = fixture.queue!
-            let list = UnsafeBufferPointer(rebasing: fixture.changes[0..<size])
-            for iteration in benchmark.scaledIterations {
-                let flags: Flags = iteration & 1 == 0 ? .disable : .enable
-                for i in 0..<size { fixture.changes[i] = .user(UInt(i), flags: flags) }
-                blackHole(try? queue.kevent(changes: list, events: noEvents, timeout: .zero))
-            }
-        }, setup: {
-            try fixture.makeQueue()
-            try fixture.queue!.apply((0..<size).map { .user(UInt($0), flags: .add) })
-        }, teardown: { fixture.tearDown() })
+        Benchmark(
+            "Changelist\(size).SwiftAPI",
+            closure: { benchmark in
+                let queue = fixture.queue!
+                let list = UnsafeBufferPointer(rebasing: fixture.changes[0..<size])
+                for iteration in benchmark.scaledIterations {
+                    let flags: Flags = iteration & 1 == 0 ? .disable : .enable
+                    for i in 0..<size { fixture.changes[i] = .user(UInt(i), flags: flags) }
+                    blackHole(try? queue.kevent(changes: list, events: noEvents, timeout: .zero))
+                }
+            },
+            setup: {
+                try fixture.makeQueue()
+                try fixture.queue!.apply((0..<size).map { .user(UInt($0), flags: .add) })
+            }, teardown: { fixture.tearDown() })
     }
 
     // EV_ADD then EV_DELETE of one periodic timer, as one changelist each.
     let timer = Fixture()
-    Benchmark("TimerAddDelete.SwiftAPI", closure: { benchmark in
-        let queue = timer.queue!
-        let add = UnsafeBufferPointer(rebasing: timer.changes[0..<1])
-        let delete = UnsafeBufferPointer(rebasing: timer.changes[1..<2])
-        for _ in benchmark.scaledIterations {
-            blackHole(try? queue.kevent(changes: add, events: noEvents, timeout: .zero))
-            blackHole(try? queue.kevent(changes: delete, events: noEvents, timeout: .zero))
-        }
-    }, setup: {
-        try timer.makeQueue()
-        timer.changes[0] = KEvent(ident: 7, filter: .timer, flags: .add, data: 60_000)
-        timer.changes[1] = KEvent(ident: 7, filter: .timer, flags: .delete)
-        // Keep one other timer so the timerfd stays and the heap is not empty.
-        try timer.queue!.apply([KEvent(ident: 1, filter: .timer, flags: .add, data: 120_000)])
-    }, teardown: { timer.tearDown() })
+    Benchmark(
+        "TimerAddDelete.SwiftAPI",
+        closure: { benchmark in
+            let queue = timer.queue!
+            let add = UnsafeBufferPointer(rebasing: timer.changes[0..<1])
+            let delete = UnsafeBufferPointer(rebasing: timer.changes[1..<2])
+            for _ in benchmark.scaledIterations {
+                blackHole(try? queue.kevent(changes: add, events: noEvents, timeout: .zero))
+                blackHole(try? queue.kevent(changes: delete, events: noEvents, timeout: .zero))
+            }
+        },
+        setup: {
+            try timer.makeQueue()
+            timer.changes[0] = KEvent(ident: 7, filter: .timer, flags: .add, data: 60_000)
+            timer.changes[1] = KEvent(ident: 7, filter: .timer, flags: .delete)
+            // Keep one other timer so the timerfd stays and the heap is not empty.
+            try timer.queue!.apply([KEvent(ident: 1, filter: .timer, flags: .add, data: 120_000)])
+        }, teardown: { timer.tearDown() })
 
     // A level-triggered READ with one byte pending: every wait returns it with data 1.
     let readSwift = Fixture()
-    Benchmark("ReadEventWithData.SwiftAPI", closure: { benchmark in
-        let queue = readSwift.queue!
-        for _ in benchmark.scaledIterations {
-            let n = (try? queue.kevent(changes: noChanges, events: readSwift.events, timeout: .zero)) ?? 0
-            precondition(n == 1 && readSwift.events[0].data == 1)
-        }
-    }, setup: {
-        try readSwift.makeQueue()
-        socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &readSwift.pair)
-        var byte: UInt8 = 1
-        _ = write(readSwift.pair[1], &byte, 1)
-        try readSwift.queue!.apply([.read(FileDescriptor(rawValue: readSwift.pair[0]))])
-    }, teardown: { readSwift.tearDown() })
+    Benchmark(
+        "ReadEventWithData.SwiftAPI",
+        closure: { benchmark in
+            let queue = readSwift.queue!
+            for _ in benchmark.scaledIterations {
+                let n = (try? queue.kevent(changes: noChanges, events: readSwift.events, timeout: .zero)) ?? 0
+                precondition(n == 1 && readSwift.events[0].data == 1)
+            }
+        },
+        setup: {
+            try readSwift.makeQueue()
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &readSwift.pair)
+            var byte: UInt8 = 1
+            _ = write(readSwift.pair[1], &byte, 1)
+            try readSwift.queue!.apply([.read(FileDescriptor(rawValue: readSwift.pair[0]))])
+        }, teardown: { readSwift.tearDown() })
 
     let readC = Fixture()
-    Benchmark("ReadEventWithData.CABI", closure: { benchmark in
-        var zero = timespec(tv_sec: 0, tv_nsec: 0)
-        for _ in benchmark.scaledIterations {
-            let n = kevent(readC.kq, nil, 0, readC.cEvents, 64, &zero)
-            precondition(n == 1 && readC.cEvents[0].data == 1)
-        }
-    }, setup: {
-        readC.makeCQueue()
-        socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &readC.pair)
-        var byte: UInt8 = 1
-        _ = write(readC.pair[1], &byte, 1)
-        var add = kevent(ident: UInt(readC.pair[0]), filter: Int16(EVFILT_READ), flags: UInt16(EV_ADD), fflags: 0, data: 0, udata: nil, ext: (0, 0, 0, 0))
-        precondition(kevent(readC.kq, &add, 1, nil, 0, nil) == 0)
-    }, teardown: { readC.tearDown() })
+    Benchmark(
+        "ReadEventWithData.CABI",
+        closure: { benchmark in
+            var zero = timespec(tv_sec: 0, tv_nsec: 0)
+            for _ in benchmark.scaledIterations {
+                let n = kevent(readC.kq, nil, 0, readC.cEvents, 64, &zero)
+                precondition(n == 1 && readC.cEvents[0].data == 1)
+            }
+        },
+        setup: {
+            readC.makeCQueue()
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &readC.pair)
+            var byte: UInt8 = 1
+            _ = write(readC.pair[1], &byte, 1)
+            var add = kevent(
+                ident: UInt(readC.pair[0]), filter: Int16(EVFILT_READ), flags: UInt16(EV_ADD), fflags: 0, data: 0,
+                udata: nil, ext: (0, 0, 0, 0))
+            precondition(kevent(readC.kq, &add, 1, nil, 0, nil) == 0)
+        }, teardown: { readC.tearDown() })
 }

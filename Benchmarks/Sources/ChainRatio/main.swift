@@ -107,10 +107,16 @@ let kernel = withUnsafeBytes(of: &system.release) { raw in
 }
 let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
 
-print("SocketPairChain ratio run: \(ChainParameters.pairs) AF_UNIX socketpairs, \(ChainParameters.activeChains) chains in flight,")
-print("\(ChainParameters.writesPerIteration) chained one-byte writes per iteration, \(ChainParameters.eventBufferCapacity)-entry event buffer, level-triggered reads")
+print(
+    "SocketPairChain ratio run: \(ChainParameters.pairs) AF_UNIX socketpairs, \(ChainParameters.activeChains) chains in flight,"
+)
+print(
+    "\(ChainParameters.writesPerIteration) chained one-byte writes per iteration, \(ChainParameters.eventBufferCapacity)-entry event buffer, level-triggered reads"
+)
 print("machine: \(cores) cores, Linux \(kernel); load average at start: \(readFirstLine("/proc/loadavg"))")
-print("\(options.rounds) rounds x \(options.block) timed iterations per workload (\(options.rounds * options.block) each), interleaved, order rotated every round; warmup \(options.warmup) iterations each")
+print(
+    "\(options.rounds) rounds x \(options.block) timed iterations per workload (\(options.rounds * options.block) each), interleaved, order rotated every round; warmup \(options.warmup) iterations each"
+)
 print("")
 
 // The malloc counter must see allocations, or its zeros mean nothing.
@@ -187,7 +193,8 @@ let names = workloads.map(\.name)
 var paired = [Double](repeating: 1, count: workloads.count)
 print(
     pad("interface", 10) + pad("median/iter", 13, right: true) + pad("p10", 9, right: true) + pad("p90", 9, right: true)
-        + pad("ns/event", 10, right: true) + pad("ratio", 8, right: true) + pad("paired ratio [p25-p75]", 25, right: true)
+        + pad("ns/event", 10, right: true) + pad("ratio", 8, right: true)
+        + pad("paired ratio [p25-p75]", 25, right: true)
         + pad("mallocs/event", 15, right: true))
 for w in workloads.indices {
     let perRound = zip(roundMedians[w], roundMedians[rawIndex]).map { $0 / $1 }.sorted()
@@ -210,6 +217,8 @@ for w in workloads.indices where w != rawIndex {
         "\(names[w])/\(names[rawIndex]) = \(fixed(medians[w] / medians[rawIndex], 3)) (ratio of medians), "
             + "\(fixed(paired[w], 3)) (paired)   target <= 1.150")
 }
-let totalMallocs = workloads.indices.map { "\(names[$0]) \(mallocs[$0]) mallocs / \(frees[$0]) frees over \(events[$0]) events" }
+let totalMallocs = workloads.indices.map {
+    "\(names[$0]) \(mallocs[$0]) mallocs / \(frees[$0]) frees over \(events[$0]) events"
+}
 print("malloc-family calls during the timed iterations: " + totalMallocs.joined(separator: "; "))
 print("load average at end: \(readFirstLine("/proc/loadavg"))")

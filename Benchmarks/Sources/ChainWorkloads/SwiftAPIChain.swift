@@ -27,7 +27,9 @@ public final class SwiftAPIChain: ChainWorkload {
         changes.reserveCapacity(pairs.readEnds.count)
         for i in 0..<pairs.readEnds.count {
             changes.append(
-                .read(FileDescriptor(rawValue: pairs.readEnds[i]), flags: .add, udata: UnsafeMutableRawPointer(bitPattern: i)))
+                .read(
+                    FileDescriptor(rawValue: pairs.readEnds[i]), flags: .add,
+                    udata: UnsafeMutableRawPointer(bitPattern: i)))
         }
         do {
             try queue.apply(changes)

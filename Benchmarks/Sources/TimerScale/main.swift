@@ -208,11 +208,12 @@ struct ScaleResult {
 
     /// One line for the parent: `RESULT` and the numbers, space-separated.
     func serialized() -> String {
-        let integers: [Int64] = [
-            Int64(n), Int64(fdsBefore), Int64(fdsAfterCreate), Int64(fdsAfterAdd), Int64(fdsAfterDelete),
-            Int64(fdsAfterClose), addNs, deleteNs, Int64(rssBefore), Int64(rssAfterAdd), Int64(rssAfterDelete),
-            Int64(slabBefore), Int64(slabAfterAdd), Int64(mallocsAdd), Int64(mallocsDelete),
-        ] + phases
+        let integers: [Int64] =
+            [
+                Int64(n), Int64(fdsBefore), Int64(fdsAfterCreate), Int64(fdsAfterAdd), Int64(fdsAfterDelete),
+                Int64(fdsAfterClose), addNs, deleteNs, Int64(rssBefore), Int64(rssAfterAdd), Int64(rssAfterDelete),
+                Int64(slabBefore), Int64(slabAfterAdd), Int64(mallocsAdd), Int64(mallocsDelete),
+            ] + phases
         let doubles = Self.summary(addBatches) + Self.summary(deleteBatches)
         return "RESULT " + (integers.map { String($0) } + doubles.map { fixed($0, 3) }).joined(separator: " ")
     }
@@ -433,9 +434,10 @@ let descriptorLimit = Int(limit.rlim_cur)
 var system = utsname()
 uname(&system)
 let kernel = withUnsafeBytes(of: &system.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-let model = readFile("/proc/cpuinfo").split(separator: "\n").first { $0.hasPrefix("model name") }.map {
-    String($0.split(separator: ":", maxSplits: 1).last ?? "?").trimmingPrefix(" ")
-} ?? "?"
+let model =
+    readFile("/proc/cpuinfo").split(separator: "\n").first { $0.hasPrefix("model name") }.map {
+        String($0.split(separator: ":", maxSplits: 1).last ?? "?").trimmingPrefix(" ")
+    } ?? "?"
 print("TimerScale: EVFILT_TIMER through the C ABI (libkqueue.so) vs one timerfd per timer in epoll")
 print("machine: \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) cores (\(model)), Linux \(kernel), page \(pageSize) B")
 print("RLIMIT_NOFILE: soft \(softBefore) raised to hard \(limit.rlim_max); now \(descriptorLimit)")
@@ -531,7 +533,9 @@ if !scaleResults.isEmpty {
     row("RSS before adding (MiB)") { fixed(Double($0.rssBefore) / 1_048_576, 1) }
     row("RSS after adding (MiB)") { fixed(Double($0.rssAfterAdd) / 1_048_576, 1) }
     row("RSS after deleting (MiB)") { fixed(Double($0.rssAfterDelete) / 1_048_576, 1) }
-    row("RSS growth: bytes per timer (target <= 256)") { "\(fixed($0.rssPerTimer, 1)) \(verdict($0.rssPerTimer <= 256))" }
+    row("RSS growth: bytes per timer (target <= 256)") {
+        "\(fixed($0.rssPerTimer, 1)) \(verdict($0.rssPerTimer <= 256))"
+    }
     row("kernel Slab growth, system-wide: B/timer") { fixed($0.slabPerTimer, 0) }
     if options.printPhases {
         row("add phase, CLOCK_MONOTONIC ns") { "\($0.phases[0])-\($0.phases[1])" }
@@ -545,35 +549,50 @@ if !scaleResults.isEmpty {
     print(" which is system-wide and so also moves with other processes.)")
     if options.baseline {
         let b = scaleResults.last!
-        print("baseline N = \(grouped(b.n)): capped by RLIMIT_NOFILE (hard limit \(descriptorLimit), less 16 for the process's own descriptors); not extrapolated.")
+        print(
+            "baseline N = \(grouped(b.n)): capped by RLIMIT_NOFILE (hard limit \(descriptorLimit), less 16 for the process's own descriptors); not extrapolated."
+        )
     }
-    print("periods: \(TimerParameters.shortestPeriodMilliseconds / 1000)-\((TimerParameters.shortestPeriodMilliseconds + Int64(TimerParameters.periodSpreadMilliseconds)) / 1000) s, spread pseudo-randomly (no timer fires during the scale runs)")
+    print(
+        "periods: \(TimerParameters.shortestPeriodMilliseconds / 1000)-\((TimerParameters.shortestPeriodMilliseconds + Int64(TimerParameters.periodSpreadMilliseconds)) / 1000) s, spread pseudo-randomly (no timer fires during the scale runs)"
+    )
     print("")
 }
 
 if !latenessNames.isEmpty {
-    print("expiry lateness: \(LatenessParameters.timers) one-shot \(LatenessParameters.delayMicroseconds) us timers registered at once, \(options.rounds) rounds each (\(options.rounds * LatenessParameters.timers) samples), interleaved")
-    print("lateness = CLOCK_MONOTONIC after the wait call returns - (CLOCK_MONOTONIC before the registering call(s) + 500 us)")
-    print(pad("", 16) + pad("p50 us", 10, right: true) + pad("p90 us", 10, right: true) + pad("p99 us", 10, right: true)
-        + pad("max us", 10, right: true) + pad("min us", 10, right: true) + pad("register p50/max us", 22, right: true)
-        + pad("p99 <= 200 us", 16, right: true))
+    print(
+        "expiry lateness: \(LatenessParameters.timers) one-shot \(LatenessParameters.delayMicroseconds) us timers registered at once, \(options.rounds) rounds each (\(options.rounds * LatenessParameters.timers) samples), interleaved"
+    )
+    print(
+        "lateness = CLOCK_MONOTONIC after the wait call returns - (CLOCK_MONOTONIC before the registering call(s) + 500 us)"
+    )
+    print(
+        pad("", 16) + pad("p50 us", 10, right: true) + pad("p90 us", 10, right: true) + pad("p99 us", 10, right: true)
+            + pad("max us", 10, right: true) + pad("min us", 10, right: true)
+            + pad("register p50/max us", 22, right: true)
+            + pad("p99 <= 200 us", 16, right: true))
     for name in latenessNames {
         let s = latenessSamples[name]!
         let reg = registrationSamples[name]!
         let p99 = percentile(s, 0.99) / 1000
-        print(pad(name, 16) + pad(fixed(percentile(s, 0.5) / 1000, 1), 10, right: true)
-            + pad(fixed(percentile(s, 0.9) / 1000, 1), 10, right: true) + pad(fixed(p99, 1), 10, right: true)
-            + pad(fixed(s.last! / 1000, 1), 10, right: true) + pad(fixed(s.first! / 1000, 1), 10, right: true)
-            + pad("\(fixed(percentile(reg, 0.5) / 1000, 1)) / \(fixed(reg.last! / 1000, 1))", 22, right: true)
-            + pad(verdict(p99 <= 200), 16, right: true))
+        print(
+            pad(name, 16) + pad(fixed(percentile(s, 0.5) / 1000, 1), 10, right: true)
+                + pad(fixed(percentile(s, 0.9) / 1000, 1), 10, right: true) + pad(fixed(p99, 1), 10, right: true)
+                + pad(fixed(s.last! / 1000, 1), 10, right: true) + pad(fixed(s.first! / 1000, 1), 10, right: true)
+                + pad("\(fixed(percentile(reg, 0.5) / 1000, 1)) / \(fixed(reg.last! / 1000, 1))", 22, right: true)
+                + pad(verdict(p99 <= 200), 16, right: true))
     }
     for name in latenessNames {
         let m = roundMaxima[name]!
         let over = m.filter { $0 > 200_000 }.count
         let worst = m.suffix(3).reversed().map { fixed($0 / 1000, 1) }.joined(separator: ", ")
-        print("\(name): \(over) of \(m.count) rounds had a delivery later than 200 us; latest deliveries of the 3 worst rounds: \(worst) us")
+        print(
+            "\(name): \(over) of \(m.count) rounds had a delivery later than 200 us; latest deliveries of the 3 worst rounds: \(worst) us"
+        )
     }
-    print("(the \(LatenessParameters.timers) timers of a round are delivered together: one disturbed round moves \(fixed(100 / Double(options.rounds), 1))% of the samples)")
+    print(
+        "(the \(LatenessParameters.timers) timers of a round are delivered together: one disturbed round moves \(fixed(100 / Double(options.rounds), 1))% of the samples)"
+    )
     print("")
 }
 print("load average at end: \(firstLine("/proc/loadavg"))")

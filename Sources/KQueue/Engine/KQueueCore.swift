@@ -1,8 +1,8 @@
 import CKQueue
 import CKQueueShim
 import Glibc
-import SystemPackage
 import Synchronization
+import SystemPackage
 
 /// One kqueue: the epoll instance (whose descriptor is the kqueue descriptor), its eventfd,
 /// and the lock-protected ``QueueState``. Both the Swift API (``KernelQueue``) and the C ABI
@@ -155,7 +155,9 @@ final class KQueueCore: Sendable {
             let startScan = newScan
             let outcome = state.withLock { state -> (written: Int, absorbed: Int)? in
                 if state.isClosed { return nil }
-                return state.collect(buffer.events.baseAddress!, count: Int(n), into: io.events!, written: before, capacity: capacity, newScan: startScan)
+                return state.collect(
+                    buffer.events.baseAddress!, count: Int(n), into: io.events!, written: before, capacity: capacity,
+                    newScan: startScan)
             }
             guard let outcome else {
                 giveBack(buffer)

@@ -33,7 +33,9 @@ struct KnoteTable: ~Copyable {
     @inline(__always)
     mutating func descriptorEntry(_ fd: Int32) -> Int {
         let i = Int(fd)
-        if i >= descriptors.count { descriptors.grow(to: max(i + 1, descriptors.count * 2), filling: DescriptorEntry()) }
+        if i >= descriptors.count {
+            descriptors.grow(to: max(i + 1, descriptors.count * 2), filling: DescriptorEntry())
+        }
         return i
     }
 

@@ -165,7 +165,11 @@ struct QueueState: ~Copyable {
         if FilterDispatch.isDescriptorFilter(knote.filter) {
             let fd = Int32(knote.ident)
             let i = table.descriptorEntry(fd)
-            if knote.filter == FilterID.read { table.descriptors[i].read = index } else { table.descriptors[i].write = index }
+            if knote.filter == FilterID.read {
+                table.descriptors[i].read = index
+            } else {
+                table.descriptors[i].write = index
+            }
         } else {
             table.others.insert(filter: knote.filter, ident: knote.ident, value: index)
         }

@@ -150,8 +150,12 @@ extension QueueState {
         for pass in 0..<2 {
             let filter = pass == 0 ? FilterID.read : FilterID.write
             let index = filter == FilterID.read ? table.descriptors[Int(fd)].read : table.descriptors[Int(fd)].write
-            guard index >= 0, !table[index].status.contains(.disabled), table[index].returnedInScan != scanNumber else { continue }
-            let interest = filter == FilterID.read ? ReadFilter.readable | ReadFilter.hangup : WriteFilter.writable | WriteFilter.hangupOrError
+            guard index >= 0, !table[index].status.contains(.disabled), table[index].returnedInScan != scanNumber else {
+                continue
+            }
+            let interest =
+                filter == FilterID.read
+                ? ReadFilter.readable | ReadFilter.hangup : WriteFilter.writable | WriteFilter.hangupOrError
             guard revents & interest != 0 else { continue }
             guard written < capacity else {
                 // No room: an edge-triggered report would be lost; keep the knote queued.
@@ -215,12 +219,16 @@ extension QueueState {
                 continue
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
-            guard let entry = table.existingDescriptor(fd), entry.isRegistered, entry.generation == generation else { continue }
+            guard let entry = table.existingDescriptor(fd), entry.isRegistered, entry.generation == generation else {
+                continue
+            }
             let revents = scratch[k].events
             let edgeTriggered = entry.registeredEvents & DescriptorFilter.edgeTriggered != 0
             for pass in 0..<2 {
                 let index = pass == 0 ? entry.read : entry.write
-                let interest = pass == 0 ? ReadFilter.readable | ReadFilter.hangup : WriteFilter.writable | WriteFilter.hangupOrError
+                let interest =
+                    pass == 0
+                    ? ReadFilter.readable | ReadFilter.hangup : WriteFilter.writable | WriteFilter.hangupOrError
                 guard index >= 0, !table[index].status.contains(.disabled), revents & interest != 0 else { continue }
                 if edgeTriggered {
                     // Peeking consumed an edge-triggered report: the knote re-checks from the

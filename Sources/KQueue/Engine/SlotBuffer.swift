@@ -20,7 +20,9 @@ struct SlotBuffer<Element: BitwiseCopyable>: ~Copyable {
 
     /// malloc/realloc: elements are bitwise-copyable, and realloc moves a large table by
     /// remapping its pages instead of copying them.
-    private static func resize(_ pointer: UnsafeMutablePointer<Element>?, to capacity: Int) -> UnsafeMutablePointer<Element> {
+    private static func resize(_ pointer: UnsafeMutablePointer<Element>?, to capacity: Int) -> UnsafeMutablePointer<
+        Element
+    > {
         guard let raw = realloc(pointer, capacity * MemoryLayout<Element>.stride) else {
             fatalError("out of memory growing a kqueue table to \(capacity) entries")
         }

@@ -22,7 +22,8 @@ struct TimerHeap {
     /// Inserts or reschedules `knote`.
     mutating func schedule(_ knote: Int32, at deadline: Int64) {
         if Int(knote) >= positions.count {
-            positions.append(contentsOf: repeatElement(-1, count: max(Int(knote) + 1, positions.count * 2) - positions.count))
+            positions.append(
+                contentsOf: repeatElement(-1, count: max(Int(knote) + 1, positions.count * 2) - positions.count))
         }
         let existing = positions[Int(knote)]
         if existing >= 0 {

@@ -21,7 +21,9 @@ struct WakeupSignals {
     private(set) var sequence: UInt32 = 0
     private var latest = 0
 
-    static func tag(_ slot: Int) -> UInt64 { slot == 0 ? InternalSource.eventFD : InternalSource.firstExtraWakeup + UInt64(slot - 1) }
+    static func tag(_ slot: Int) -> UInt64 {
+        slot == 0 ? InternalSource.eventFD : InternalSource.firstExtraWakeup + UInt64(slot - 1)
+    }
 
     static func slot(forTag tag: UInt64) -> Int? {
         if tag == InternalSource.eventFD { return 0 }

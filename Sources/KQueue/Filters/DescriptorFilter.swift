@@ -33,7 +33,8 @@ enum DescriptorFilter {
         let filter = state.table[index].filter
         if filter == FilterID.write && kind == .pipe && readerIsGone(fd) { return EPIPE }
         if filter == FilterID.read && kind == .streamSocket {
-            state.table.descriptors[i].receiveLowWater = Int64(max(1, Syscall.socketOption(fd, SOL_SOCKET, SO_RCVLOWAT) ?? 1))
+            state.table.descriptors[i].receiveLowWater = Int64(
+                max(1, Syscall.socketOption(fd, SOL_SOCKET, SO_RCVLOWAT) ?? 1))
         }
         kq_shim_mark_watched(fd)
         if kind.usesEpoll {
@@ -53,7 +54,7 @@ enum DescriptorFilter {
             }
         }
         if state.table.descriptors[i].kind == .regularFile && filter == FilterID.read {
-                state.regularFiles.watch(fd: fd, knote: index, epollFD: state.epollFD)
+            state.regularFiles.watch(fd: fd, knote: index, epollFD: state.epollFD)
         }
         return nil
     }
@@ -201,7 +202,8 @@ enum DescriptorFilter {
         guard let entry = state.table.existingDescriptor(fd), entry.kind.usesEpoll else {
             return evaluate(index, revents: 0, in: &state)
         }
-        let interest = state.table[index].filter == FilterID.read ? Int16(POLLIN) | 0x2000 /* POLLRDHUP */ : Int16(POLLOUT)
+        let interest =
+            state.table[index].filter == FilterID.read ? Int16(POLLIN) | 0x2000 /* POLLRDHUP */ : Int16(POLLOUT)
         var poller = pollfd(fd: fd, events: interest, revents: 0)
         guard poll(&poller, 1, 0) == 1 else { return false }
         // POLL* and EPOLL* bits have the same values on Linux.

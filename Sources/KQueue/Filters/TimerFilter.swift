@@ -49,7 +49,11 @@ enum TimerFilter {
         if absolute {
             if state.realtimeTimers.descriptor < 0 {
                 let publish = state.internalDescriptors
-                if let error = state.realtimeTimers.prepare(epollFD: state.epollFD, publish: { publish.realtimeTimer.store($0, ordering: .releasing) }) { return error }
+                if let error = state.realtimeTimers.prepare(
+                    epollFD: state.epollFD, publish: { publish.realtimeTimer.store($0, ordering: .releasing) })
+                {
+                    return error
+                }
             }
             state.table[index].filterState = length
             state.realtimeTimers.schedule(index, at: length)
@@ -57,7 +61,11 @@ enum TimerFilter {
         }
         if state.monotonicTimers.descriptor < 0 {
             let publish = state.internalDescriptors
-            if let error = state.monotonicTimers.prepare(epollFD: state.epollFD, publish: { publish.monotonicTimer.store($0, ordering: .releasing) }) { return error }
+            if let error = state.monotonicTimers.prepare(
+                epollFD: state.epollFD, publish: { publish.monotonicTimer.store($0, ordering: .releasing) })
+            {
+                return error
+            }
         }
         let oneShot = knote.flags & EV.oneShot != 0
         let delay = oneShot ? length : max(length, minimumPeriod)
@@ -93,7 +101,9 @@ enum TimerFilter {
     static func expire(realtime: Bool, in state: inout QueueState) {
         if realtime { state.realtimeTimers.acknowledge() } else { state.monotonicTimers.acknowledge() }
         let now = realtime ? state.realtimeTimers.now() : state.monotonicTimers.now()
-        while let index = realtime ? state.realtimeTimers.heap.popDue(now: now) : state.monotonicTimers.heap.popDue(now: now) {
+        while let index = realtime
+            ? state.realtimeTimers.heap.popDue(now: now) : state.monotonicTimers.heap.popDue(now: now)
+        {
             state.table[index].data += 1
             state.activate(index)
         }

@@ -17,7 +17,11 @@ struct RegularFileWatcher {
         if descriptor < 0 {
             let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
             guard created >= 0 else { return }  // degrades to no re-arm on growth
-            guard Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, created, events: UInt32(EPOLLIN.rawValue), data: InternalSource.inotify) == 0 else {
+            guard
+                Syscall.epollCtl(
+                    epollFD, EPOLL_CTL_ADD, created, events: UInt32(EPOLLIN.rawValue), data: InternalSource.inotify)
+                    == 0
+            else {
                 Syscall.closeInternal(created)
                 return
             }

@@ -35,7 +35,9 @@ enum Syscall {
         if let timeout {
             let total = timeout.pointee.tv_sec.multipliedReportingOverflow(by: 1000)
             let rounded = total.partialValue.addingReportingOverflow((timeout.pointee.tv_nsec + 999_999) / 1_000_000)
-            milliseconds = total.overflow || rounded.overflow || rounded.partialValue > Int(Int32.max) ? Int32.max : Int32(rounded.partialValue)
+            milliseconds =
+                total.overflow || rounded.overflow || rounded.partialValue > Int(Int32.max)
+                ? Int32.max : Int32(rounded.partialValue)
         }
         return epoll_wait(epfd, buffer, count, milliseconds)
     }

@@ -78,7 +78,9 @@ extension KEvent {
         _ descriptor: FileDescriptor, flags: Flags = .add, note: DescriptorNote = [], data: Int64 = 0,
         udata: UnsafeMutableRawPointer? = nil
     ) -> KEvent {
-        KEvent(ident: UInt(descriptor.rawValue), filter: .read, flags: flags, fflags: note.rawValue, data: data, udata: udata)
+        KEvent(
+            ident: UInt(descriptor.rawValue), filter: .read, flags: flags, fflags: note.rawValue, data: data,
+            udata: udata)
     }
 
     /// A change or event for room to write on `descriptor` (``Filter/write``).
@@ -86,7 +88,9 @@ extension KEvent {
         _ descriptor: FileDescriptor, flags: Flags = .add, note: DescriptorNote = [], data: Int64 = 0,
         udata: UnsafeMutableRawPointer? = nil
     ) -> KEvent {
-        KEvent(ident: UInt(descriptor.rawValue), filter: .write, flags: flags, fflags: note.rawValue, data: data, udata: udata)
+        KEvent(
+            ident: UInt(descriptor.rawValue), filter: .write, flags: flags, fflags: note.rawValue, data: data,
+            udata: udata)
     }
 
     /// A change for the user event `ident` (``Filter/user``).

@@ -5,7 +5,8 @@ import Glibc
 /// KQueue (Swift API and C ABI), raw epoll, poll and select, interleaved in one run.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the cost of one wait against the number of registered descriptors (KQueue, epoll, poll, select).")
+        abstract:
+            "Measure the cost of one wait against the number of registered descriptors (KQueue, epoll, poll, select).")
 
     @Flag(help: "A short run (for CI): fewer points and rounds.") var quick = false
     @Flag(help: "A longer run with more points.") var full = false
@@ -22,9 +23,13 @@ struct Bench: ParsableCommand {
         print(limit.message)
         let usableSizes = sizes.filter { $0 + 64 <= limit.available }
         if usableSizes.count < sizes.count {
-            print("note: skipping N = \(sizes.filter { !usableSizes.contains($0) }) (descriptor limit \(limit.available))")
+            print(
+                "note: skipping N = \(sizes.filter { !usableSizes.contains($0) }) (descriptor limit \(limit.available))"
+            )
         }
-        let backends: [any WaitBackend.Type] = [SwiftAPIBackend.self, CABIBackend.self, EpollBackend.self, PollBackend.self, SelectBackend.self]
+        let backends: [any WaitBackend.Type] = [
+            SwiftAPIBackend.self, CABIBackend.self, EpollBackend.self, PollBackend.self, SelectBackend.self,
+        ]
         var results: [BenchResult] = []
         let total = usableSizes.reduce(0) { sum, size in sum + activeCounts.filter { $0 <= size / 2 }.count }
         var done = 0
@@ -50,7 +55,10 @@ struct Bench: ParsableCommand {
                 progress("\n")
                 for backend in backends {
                     guard let values = samples[backend.name], !values.isEmpty else { continue }
-                    results.append(BenchResult(backend: backend.name, registered: size, active: active, microsecondsPerWait: median(values)))
+                    results.append(
+                        BenchResult(
+                            backend: backend.name, registered: size, active: active, microsecondsPerWait: median(values)
+                        ))
                 }
             }
         }
@@ -69,7 +77,8 @@ struct Bench: ParsableCommand {
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 /// RLIMIT_NOFILE, raised to the hard limit when the soft one is lower than needed.
@@ -89,6 +98,8 @@ struct DescriptorLimit {
             let note = now < needed ? " (hard limit \(limit.rlim_max): cannot raise it further)" : ""
             return DescriptorLimit(available: now, message: "descriptor limit raised from \(soft) to \(now)\(note)")
         }
-        return DescriptorLimit(available: soft, message: "descriptor limit \(soft); could not raise it: \(String(cString: strerror(errno)))")
+        return DescriptorLimit(
+            available: soft,
+            message: "descriptor limit \(soft); could not raise it: \(String(cString: strerror(errno)))")
     }
 }

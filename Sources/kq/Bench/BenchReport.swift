@@ -13,10 +13,14 @@ struct BenchReport {
     var rounds: Int
 
     func table() -> String {
-        var lines = ["", "cost of one wait (median of \(rounds) rounds, \(eventsPerRun) chained one-byte events each)", ""]
+        var lines = [
+            "", "cost of one wait (median of \(rounds) rounds, \(eventsPerRun) chained one-byte events each)", "",
+        ]
         lines.append(pad("N", 8) + pad("active", 8) + pad("backend", 14) + pad("us/wait", 12) + "x epoll")
         for result in results {
-            let base = results.first { $0.backend == "epoll" && $0.registered == result.registered && $0.active == result.active }
+            let base = results.first {
+                $0.backend == "epoll" && $0.registered == result.registered && $0.active == result.active
+            }
             let ratio = base.map { String(format2(result.microsecondsPerWait / $0.microsecondsPerWait)) } ?? "-"
             lines.append(
                 pad(String(result.registered), 8) + pad(String(result.active), 8) + pad(result.backend, 14)
@@ -29,18 +33,28 @@ struct BenchReport {
     func checks() -> String {
         var lines = [""]
         for backend in ["kqueue-swift", "kqueue-c", "epoll", "poll"] {
-            let points = results.filter { $0.backend == backend && $0.active == 1 }.sorted { $0.registered < $1.registered }
+            let points = results.filter { $0.backend == backend && $0.active == 1 }.sorted {
+                $0.registered < $1.registered
+            }
             if let small = points.first, let large = points.last, large.registered > small.registered {
                 let growth = large.microsecondsPerWait / small.microsecondsPerWait
-                lines.append("\(backend): one wait at N = \(large.registered) costs \(format2(growth))x its cost at N = \(small.registered) (1 active)")
+                lines.append(
+                    "\(backend): one wait at N = \(large.registered) costs \(format2(growth))x its cost at N = \(small.registered) (1 active)"
+                )
             }
         }
         for backend in ["kqueue-swift", "kqueue-c"] {
             let ratios = results.filter { $0.backend == backend }.compactMap { result -> Double? in
-                guard let base = results.first(where: { $0.backend == "epoll" && $0.registered == result.registered && $0.active == result.active }) else { return nil }
+                guard
+                    let base = results.first(where: {
+                        $0.backend == "epoll" && $0.registered == result.registered && $0.active == result.active
+                    })
+                else { return nil }
                 return result.microsecondsPerWait / base.microsecondsPerWait
             }
-            if let worst = ratios.max() { lines.append("\(backend): at most \(format2(worst))x raw epoll over all points") }
+            if let worst = ratios.max() {
+                lines.append("\(backend): at most \(format2(worst))x raw epoll over all points")
+            }
         }
         return lines.joined(separator: "\n")
     }

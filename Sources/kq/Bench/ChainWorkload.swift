@@ -16,7 +16,11 @@ final class ChainWorkload {
         var pairs: [(Int32, Int32)] = []
         for _ in 0..<max(1, registered / 2) {
             var ends: [Int32] = [0, 0]
-            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            guard
+                socketpair(
+                    AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                    0, &ends) == 0
+            else {
                 for pair in pairs {
                     Glibc.close(pair.0)
                     Glibc.close(pair.1)
