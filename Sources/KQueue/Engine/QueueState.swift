@@ -111,6 +111,11 @@ struct QueueState: ~Copyable {
         if let error = FilterDispatch.attach(index, in: &self) {
             unlink(index)
             table.free(index)
+            // What was learned about the descriptor (its kind) must not outlive a failed
+            // attach: the number may name another file by the next EV_ADD.
+            if FilterDispatch.isDescriptorFilter(change.filter), table.existingDescriptor(Int32(change.ident))?.isEmpty == true {
+                descriptorClosing(Int32(change.ident))
+            }
             return error
         }
         recheckAfterRegistration(index, justAttached: true)

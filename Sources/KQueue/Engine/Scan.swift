@@ -22,6 +22,20 @@ extension QueueState {
         deferredActivations = 0
         if newScan { scanNumber &+= 1 }
         descriptorsToMoveBack.removeAll(keepingCapacity: true)
+        // Timer expiries and file changes first: they happened before this call looked, so a
+        // knote they find already queued merges them into the event it is about to return.
+        for k in 0..<count {
+            switch ready[k].data.u64 {
+            case InternalSource.inotify:
+                for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+            case InternalSource.timerFD:
+                TimerFilter.expire(realtime: false, in: &self)
+            case InternalSource.realtimeTimerFD:
+                TimerFilter.expire(realtime: true, in: &self)
+            default:
+                break
+            }
+        }
         for k in 0..<count {
             let reportStart = written
             defer { if written == reportStart { absorbed += 1 } }
@@ -34,17 +48,7 @@ extension QueueState {
                     written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: covered)
                     continue
                 }
-                switch tag {
-                case InternalSource.inotify:
-                    for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
-                case InternalSource.timerFD:
-                    TimerFilter.expire(realtime: false, in: &self)
-                case InternalSource.realtimeTimerFD:
-                    TimerFilter.expire(realtime: true, in: &self)
-                default:
-                    break
-                }
-                continue
+                continue  // inotify and timerfds: handled above
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
             let before = written
