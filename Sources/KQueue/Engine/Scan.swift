@@ -24,10 +24,12 @@ extension QueueState {
         descriptorsToMoveBack.removeAll(keepingCapacity: true)
         // Timer expiries and file changes first: they happened before this call looked, so a
         // knote they find already queued merges them into the event it is about to return.
+        // File changes are read whether or not this batch had room for inotify's report.
+        if regularFiles.isWatching {
+            for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+        }
         for k in 0..<count {
             switch ready[k].data.u64 {
-            case InternalSource.inotify:
-                for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
             case InternalSource.timerFD:
                 TimerFilter.expire(realtime: false, in: &self)
             case InternalSource.realtimeTimerFD:

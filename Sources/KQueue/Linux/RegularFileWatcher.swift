@@ -9,6 +9,9 @@ struct RegularFileWatcher {
     private(set) var descriptor: Int32 = -1
     private var knotesByWatch: [Int32: [Int32]] = [:]
 
+    /// True while some file is watched.
+    var isWatching: Bool { !knotesByWatch.isEmpty }
+
     private var watchByKnote: [Int32: Int32] = [:]
     /// Published so that a fork child can close the descriptor without the kqueue lock.
     var onCreate: (@Sendable (Int32) -> Void)? = nil
