@@ -9,6 +9,10 @@ struct RegularFileWatcher {
     private(set) var descriptor: Int32 = -1
     private var knotesByWatch: [Int32: [Int32]] = [:]
 
+    private var readBuffer: UnsafeMutableRawPointer? = nil
+    private var changed: [Int32] = []
+    private static let readBufferSize = 4096
+
     /// True while some file is watched.
     var isWatching: Bool { !knotesByWatch.isEmpty }
 
@@ -46,15 +50,20 @@ struct RegularFileWatcher {
         }
     }
 
-    /// Reads pending inotify events; returns the knotes whose file changed.
+    /// Reads pending inotify events; returns the knotes whose file changed. Reuses one read
+    /// buffer and one result array, so a scan of a kqueue watching files does not allocate.
     mutating func readChanges() -> [Int32] {
         guard descriptor >= 0 else { return [] }
-        var changed: [Int32] = []
-        let size = 4096
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-        defer { buffer.deallocate() }
+        changed.removeAll(keepingCapacity: true)
+        let buffer: UnsafeMutableRawPointer
+        if let existing = readBuffer {
+            buffer = existing
+        } else {
+            buffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
+            readBuffer = buffer
+        }
         while true {
-            let n = read(descriptor, buffer, size)
+            let n = read(descriptor, buffer, Self.readBufferSize)
             guard n > 0 else { break }
             var offset = 0
             while offset < n {
@@ -67,6 +76,8 @@ struct RegularFileWatcher {
     }
 
     mutating func close() {
+        readBuffer?.deallocate()
+        readBuffer = nil
         Syscall.closeInternal(descriptor)
         descriptor = -1
         knotesByWatch = [:]
