@@ -504,6 +504,15 @@ static uint64_t predict(int k, const struct kevent *c) {
 
 /* ---- applying an outcome to the model ------------------------------------------------- */
 
+/* A documented deviation (docs/GUARANTEES.md, "EV_CLEAR and the other filter"): READ and
+ * WRITE on one descriptor share one epoll registration; when a change on one filter grows
+ * its interest, epoll re-polls the file and reports the other filter's EV_CLEAR knote again
+ * if its condition holds. A spurious event, never a lost one; the model allows it once. */
+static void other_filter_changed(struct kqmodel *q, uintptr_t ident, short f) {
+    struct knote *other = kn_find(q, ident, f == EVFILT_READ ? EVFILT_WRITE : EVFILT_READ);
+    if (other) other->cleared = 0;
+}
+
 static void apply_modify(struct knote *kn, const struct kevent *c, unsigned short fl, int64_t t0m, int64_t t0r) {
     kn->cleared = 0; /* a modification re-checks the filter */
     if (fl & EV_FORCEONESHOT) {
@@ -560,6 +569,7 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
         if (cls == N_CLOSED || cls == N_HUGE) return;
     }
     struct knote *kn = kn_find(q, c->ident, f);
+    if (actual == 0 && is_fd_filter(f)) other_filter_changed(q, c->ident, f);
     if (actual != 0) {
         if (kn && kn->maybe) {
             if (actual == ENOENT) kn->used = 0;

@@ -94,6 +94,41 @@ TEST(test_delivery_ev_clear_resets_state_until_source_changes) {
     close(sv[1]);
 }
 
+TEST(test_delivery_ev_clear_other_filter_added_repeats_at_most_once_never_loses) {
+    /* Documented deviation (docs/GUARANTEES.md, "EV_CLEAR and the other filter"): READ and
+     * WRITE on one descriptor share one epoll registration. Adding WRITE after an EV_CLEAR
+     * READ was returned re-polls the file: the READ knote may come back once (spurious,
+     * FreeBSD would not), then it is reset again, and a real change is still reported. */
+    int kq = kq_new();
+    struct kevent ev[4];
+    int sv[2];
+    kq_socketpair(SOCK_STREAM, sv);
+    KQ_SET(kq, sv[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    kq_write_all(sv[1], "abc", 3);
+    CHECK_ONE_EVENT_WITHIN(kq, &ev[0], 1000);
+    CHECK_EQ_INT(ev[0].data, 3);
+    CHECK_NO_EVENT(kq);
+    KQ_SET(kq, sv[0], EVFILT_WRITE, EV_ADD | EV_ONESHOT, 0, 0, NULL);
+    struct timespec zero = {0, 0};
+    int n = kevent(kq, NULL, 0, ev, 4, &zero);
+    int reads = 0, writes = 0;
+    for (int i = 0; i < n; i++) {
+        if (ev[i].filter == EVFILT_READ) reads++;
+        if (ev[i].filter == EVFILT_WRITE) writes++;
+    }
+    CHECK_EQ_INT(writes, 1);
+    CHECK(reads <= 1);
+    CHECK_NO_EVENT(kq);
+    kq_write_all(sv[1], "d", 1);
+    CHECK_ONE_EVENT_WITHIN(kq, &ev[0], 1000);
+    CHECK_EQ_INT(ev[0].filter, EVFILT_READ);
+    CHECK_EQ_INT(ev[0].data, 4);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 TEST(test_delivery_ev_clear_write_filter_rearms_after_space_freed) {
     /* EV_CLEAR on WRITE: returned once while writable, then again only after a change. */
     int kq = kq_new();
