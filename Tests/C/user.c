@@ -235,6 +235,79 @@ TEST(test_user_trigger_from_other_thread_wakes_null_timeout_wait) {
     kq_run_child(cross_thread_child, NULL, 5000);
 }
 
+/* ---- a trigger in a call that also collects ------------------------------------------ */
+
+static int kq_poll_readable(int kq) {
+    struct pollfd pfd = {.fd = kq, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+TEST(test_user_trigger_and_collect_in_one_call_returns_it_even_with_null_timeout) {
+    int kq = kq_new();
+    struct kevent ch, ev[4];
+    KQ_SET(kq, 5, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    for (int i = 0; i < 3; i++) {
+        EV_SET(&ch, 5, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+        CHECK_EQ_INT(kevent(kq, &ch, 1, ev, 4, NULL), 1); /* must not block */
+        CHECK_EQ_INT(ev[0].ident, 5);
+        CHECK_EQ_INT(ev[0].filter, EVFILT_USER);
+        CHECK(!kq_poll_readable(kq)); /* collected: nothing pending */
+        CHECK_NO_EVENT(kq);
+    }
+    close(kq);
+}
+
+TEST(test_user_trigger_in_collecting_call_without_room_stays_pending_and_readable) {
+    /* The eventlist is filled by an older event: the triggered knote is left pending, the
+     * kqueue descriptor is readable, and the next call returns it. */
+    int kq = kq_new();
+    struct kevent ch, ev[2];
+    KQ_SET(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR, NOTE_TRIGGER, 0, NULL);
+    KQ_SET(kq, 2, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    EV_SET(&ch, 2, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+    struct timespec zero = {0, 0};
+    CHECK_EQ_INT(kevent(kq, &ch, 1, ev, 1, &zero), 1);
+    CHECK_EQ_INT(ev[0].ident, 1); /* first activated, first returned */
+    CHECK(kq_poll_readable(kq));
+    CHECK_ONE_EVENT(kq, &ev[0]);
+    CHECK_EQ_INT(ev[0].ident, 2);
+    CHECK(!kq_poll_readable(kq));
+    close(kq);
+}
+
+TEST(test_user_trigger_with_receipt_in_collecting_call_is_signalled) {
+    /* EV_RECEIPT: the call returns the receipt and collects nothing (SPEC.md 2.5); the
+     * trigger still makes the kqueue readable and is returned by the next call. */
+    int kq = kq_new();
+    struct kevent ch, ev[4];
+    KQ_SET(kq, 3, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    EV_SET(&ch, 3, EVFILT_USER, EV_RECEIPT, NOTE_TRIGGER, 0, NULL);
+    CHECK_EQ_INT(kevent(kq, &ch, 1, ev, 4, NULL), 1);
+    CHECK(ev[0].flags & EV_ERROR);
+    CHECK_EQ_INT(ev[0].data, 0);
+    CHECK(kq_poll_readable(kq));
+    CHECK_ONE_EVENT(kq, &ev[0]);
+    CHECK_EQ_INT(ev[0].ident, 3);
+    close(kq);
+}
+
+TEST(test_user_trigger_in_call_with_invalid_timeout_is_signalled) {
+    /* The timeout is checked after the changes (FreeBSD): the trigger is applied, the call
+     * fails with EINVAL, and the event is pending for the next call. */
+    int kq = kq_new();
+    struct kevent ch, ev[4];
+    KQ_SET(kq, 4, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    EV_SET(&ch, 4, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+    struct timespec bad = {0, -1};
+    errno = 0;
+    CHECK_EQ_INT(kevent(kq, &ch, 1, ev, 4, &bad), -1);
+    CHECK_EQ_INT(errno, EINVAL);
+    CHECK(kq_poll_readable(kq));
+    CHECK_ONE_EVENT(kq, &ev[0]);
+    CHECK_EQ_INT(ev[0].ident, 4);
+    close(kq);
+}
+
 /* ---- no descriptor per user knote ---------------------------------------------------- */
 
 TEST(test_user_knotes_use_no_descriptor) {

@@ -85,42 +85,43 @@ final class KQueueCore: Sendable {
         let wantsWait = eventCapacity > 0
         let io = KEventBuffers(changes: changes, events: events)
         // Changes first, all of them before any event is collected (SPEC.md 2.2).
-        let applied = state.withLock { state -> (errors: Int, error: Int32, buffer: EpollBuffer?) in
-            if state.isClosed { return (0, EBADF, nil) }
-            var errors = 0
-            for i in 0..<changeCount {
-                var change = io.changes.unsafelyUnwrapped[i]
-                if change.filter == 0 { continue }  // SPEC.md 2.2: skipped
-                change.flags &= ~EV.systemFlags
-                let error = state.register(change)
-                guard error != 0 || change.flags & EV.receipt != 0 else { continue }
-                guard errors < eventCapacity else {
-                    // No room: an error fails the call; a receipt ends change processing.
-                    return (errors, error, nil)
-                }
-                change.flags = EV.error
-                change.data = Int64(error)
-                io.events.unsafelyUnwrapped[errors] = change
-                errors += 1
+        // Changes that activate a knote in a call that then collects (a NOTE_TRIGGER with an
+        // eventlist) leave the wakeup eventfd alone: the call's own scan returns the knote,
+        // which spares two system calls (the eventfd write, and the wait that would consume
+        // its edge). Whatever the scan does not return is signalled then, and every path that
+        // ends the call without a scan signals at once.
+        let applied = state.withLock {
+            state -> (errors: Int, error: Int32, buffer: EpollBuffer?, unsignaled: Bool) in
+            if state.isClosed { return (0, EBADF, nil, false) }
+            state.deferWakeup = wantsWait
+            state.deferredActivations = 0
+            let result = state.apply(changes: io, count: changeCount, eventCapacity: eventCapacity)
+            state.deferWakeup = false
+            let unsignaled = state.deferredActivations > 0
+            if result.error != 0 || result.errors > 0 || !wantsWait {
+                if unsignaled { state.signalWakeup() }
+                return (result.errors, result.error, nil, false)
             }
-            if errors > 0 || !wantsWait { return (errors, 0, nil) }
             state.waiters += 1
-            return (0, 0, state.takeBuffer(capacity: Self.batchSize(for: eventCapacity)))
+            return (0, 0, state.takeBuffer(capacity: Self.batchSize(for: eventCapacity)), unsignaled)
         }
         if applied.error != 0 { return .failure(Errno(rawValue: applied.error)) }
         guard let buffer = applied.buffer else { return .success(applied.errors) }
-        return wait(events: events.unsafelyUnwrapped, capacity: eventCapacity, timeout: timeout, buffer: buffer)
+        return wait(
+            events: events.unsafelyUnwrapped, capacity: eventCapacity, timeout: timeout, buffer: buffer,
+            unsignaled: applied.unsignaled)
     }
 
     private func wait(
         events: UnsafeMutablePointer<kevent>, capacity: Int, timeout: UnsafePointer<timespec>?,
-        buffer: EpollBuffer
+        buffer: EpollBuffer, unsignaled ownActivations: Bool
     ) -> Result<Int, Errno> {
+        var unsignaled = ownActivations
         var remaining = timespec()
         var deadline = timespec()
         if let timeout {
             guard timeout.pointee.isValidTimeout else {
-                giveBack(buffer)
+                giveBack(buffer, signal: unsignaled)
                 return .failure(Errno(rawValue: EINVAL))
             }
             remaining = timeout.pointee
@@ -137,7 +138,7 @@ final class KQueueCore: Sendable {
         while true {
             let requested = Int32(min(Self.batchSize(for: capacity - written), buffer.events.count))
             let n: Int32
-            if written > 0 || (timeout != nil && remaining.isZero) {
+            if written > 0 || unsignaled || (timeout != nil && remaining.isZero) {
                 n = Syscall.epollWait(descriptor, ready, requested, &zero)
             } else if timeout == nil {
                 n = Syscall.epollWait(descriptor, ready, requested, nil)
@@ -146,40 +147,43 @@ final class KQueueCore: Sendable {
             }
             if n < 0 {
                 let error = Syscall.errno
-                giveBack(buffer)
+                giveBack(buffer, signal: unsignaled)
                 if written > 0 { return .success(written) }
                 // SPEC.md 2.8: a signal ends the wait with EINTR; changes stay applied.
                 return .failure(Errno(rawValue: error == EINVAL ? EBADF : error))
             }
             let before = written
             let startScan = newScan
-            let outcome = state.withLock { state -> (written: Int, absorbed: Int)? in
-                if state.isClosed { return nil }
-                return state.collect(
+            let mayLookAgain = n == requested && extraLooks > 0
+            let polling = timeout != nil && remaining.isZero
+            // The lock that collects also ends the wait when this look is the last one, so a
+            // call takes the kqueue lock twice, not three times.
+            let drainUnsignaled = unsignaled
+            unsignaled = false
+            let outcome = state.withLock { state -> (written: Int, absorbed: Int, ended: Bool)? in
+                if state.isClosed {
+                    state.endWait(returning: buffer)
+                    return nil
+                }
+                let result = state.collect(
                     buffer.events.baseAddress!, count: Int(n), into: io.events!, written: before, capacity: capacity,
-                    newScan: startScan)
+                    newScan: startScan, drainUnsignaled: drainUnsignaled)
+                let looksAgain = result.written < capacity && mayLookAgain && result.absorbed > 0
+                let ends = !looksAgain && (result.written > 0 || polling)
+                if ends { state.endWait(returning: buffer) }
+                return (result.written, result.absorbed, ends)
             }
-            guard let outcome else {
-                giveBack(buffer)
-                return .failure(Errno(rawValue: EBADF))
-            }
+            guard let outcome else { return .failure(Errno(rawValue: EBADF)) }
             written = outcome.written
+            if outcome.ended { return .success(written) }
             if written > before { newScan = false }
-            if written < capacity && n == requested && outcome.absorbed > 0 && extraLooks > 0 {
+            if written < capacity && mayLookAgain && outcome.absorbed > 0 {
                 extraLooks -= 1
                 continue
-            }
-            if written > 0 {
-                giveBack(buffer)
-                return .success(written)
             }
             // Nothing usable (a spurious or filtered wake): never return 0 before the
             // timeout has passed (SPEC.md 2.7).
             if timeout != nil {
-                if remaining.isZero {
-                    giveBack(buffer)
-                    return .success(0)
-                }
                 let now = Syscall.monotonicNow()
                 remaining = deadline.remaining(after: now)
                 if remaining.isZero {
@@ -193,15 +197,10 @@ final class KQueueCore: Sendable {
 
     /// Ends a wait: the buffer goes back to the pool, or, once the kqueue is closed, away, and
     /// the last waiter to leave a closed kqueue closes its internal descriptors.
-    private func giveBack(_ buffer: EpollBuffer) {
+    private func giveBack(_ buffer: EpollBuffer, signal: Bool = false) {
         state.withLock { state in
-            state.waiters -= 1
-            guard state.isClosed else {
-                state.bufferPool.append(buffer)
-                return
-            }
-            buffer.events.deallocate()
-            if state.waiters == 0 { state.closeInternalDescriptors() }
+            if signal && !state.isClosed { state.signalWakeup() }
+            state.endWait(returning: buffer)
         }
     }
 
@@ -224,20 +223,68 @@ final class KQueueCore: Sendable {
         state.withLock { state in
             guard !state.isClosed else { return 0 }
             let scratch = state.takeBuffer(capacity: 64)
-            defer { state.bufferPool.append(scratch) }
+            defer { state.returnBuffer(scratch) }
             return state.pendingEventCount(scratch: scratch.events)
         }
     }
 }
 
 extension QueueState {
+    /// Applies a changelist in order (SPEC.md 2.2-2.4): failed changes and receipts become
+    /// EV_ERROR entries at the front of the eventlist. `error` is set when a failed change
+    /// found no room (the call fails with it; later changes are not processed).
+    mutating func apply(changes io: KEventBuffers, count: Int, eventCapacity: Int) -> (errors: Int, error: Int32) {
+        var errors = 0
+        for i in 0..<count {
+            var change = io.changes.unsafelyUnwrapped[i]
+            if change.filter == 0 { continue }  // SPEC.md 2.2: skipped
+            change.flags &= ~EV.systemFlags
+            let error = register(change)
+            guard error != 0 || change.flags & EV.receipt != 0 else { continue }
+            guard errors < eventCapacity else {
+                // No room: an error fails the call; a receipt ends change processing.
+                return (errors, error)
+            }
+            change.flags = EV.error
+            change.data = Int64(error)
+            io.events.unsafelyUnwrapped[errors] = change
+            errors += 1
+        }
+        return (errors, 0)
+    }
+
     /// An epoll_wait buffer of at least `capacity` entries, from the pool when possible.
     mutating func takeBuffer(capacity: Int) -> EpollBuffer {
-        if let buffer = bufferPool.popLast() {
+        if let buffer = spareBuffer {
+            spareBuffer = nil
+            if buffer.events.count >= capacity { return buffer }
+            buffer.events.deallocate()
+        } else if let buffer = bufferPool.popLast() {
             if buffer.events.count >= capacity { return buffer }
             buffer.events.deallocate()
         }
         return EpollBuffer(events: .allocate(capacity: max(capacity, 64)))
+    }
+
+    /// Puts a buffer back for the next waiter.
+    mutating func returnBuffer(_ buffer: EpollBuffer) {
+        if spareBuffer == nil {
+            spareBuffer = buffer
+        } else {
+            bufferPool.append(buffer)
+        }
+    }
+
+    /// A waiter leaves: its buffer goes back to the pool, or, once the kqueue is closed,
+    /// away, and the last waiter to leave a closed kqueue closes its internal descriptors.
+    mutating func endWait(returning buffer: EpollBuffer) {
+        waiters -= 1
+        guard isClosed else {
+            returnBuffer(buffer)
+            return
+        }
+        buffer.events.deallocate()
+        if waiters == 0 { closeInternalDescriptors() }
     }
 }
 

@@ -18,7 +18,9 @@ struct QueueState: ~Copyable {
     var wakeups: WakeupSignals
     /// Set once the kqueue is closed; every later call fails with EBADF.
     var isClosed = false
-    /// Reusable epoll_wait buffers, one per concurrent waiter.
+    /// Reusable epoll_wait buffers, one per concurrent waiter: the first in `spareBuffer`
+    /// (an optional, so the single-waiter case touches no array), the others in the pool.
+    var spareBuffer: EpollBuffer?
     var bufferPool: [EpollBuffer] = []
     var regularFiles = RegularFileWatcher()
     /// Relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME timers (CLOCK_REALTIME).
@@ -113,7 +115,9 @@ struct QueueState: ~Copyable {
             table.free(index)
             // What was learned about the descriptor (its kind) must not outlive a failed
             // attach: the number may name another file by the next EV_ADD.
-            if FilterDispatch.isDescriptorFilter(change.filter), table.existingDescriptor(Int32(change.ident))?.isEmpty == true {
+            if FilterDispatch.isDescriptorFilter(change.filter),
+                table.existingDescriptor(Int32(change.ident))?.isEmpty == true
+            {
                 descriptorClosing(Int32(change.ident))
             }
             return error
@@ -260,6 +264,8 @@ struct QueueState: ~Copyable {
         monotonicTimers.close()
         realtimeTimers.close()
         wakeups.close()
+        spareBuffer?.events.deallocate()
+        spareBuffer = nil
         for buffer in bufferPool { buffer.events.deallocate() }
         bufferPool.removeAll()
     }

@@ -13,7 +13,8 @@ extension QueueState {
     /// yielded no event.
     mutating func collect(
         _ ready: UnsafeMutablePointer<epoll_event>, count: Int,
-        into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int, newScan: Bool
+        into events: UnsafeMutablePointer<kevent>, written start: Int, capacity: Int, newScan: Bool,
+        drainUnsignaled: Bool = false
     ) -> (written: Int, absorbed: Int) {
         var written = start
         var absorbed = 0
@@ -70,14 +71,15 @@ extension QueueState {
         // Knotes activated during this scan (timer expiries, file growth, re-checks) were
         // ready before the call returns: they go out now if there is room (a knote this call
         // already returned is skipped by the drain).
-        if !activeQueue.isEmpty && written < capacity && (!sawWakeup || deferredActivations > 0) {
+        // So do knotes this call's own changes activated without a wakeup (`drainUnsignaled`).
+        if !activeQueue.isEmpty && written < capacity && (!sawWakeup || deferredActivations > 0 || drainUnsignaled) {
             written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: wakeups.nextSequence)
         }
         deferWakeup = false
         // Queued knotes left behind (no room, level events back at the tail) get a segment of
         // their own, so a later wait, in this thread or another, returns them. Knotes whose
         // edge is still pending need none.
-        if !activeQueue.isEmpty && (sawWakeup || deferredActivations > 0) { signalWakeup() }
+        if !activeQueue.isEmpty && (sawWakeup || deferredActivations > 0 || drainUnsignaled) { signalWakeup() }
         // ...and those descriptors go behind it, as on FreeBSD's single queue (rule 10):
         // removing and adding a registration puts it at the tail of epoll's list.
         for fd in descriptorsToMoveBack { DescriptorFilter.reregister(fd: fd, in: &self) }

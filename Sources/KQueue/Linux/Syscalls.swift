@@ -18,7 +18,8 @@ enum Syscall {
         return epoll_ctl(epfd, op, fd, &event)
     }
 
-    /// `epoll_pwait2`: nanosecond timeout, `nil` waits forever. Where the kernel (before
+    /// Waits on an epoll instance: `nil` waits forever, a zero timeout polls (both with plain
+    /// `epoll_wait`), other timeouts use `epoll_pwait2` for nanoseconds. Where the kernel (before
     /// 5.11) or a tool such as valgrind does not know it, `epoll_wait` with the timeout rounded
     /// up to whole milliseconds: never early, at most 1 ms late.
     @inline(__always)
@@ -26,19 +27,20 @@ enum Syscall {
         _ epfd: Int32, _ buffer: UnsafeMutablePointer<epoll_event>, _ count: Int32,
         _ timeout: UnsafePointer<timespec>?
     ) -> Int32 {
+        // Polling and waiting forever need no nanoseconds: epoll_wait spares the kernel
+        // copying and checking a timespec (measured ~25 ns per call here).
+        guard let timeout else { return epoll_wait(epfd, buffer, count, -1) }
+        if timeout.pointee.tv_sec == 0 && timeout.pointee.tv_nsec == 0 { return epoll_wait(epfd, buffer, count, 0) }
         if !lacksEpollPwait2.load(ordering: .relaxed) {
             let n = kq_shim_epoll_pwait2(epfd, buffer, count, timeout)
             if n >= 0 || errno != ENOSYS { return n }
             lacksEpollPwait2.store(true, ordering: .relaxed)
         }
-        var milliseconds: Int32 = -1
-        if let timeout {
-            let total = timeout.pointee.tv_sec.multipliedReportingOverflow(by: 1000)
-            let rounded = total.partialValue.addingReportingOverflow((timeout.pointee.tv_nsec + 999_999) / 1_000_000)
-            milliseconds =
-                total.overflow || rounded.overflow || rounded.partialValue > Int(Int32.max)
-                ? Int32.max : Int32(rounded.partialValue)
-        }
+        let total = timeout.pointee.tv_sec.multipliedReportingOverflow(by: 1000)
+        let rounded = total.partialValue.addingReportingOverflow((timeout.pointee.tv_nsec + 999_999) / 1_000_000)
+        let milliseconds =
+            total.overflow || rounded.overflow || rounded.partialValue > Int(Int32.max)
+            ? Int32.max : Int32(rounded.partialValue)
         return epoll_wait(epfd, buffer, count, milliseconds)
     }
 
