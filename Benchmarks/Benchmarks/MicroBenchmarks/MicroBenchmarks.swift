@@ -117,6 +117,47 @@ let benchmarks: @Sendable () -> Void = {
             precondition(kevent(userC.kq, &add, 1, nil, 0, nil) == 0)
         }, teardown: { userC.tearDown() })
 
+    // The same in one call (changelist with the trigger, eventlist for the event), as
+    // `kevent(kq, &trigger, 1, &event, 1, &zero)`: the call returns the knote it triggered
+    // without writing the wakeup eventfd, so it costs one system call, not two.
+    let userOneCallSwift = Fixture()
+    Benchmark(
+        "UserTriggerReceiveOneCall.SwiftAPI",
+        closure: { benchmark in
+            let queue = userOneCallSwift.queue!
+            userOneCallSwift.changes[0] = .user(1, note: .trigger)
+            let trigger = UnsafeBufferPointer(rebasing: userOneCallSwift.changes[0..<1])
+            for _ in benchmark.scaledIterations {
+                let n = (try? queue.kevent(changes: trigger, events: userOneCallSwift.events, timeout: .zero)) ?? 0
+                precondition(n == 1)
+            }
+        },
+        setup: {
+            try userOneCallSwift.makeQueue()
+            try userOneCallSwift.queue!.apply([.user(1, flags: [.add, .clear])])
+        }, teardown: { userOneCallSwift.tearDown() })
+
+    let userOneCallC = Fixture()
+    Benchmark(
+        "UserTriggerReceiveOneCall.CABI",
+        closure: { benchmark in
+            var zero = timespec(tv_sec: 0, tv_nsec: 0)
+            var trigger = kevent(
+                ident: 1, filter: Int16(EVFILT_USER), flags: 0, fflags: UInt32(NOTE_TRIGGER), data: 0, udata: nil,
+                ext: (0, 0, 0, 0))
+            for _ in benchmark.scaledIterations {
+                let n = kevent(userOneCallC.kq, &trigger, 1, userOneCallC.cEvents, 64, &zero)
+                precondition(n == 1)
+            }
+        },
+        setup: {
+            userOneCallC.makeCQueue()
+            var add = kevent(
+                ident: 1, filter: Int16(EVFILT_USER), flags: UInt16(EV_ADD | EV_CLEAR), fflags: 0, data: 0, udata: nil,
+                ext: (0, 0, 0, 0))
+            precondition(kevent(userOneCallC.kq, &add, 1, nil, 0, nil) == 0)
+        }, teardown: { userOneCallC.tearDown() })
+
     // Changelists of 1 and 64 modifications (EV_DISABLE / EV_ENABLE of user events), no wait.
     for size in [1, 64] {
         let fixture = Fixture()
