@@ -154,6 +154,7 @@ static const char *errname(int e) {
     case EINVAL: return "EINVAL";
     case EPIPE: return "EPIPE";
     case ENOSYS: return "ENOSYS";
+    case ENOTSUP: return "ENOTSUP";
     case ENXIO: return "ENXIO";
     case EFAULT: return "EFAULT";
     case EINTR: return "EINTR";
@@ -415,7 +416,8 @@ static void timer_start(struct knote *kn, int64_t t0m, int64_t t0r) {
 
 /* ---- prediction ------------------------------------------------------------------------- */
 
-#define B(e) (1ULL << (e))
+/* errno values as bits; ENOTSUP (95, EVFILT_PROC's unsupported notes) takes the spare bit 63. */
+#define B(e) ((e) == ENOTSUP ? (1ULL << 63) : (1ULL << ((e) & 63)))
 #define OK B(0)
 
 static int is_fd_filter(short f) { return f == EVFILT_READ || f == EVFILT_WRITE; }
@@ -428,7 +430,8 @@ static const char *maskstr(uint64_t m) {
     size_t n = 0;
     b[0] = 0;
     for (int e = 0; e < 64; e++)
-        if (m & B(e)) n += (size_t)snprintf(b + n, 128 - n, "%s%s", n ? " or " : "", errname(e));
+        if (m & (1ULL << e))
+            n += (size_t)snprintf(b + n, 128 - n, "%s%s", n ? " or " : "", errname(e == 63 ? ENOTSUP : e));
     return b;
 }
 
@@ -485,6 +488,9 @@ static uint64_t predict(int k, const struct kevent *c) {
         return m;
     }
     if (f > 0 || f < -EVFILT_SYSCOUNT) return B(EINVAL);
+    /* EVFILT_PROC: the model does not know which pids exist; its own tests (Tests/C/proc.c)
+     * pin the semantics. Any of these outcomes is accepted and the knote becomes vague. */
+    if (f == EVFILT_PROC) return OK | B(ESRCH) | B(ENOTSUP) | B(ENOENT) | B(EINVAL);
     if (!is_known(f)) {
         uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
@@ -557,10 +563,33 @@ static void apply_modify(struct knote *kn, const struct kevent *c, unsigned shor
     }
 }
 
+static void apply_proc(struct kqmodel *q, const struct kevent *c, unsigned short fl, int actual) {
+    struct knote *kn = kn_find(q, c->ident, EVFILT_PROC);
+    if (actual == ENOENT) {
+        if (kn) kn->used = 0; /* dropped by the library (an exit nobody asked for) */
+        return;
+    }
+    if (actual != 0) return; /* ESRCH, ENOTSUP, EINVAL: nothing created or changed */
+    if (kn && (fl & EV_DELETE)) {
+        kn->used = 0;
+        return;
+    }
+    if (!kn) {
+        kn = kn_alloc(q, c->ident, EVFILT_PROC);
+        kn->flags = (fl & FLAG_STORED) | EV_CLEAR;
+        kn->udata = (uintptr_t)c->udata;
+    }
+    kn->vague = 1;
+}
+
 static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_t t0r) {
     struct kqmodel *q = &kqs[k];
     unsigned short fl = c->flags & 0x0FFF;
     short f = c->filter;
+    if (f == EVFILT_PROC && (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
+        apply_proc(q, c, fl, actual);
+        return;
+    }
     if (f > 0 || f < -EVFILT_SYSCOUNT || !is_known(f)) return;
     if ((fl & (EV_ENABLE | EV_DISABLE)) == (EV_ENABLE | EV_DISABLE)) return;
     if (is_fd_filter(f)) {
@@ -616,7 +645,7 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
 /* The call's outcome for change c could not be observed: the knote may be in any state. */
 static void make_uncertain(int k, const struct kevent *c) {
     short f = c->filter;
-    if (f > 0 || f < -EVFILT_SYSCOUNT || !is_known(f)) return;
+    if (f > 0 || f < -EVFILT_SYSCOUNT || (!is_known(f) && f != EVFILT_PROC)) return;
     if (is_fd_filter(f)) {
         int which;
         int cls = classify_change(c, &which);

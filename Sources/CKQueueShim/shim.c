@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <poll.h>
+#include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int kq_shim_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
@@ -34,6 +37,78 @@ int kq_shim_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
 
 int kq_shim_pidfd_open(pid_t pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+int kq_shim_pidfd_has_exited(int pidfd) {
+    struct pollfd poller = {.fd = pidfd, .events = POLLIN};
+    return poll(&poller, 1, 0) == 1 && (poller.revents & POLLIN) ? 1 : 0;
+}
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* The pid a pidfd refers to now, from /proc/self/fdinfo: the pid, 0 when it is in another
+ * pid namespace, -1 once the process was reaped (or on error). */
+static long pidfd_current_pid(int pidfd) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    FILE *file = fopen(path, "re");
+    if (!file) return -1;
+    char line[256];
+    long pid = -1;
+    while (fgets(line, sizeof line, file)) {
+        if (strncmp(line, "Pid:", 4) == 0) {
+            pid = strtol(line + 4, NULL, 10);
+            break;
+        }
+    }
+    fclose(file);
+    return pid;
+}
+
+/* Field 52 of /proc/PID/stat (exit_code, Linux 3.5+), or -1. */
+static int proc_stat_exit_code(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "re");
+    if (!file) return -1;
+    char buffer[2048];
+    size_t length = fread(buffer, 1, sizeof buffer - 1, file);
+    fclose(file);
+    buffer[length] = 0;
+    /* The command name (field 2) may contain spaces and parentheses: count from the last ')'. */
+    char *cursor = strrchr(buffer, ')');
+    if (!cursor) return -1;
+    cursor++;
+    /* After ')' come fields 3..52: the exit code is the 50th of them. */
+    for (int field = 3; field < 52; field++) {
+        cursor = strchr(cursor + 1, ' ');
+        if (!cursor) return -1;
+    }
+    char *end;
+    long code = strtol(cursor + 1, &end, 10);
+    if (end == cursor + 1) return -1;
+    return (int)code;
+}
+
+int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) {
+        switch (info.si_code) {
+        case CLD_EXITED: *status = (info.si_status & 0xff) << 8; return 0;
+        case CLD_KILLED: *status = info.si_status & 0x7f; return 0;
+        case CLD_DUMPED: *status = (info.si_status & 0x7f) | 0x80; return 0;
+        default: break;
+        }
+    }
+    /* Not our child: the zombie's exit code, if the pidfd still names it before and after. */
+    if (pidfd_current_pid(pidfd) != pid) return -1;
+    int code = proc_stat_exit_code(pid);
+    if (code < 0 || pidfd_current_pid(pidfd) != pid) return -1;
+    *status = code;
+    return 0;
 }
 
 int kq_shim_tcp_accept_queue_length(int fd) {

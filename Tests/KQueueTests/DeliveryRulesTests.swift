@@ -165,11 +165,6 @@ struct DeliveryRulesTests {
 struct DeliveryProcessWideTests {
     @Test("2.D: PROC adds EV_CLEAR itself")
     func processAddsClear() throws {
-        // EVFILT_PROC is not implemented yet: registering it fails with ENOSYS (README).
-        try withKnownIssue("EVFILT_PROC is not implemented (ENOSYS)") { try processAddsClearBody() }
-    }
-
-    private func processAddsClearBody() throws {
         let queue = try KernelQueue()
         let pid = fork()
         if pid == 0 { _exit(3) }

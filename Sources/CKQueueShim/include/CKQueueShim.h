@@ -32,6 +32,16 @@ int kq_shim_ioctl_int(int fd, unsigned long request, int *value);
 int kq_shim_fcntl_int(int fd, int cmd, int arg);
 int kq_shim_fcntl(int fd, int cmd);
 int kq_shim_pidfd_open(pid_t pid, unsigned int flags);
+
+/* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */
+int kq_shim_pidfd_has_exited(int pidfd);
+
+/* EVFILT_PROC: the wait status (as from waitpid) of the exited process `pid` behind `pidfd`,
+ * without reaping it: waitid(P_PIDFD, WNOWAIT) for a child, else the exit code the kernel
+ * shows in /proc/PID/stat while the process is a zombie, checked against the pidfd so that
+ * a reused pid is never read. Returns 0 and sets *status, or -1 when it cannot be known
+ * (a process that is not our child and was already reaped by its parent). */
+int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
 /* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */

@@ -15,6 +15,9 @@ enum KQueueRegistry {
     /// Kqueues inherited by a fork child: unusable there, kept referenced (not freed, since
     /// their locks may be held by threads that do not exist in the child).
     nonisolated(unsafe) private static var forkOrphans: [KQueueCore] = []
+    /// The pidfds of EVFILT_PROC knotes in every kqueue, so that a fork child can close them
+    /// without touching kqueue locks. Guarded by `lock`.
+    nonisolated(unsafe) private static var processDescriptors: Set<Int32> = []
     nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
         let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
@@ -119,6 +122,20 @@ enum KQueueRegistry {
         kq_shim_clear_watched(fd)
     }
 
+    /// An EVFILT_PROC knote opened `pidfd` (called with a kqueue lock held: allowed, see above).
+    static func processDescriptorOpened(_ pidfd: Int32) {
+        pthread_mutex_lock(lock)
+        processDescriptors.insert(pidfd)
+        pthread_mutex_unlock(lock)
+    }
+
+    /// An EVFILT_PROC knote is about to close `pidfd`.
+    static func processDescriptorClosing(_ pidfd: Int32) {
+        pthread_mutex_lock(lock)
+        processDescriptors.remove(pidfd)
+        pthread_mutex_unlock(lock)
+    }
+
     /// fork(2) child: no kqueue is inherited. Close every kqueue's descriptors without
     /// touching their locks (another thread of the parent may have held one), and keep the
     /// objects alive forever so no deinit runs against that state.
@@ -131,6 +148,8 @@ enum KQueueRegistry {
             kq_shim_clear_watched(core.descriptor)
             forkOrphans.append(core)
         }
+        for pidfd in processDescriptors { Syscall.closeInternal(pidfd) }
+        processDescriptors = []
         queues = []
         liveCount = 0
         pthread_mutex_unlock(lock)

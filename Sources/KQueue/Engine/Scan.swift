@@ -51,6 +51,7 @@ extension QueueState {
                     written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: covered)
                     continue
                 }
+                if let index = ProcFilter.index(forTag: tag) { ProcFilter.reported(index, in: &self) }
                 continue  // inotify and timerfds: handled above
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
@@ -223,6 +224,8 @@ extension QueueState {
                     TimerFilter.expire(realtime: tag == InternalSource.realtimeTimerFD, in: &self)
                 } else if tag == InternalSource.inotify {
                     for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+                } else if let index = ProcFilter.index(forTag: tag) {
+                    ProcFilter.reported(index, in: &self)
                 }
                 continue
             }

@@ -14,7 +14,7 @@ enum FilterDispatch {
     /// The errno for a known filter this implementation does not provide, or nil.
     static func unsupportedError(filter: Int16) -> Int32? {
         switch filter {
-        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer: return nil
+        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer, FilterID.proc: return nil
         // SPEC.md 3: only a submitted aio request registers EVFILT_AIO.
         case FilterID.aio: return EPERM
         default: return ENOSYS
@@ -27,6 +27,7 @@ enum FilterDispatch {
         case FilterID.read, FilterID.write: return DescriptorFilter.attach(index, in: &state)
         case FilterID.user: return UserFilter.attach(index, in: &state)
         case FilterID.timer: return TimerFilter.attach(index, in: &state)
+        case FilterID.proc: return ProcFilter.attach(index, in: &state)
         default: return ENOSYS
         }
     }
@@ -35,6 +36,7 @@ enum FilterDispatch {
         switch state.table[index].filter {
         case FilterID.read, FilterID.write: DescriptorFilter.detach(index, in: &state)
         case FilterID.timer: TimerFilter.detach(index, in: &state)
+        case FilterID.proc: ProcFilter.detach(index, in: &state)
         default: break
         }
     }
@@ -47,6 +49,8 @@ enum FilterDispatch {
             UserFilter.modify(index, with: change, in: &state)
         case FilterID.timer:
             return TimerFilter.modify(index, with: change, in: &state)
+        case FilterID.proc:
+            return ProcFilter.modify(index, with: change, in: &state)
         default:
             state.table[index].savedFlags = change.fflags
             state.table[index].savedData = change.data
@@ -73,6 +77,8 @@ enum FilterDispatch {
             return UserFilter.isTriggered(state.table[index])
         case FilterID.timer:
             return TimerFilter.isReady(index, in: &state)
+        case FilterID.proc:
+            return ProcFilter.isReady(index, in: &state)
         default:
             return false
         }

@@ -83,6 +83,14 @@ extension KEvent {
             udata: udata)
     }
 
+    /// A change or event for process `pid` (``Filter/process``; EV_CLEAR is added by the filter).
+    public static func process(
+        _ pid: pid_t, flags: Flags = .add, note: ProcessNote = .exit, udata: UnsafeMutableRawPointer? = nil
+    ) -> KEvent {
+        KEvent(
+            ident: UInt(UInt32(bitPattern: pid)), filter: .process, flags: flags, fflags: note.rawValue, udata: udata)
+    }
+
     /// A change or event for room to write on `descriptor` (``Filter/write``).
     public static func write(
         _ descriptor: FileDescriptor, flags: Flags = .add, note: DescriptorNote = [], data: Int64 = 0,

@@ -59,3 +59,21 @@ public struct TimerNote: OptionSet, Hashable, Sendable {
     /// is not given EV_CLEAR. The corresponding C constant is `NOTE_ABSTIME`.
     public static let absoluteTime = TimerNote(rawValue: 0x10)
 }
+
+/// `fflags` of ``Filter/process`` (EVFILT_PROC): the process events wanted, and in a returned
+/// event, the ones that happened.
+public struct ProcessNote: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The process exited; the event's `data` is its wait status (as from `waitpid`), its flags
+    /// carry EV_EOF and EV_ONESHOT. The watcher never reaps the process. C: `NOTE_EXIT`.
+    public static let exit = ProcessNote(rawValue: 0x8000_0000)
+    /// The process forked. C: `NOTE_FORK`. Not supported on Linux by this library (needs the
+    /// kernel's process connector): registering it fails with `ENOTSUP`.
+    public static let fork = ProcessNote(rawValue: 0x4000_0000)
+    /// The process called exec. C: `NOTE_EXEC`. Not supported (`ENOTSUP`), as ``fork``.
+    public static let exec = ProcessNote(rawValue: 0x2000_0000)
+    /// Follow the process across forks. C: `NOTE_TRACK`. Not supported (`ENOTSUP`), as ``fork``.
+    public static let track = ProcessNote(rawValue: 0x0000_0001)
+}

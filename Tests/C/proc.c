@@ -1,0 +1,285 @@
+/*
+ * SPEC.md 3, EVFILT_PROC: NOTE_EXIT with the wait status, EV_EOF|EV_ONESHOT, EV_CLEAR added,
+ * ESRCH for a missing pid, zombies accepted only for NOTE_EXIT, the watcher never reaps.
+ * NOTE_FORK / NOTE_EXEC / NOTE_TRACK are not supported on Linux (ENOTSUP, documented).
+ *
+ * Children are started blocked on a pipe, so each test decides when they exit; waits are
+ * bounded, nothing sleeps a fixed time.
+ */
+#include "kqtest.h"
+
+/* A child that waits for a byte on a pipe, then exits with `code` (or kills itself with
+ * `signo` when it is not 0). Returns its pid; *release is the pipe end that lets it go. */
+static pid_t start_child(int code, int signo, int *release) {
+    int gate[2];
+    CHECK_SYS(pipe(gate));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(gate[1]);
+        char byte;
+        (void)read(gate[0], &byte, 1);
+        if (signo) {
+            signal(signo, SIG_DFL);
+            raise(signo);
+        }
+        _exit(code);
+    }
+    close(gate[0]);
+    *release = gate[1];
+    return pid;
+}
+
+static void release_child(int release) {
+    CHECK_EQ_INT(write(release, "x", 1), 1);
+    close(release);
+}
+
+/* Waits (bounded) until `pid` is a zombie, without reaping it. */
+static void wait_zombie(pid_t pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    CHECK_SYS(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT));
+    CHECK_EQ_INT(info.si_pid, pid);
+}
+
+TEST(test_proc_note_exit_returns_wait_status_with_eof_and_oneshot) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(7, 0, &release);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, (void *)0x1234);
+    CHECK_NO_EVENT(kq);
+    release_child(release);
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 5000);
+    CHECK_EQ_INT(ev.ident, pid);
+    CHECK_EQ_INT(ev.filter, EVFILT_PROC);
+    CHECK_EQ_HEX(ev.fflags, NOTE_EXIT);
+    CHECK(WIFEXITED((int)ev.data));
+    CHECK_EQ_INT(WEXITSTATUS((int)ev.data), 7);
+    CHECK_EQ_HEX(ev.flags, EV_CLEAR | EV_EOF | EV_ONESHOT);
+    CHECK(ev.udata == (void *)0x1234);
+    /* Oneshot: the knote is gone. */
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_DELETE, 0, 0, NULL), ENOENT);
+    /* The watcher never reaps: the parent still collects the status. */
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK_EQ_INT(WEXITSTATUS(status), 7);
+    close(kq);
+}
+
+TEST(test_proc_note_exit_of_a_killed_process_reports_the_signal) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, SIGTERM, &release);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    release_child(release);
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 5000);
+    CHECK(WIFSIGNALED((int)ev.data));
+    CHECK_EQ_INT(WTERMSIG((int)ev.data), SIGTERM);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_missing_pid_is_esrch) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    release_child(release);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid); /* reaped: the pid no longer exists */
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL), ESRCH);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)INT_MAX, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL), ESRCH);
+    close(kq);
+}
+
+TEST(test_proc_zombie_accepted_with_note_exit_and_reported_at_once) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(3, 0, &release);
+    release_child(release);
+    wait_zombie(pid);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    struct kevent ev;
+    CHECK_ONE_EVENT(kq, &ev);
+    CHECK_EQ_HEX(ev.fflags, NOTE_EXIT);
+    CHECK_EQ_INT(WEXITSTATUS((int)ev.data), 3);
+    CHECK(ev.flags & EV_EOF);
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_zombie_without_note_exit_is_esrch) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    release_child(release);
+    wait_zombie(pid);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, 0, 0, NULL), ESRCH);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_exit_without_note_exit_drops_knote_silently) {
+    /* FreeBSD's EV_DROP: the process is gone and nothing that happened was asked for. */
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, 0, 0, NULL);
+    release_child(release);
+    wait_zombie(pid);
+    CHECK_NO_EVENT_WITHIN(kq, 50);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_DELETE, 0, 0, NULL), ENOENT);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_adds_ev_clear_and_keeps_it_on_the_event) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD | EV_DISPATCH, NOTE_EXIT, 0, NULL);
+    release_child(release);
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 5000);
+    CHECK(ev.flags & EV_CLEAR);
+    CHECK(ev.flags & EV_DISPATCH);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_exit_while_disabled_kept_then_ev_enable_returns_it) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(5, 0, &release);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD | EV_DISABLE, NOTE_EXIT, 0, NULL);
+    release_child(release);
+    wait_zombie(pid);
+    CHECK_NO_EVENT_WITHIN(kq, 20);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ENABLE, NOTE_EXIT, 0, NULL);
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 1000);
+    CHECK_EQ_INT(WEXITSTATUS((int)ev.data), 5);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_note_fork_exec_track_are_enotsup_on_linux) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXIT | NOTE_FORK, 0, NULL), ENOTSUP);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXEC, 0, NULL), ENOTSUP);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXIT | NOTE_TRACK, 0, NULL), ENOTSUP);
+    /* A modification asking for them fails the same way and leaves the knote as it was. */
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid, EVFILT_PROC, EV_ADD, NOTE_EXIT | NOTE_FORK, 0, NULL), ENOTSUP);
+    release_child(release);
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 5000);
+    CHECK_EQ_HEX(ev.fflags, NOTE_EXIT);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_proc_knote_descriptor_released_on_delete_and_on_close) {
+    int before = kq_fd_count();
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    int with_kqueue = kq_fd_count();
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_DELETE, 0, 0, NULL);
+    CHECK_EQ_INT(kq_fd_count(), with_kqueue);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    close(kq);
+    release_child(release);
+    CHECK_EQ_INT(kq_fd_count(), before);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+}
+
+/* Descriptors of this process that are pidfds (/proc/self/fd links "anon_inode:[pidfd]"). */
+static int pidfd_count(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        char path[300], target[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", entry->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = 0;
+        if (strstr(target, "pidfd")) count++;
+    }
+    closedir(dir);
+    return count;
+}
+
+static void fork_child_has_no_pidfd(void *arg) {
+    /* In a fork child the kqueue is gone (EBADF) with every descriptor it held, pidfds too. */
+    int kq = *(int *)arg;
+    CHECK_ERRNO(kevent(kq, NULL, 0, NULL, 0, NULL), EBADF);
+    CHECK_EQ_INT(pidfd_count(), 0);
+}
+
+TEST(test_proc_fork_child_inherits_no_process_descriptor) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(0, 0, &release);
+    CHECK_EQ_INT(pidfd_count(), 0);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    CHECK_EQ_INT(pidfd_count(), 1);
+    kq_run_child(fork_child_has_no_pidfd, &kq, 5000);
+    release_child(release);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+static void grandchild_watcher(void *arg) {
+    (void)arg;
+    /* Watch a process that is not our child: its exit is reported with NOTE_EXIT and, while
+     * its parent (our child) has not reaped it yet, with its status. */
+    int to_parent[2], go_grandchild[2], go_middle[2];
+    CHECK_SYS(pipe(to_parent));
+    CHECK_SYS(pipe(go_grandchild));
+    CHECK_SYS(pipe(go_middle));
+    pid_t middle = fork();
+    CHECK(middle >= 0);
+    if (middle == 0) {
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            char byte;
+            (void)read(go_grandchild[0], &byte, 1);
+            _exit(9);
+        }
+        (void)write(to_parent[1], &grandchild, sizeof grandchild);
+        char byte;
+        (void)read(go_middle[0], &byte, 1);
+        waitpid(grandchild, NULL, 0);
+        _exit(0);
+    }
+    pid_t grandchild;
+    CHECK_EQ_INT(read(to_parent[0], &grandchild, sizeof grandchild), (int)sizeof grandchild);
+    int kq = kq_new();
+    KQ_SET(kq, grandchild, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    CHECK_EQ_INT(write(go_grandchild[1], "x", 1), 1);
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 5000);
+    CHECK_EQ_INT(ev.ident, grandchild);
+    CHECK_EQ_HEX(ev.fflags, NOTE_EXIT);
+    CHECK(ev.flags & EV_EOF);
+    CHECK(WIFEXITED((int)ev.data));
+    CHECK_EQ_INT(WEXITSTATUS((int)ev.data), 9);
+    CHECK_EQ_INT(write(go_middle[1], "x", 1), 1);
+    CHECK_EQ_INT(waitpid(middle, NULL, 0), middle);
+    close(kq);
+}
+
+TEST(test_proc_note_exit_of_a_process_that_is_not_a_child) {
+    kq_run_child(grandchild_watcher, NULL, 10000);
+}
+
+RUN_TESTS()

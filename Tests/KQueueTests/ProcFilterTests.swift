@@ -1,0 +1,48 @@
+import CKQueueShim
+import Glibc
+import KQueue
+import SystemPackage
+import Testing
+
+/// SPEC.md 3, EVFILT_PROC, through the Swift API. Forking touches process-wide state, so the
+/// suite is serialized; the children exit at once or when told, and are always reaped.
+@Suite("SPEC 3: EVFILT_PROC", .serialized)
+struct ProcFilterTests {
+    @Test("3.PROC: NOTE_EXIT returns the wait status, EV_EOF and EV_ONESHOT; the watcher never reaps")
+    func exitStatus() throws {
+        let queue = try KernelQueue()
+        var gate: [Int32] = [-1, -1]
+        try sys(pipe(&gate))
+        let pid = fork()
+        if pid == 0 {
+            var byte: UInt8 = 0
+            _ = read(gate[0], &byte, 1)
+            _exit(42)
+        }
+        try sys(pid)
+        _ = close(gate[0])
+        try queue.apply([.process(pid, note: .exit)])
+        #expect(try queue.events(maxEvents: 4, timeout: .zero).isEmpty)
+        var byte: UInt8 = 1
+        _ = write(gate[1], &byte, 1)
+        _ = close(gate[1])
+        let event = try expectEvent(queue, ident: UInt(pid), filter: .process)
+        #expect(event?.fflags == ProcessNote.exit.rawValue)
+        #expect(event.map { ($0.data >> 8) & 0xff } == 42)
+        #expect(event?.flags == [.clear, .endOfFile, .oneShot])
+        #expect(try reap(pid, timeout: .seconds(5)) == 42)
+    }
+
+    @Test("3.PROC: a missing pid is ESRCH; NOTE_FORK, NOTE_EXEC and NOTE_TRACK are ENOTSUP")
+    func errors() throws {
+        let queue = try KernelQueue()
+        let pid = fork()
+        if pid == 0 { _exit(0) }
+        try sys(pid)
+        _ = try reap(pid, timeout: .seconds(5))
+        #expect(throws: Errno.noSuchProcess) { try queue.apply([.process(pid, note: .exit)]) }
+        #expect(throws: Errno.notSupported) { try queue.apply([.process(getpid(), note: [.exit, .fork])]) }
+        #expect(throws: Errno.notSupported) { try queue.apply([.process(getpid(), note: .exec)]) }
+        #expect(throws: Errno.notSupported) { try queue.apply([.process(getpid(), note: .track)]) }
+    }
+}
