@@ -321,7 +321,8 @@ static void model_number_closed(int n) {
         if (!kqs[k].open) continue;
         for (int i = 0; i < MAXKN; i++) {
             struct knote *kn = &kqs[k].kn[i];
-            if (kn->used && kn->ident == (uintptr_t)n && (kn->filter == EVFILT_READ || kn->filter == EVFILT_WRITE))
+            if (kn->used && kn->ident == (uintptr_t)n &&
+                (kn->filter == EVFILT_READ || kn->filter == EVFILT_WRITE || kn->filter == EVFILT_VNODE))
                 kn->used = 0;
         }
     }
@@ -491,6 +492,9 @@ static uint64_t predict(int k, const struct kevent *c) {
     /* EVFILT_PROC: the model does not know which pids exist; its own tests (Tests/C/proc.c)
      * pin the semantics. Any of these outcomes is accepted and the knote becomes vague. */
     if (f == EVFILT_PROC) return OK | B(ESRCH) | B(ENOTSUP) | B(ENOENT) | B(EINVAL);
+    /* EVFILT_VNODE: likewise loose (which numbers name files is the pool's business);
+     * Tests/C/vnode.c pins its semantics. */
+    if (f == EVFILT_VNODE) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
     if (!is_known(f)) {
         uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
@@ -563,8 +567,9 @@ static void apply_modify(struct knote *kn, const struct kevent *c, unsigned shor
     }
 }
 
-static void apply_proc(struct kqmodel *q, const struct kevent *c, unsigned short fl, int actual) {
-    struct knote *kn = kn_find(q, c->ident, EVFILT_PROC);
+/* PROC and VNODE: the model keeps only whether the knote exists (vague knotes). */
+static void apply_loose(struct kqmodel *q, const struct kevent *c, unsigned short fl, int actual) {
+    struct knote *kn = kn_find(q, c->ident, c->filter);
     if (actual == ENOENT) {
         if (kn) kn->used = 0; /* dropped by the library (an exit nobody asked for) */
         return;
@@ -575,8 +580,8 @@ static void apply_proc(struct kqmodel *q, const struct kevent *c, unsigned short
         return;
     }
     if (!kn) {
-        kn = kn_alloc(q, c->ident, EVFILT_PROC);
-        kn->flags = (fl & FLAG_STORED) | EV_CLEAR;
+        kn = kn_alloc(q, c->ident, c->filter);
+        kn->flags = (fl & FLAG_STORED) | (c->filter == EVFILT_PROC ? EV_CLEAR : 0);
         kn->udata = (uintptr_t)c->udata;
     }
     kn->vague = 1;
@@ -586,8 +591,8 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
     struct kqmodel *q = &kqs[k];
     unsigned short fl = c->flags & 0x0FFF;
     short f = c->filter;
-    if (f == EVFILT_PROC && (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
-        apply_proc(q, c, fl, actual);
+    if ((f == EVFILT_PROC || f == EVFILT_VNODE) && (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
+        apply_loose(q, c, fl, actual);
         return;
     }
     if (f > 0 || f < -EVFILT_SYSCOUNT || !is_known(f)) return;
@@ -609,6 +614,11 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
         return;
     }
     if (kn && kn->maybe) {
+        if ((fl & (EV_ADD | EV_DELETE)) == (EV_ADD | EV_DELETE)) {
+            /* Deleted if it existed, created if it did not: still unknown. */
+            kn->vague = 1;
+            return;
+        }
         kn->maybe = 0;
         if ((fl & EV_DELETE) && !(fl & EV_ADD)) kn->used = 0;
         else if (fl & EV_ADD) kn->vague = 1;
@@ -645,7 +655,7 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
 /* The call's outcome for change c could not be observed: the knote may be in any state. */
 static void make_uncertain(int k, const struct kevent *c) {
     short f = c->filter;
-    if (f > 0 || f < -EVFILT_SYSCOUNT || (!is_known(f) && f != EVFILT_PROC)) return;
+    if (f > 0 || f < -EVFILT_SYSCOUNT || (!is_known(f) && f != EVFILT_PROC && f != EVFILT_VNODE)) return;
     if (is_fd_filter(f)) {
         int which;
         int cls = classify_change(c, &which);
@@ -1103,8 +1113,9 @@ static int fd_ident(int k, uint8_t b, short *filter, uintptr_t *ident) {
     return 1;
 }
 
-/* Set by a READ change on a regular file: the library may open its inotify descriptor during
- * the call, on the lowest free number; later changes of the list then avoid closed numbers. */
+/* Set by a change that may make the library open a descriptor of its own during the call, on
+ * the lowest free number (READ on a regular file: inotify; TIMER: a timerfd; VNODE: inotify;
+ * PROC: a pidfd); later changes of the list then avoid closed numbers. */
 static int list_has_file_read;
 
 static void decode_change(int k, struct kevent *c, int index) {
@@ -1157,6 +1168,7 @@ static void decode_change(int k, struct kevent *c, int index) {
         fflags = bff;
         break;
     }
+    if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC) list_has_file_read = 1;
     uint64_t token = ((uint64_t)++token_serial << 8) | (uint64_t)index | 0x1;
     EV_SET(c, ident, filter, flags, fflags, data, (void *)(uintptr_t)token);
     c->ext[0] = token ^ 0x1111;

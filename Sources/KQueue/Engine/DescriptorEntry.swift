@@ -67,6 +67,8 @@ enum InternalSource {
     static let inotify: UInt64 = 1
     static let timerFD: UInt64 = 2
     static let realtimeTimerFD: UInt64 = 3
+    /// The inotify instance of EVFILT_VNODE knotes (``VnodeWatcher``).
+    static let vnodeInotify: UInt64 = 4
     /// Eventfds 1... of ``WakeupSignals`` (index 0 uses `eventFD`).
     static let firstExtraWakeup: UInt64 = 16
 }

@@ -297,6 +297,7 @@ struct EpollBuffer: @unchecked Sendable {
 /// A kqueue's descriptors created on first use, readable without the kqueue lock.
 final class InternalDescriptors: Sendable {
     let inotify = Atomic<Int32>(-1)
+    let vnodeInotify = Atomic<Int32>(-1)
     let monotonicTimer = Atomic<Int32>(-1)
     let realtimeTimer = Atomic<Int32>(-1)
     let wakeup1 = Atomic<Int32>(-1)
@@ -315,6 +316,7 @@ final class InternalDescriptors: Sendable {
     /// Closes them all (fork child, where the kqueue lock may be held by a lost thread).
     func closeAll() {
         Syscall.closeInternal(inotify.load(ordering: .acquiring))
+        Syscall.closeInternal(vnodeInotify.load(ordering: .acquiring))
         Syscall.closeInternal(monotonicTimer.load(ordering: .acquiring))
         Syscall.closeInternal(realtimeTimer.load(ordering: .acquiring))
         Syscall.closeInternal(wakeup1.load(ordering: .acquiring))

@@ -23,6 +23,7 @@ struct QueueState: ~Copyable {
     var spareBuffer: EpollBuffer?
     var bufferPool: [EpollBuffer] = []
     var regularFiles = RegularFileWatcher()
+    var vnodes = VnodeWatcher()
     /// Relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME timers (CLOCK_REALTIME).
     var monotonicTimers = TimerClock(clock: CLOCK_MONOTONIC, tag: InternalSource.timerFD)
     var realtimeTimers = TimerClock(clock: CLOCK_REALTIME, tag: InternalSource.realtimeTimerFD)
@@ -60,7 +61,7 @@ struct QueueState: ~Copyable {
         let filter = change.filter
         guard filter < 0, filter >= -FilterID.systemCount else { return EINVAL }
         if let unsupported = FilterDispatch.unsupportedError(filter: filter) { return unsupported }
-        let isDescriptor = FilterDispatch.isDescriptorFilter(filter)
+        let isDescriptor = FilterDispatch.takesDescriptor(filter)
         if isDescriptor && change.ident > UInt(Int32.max) { return EBADF }
 
         guard let index = lookup(filter: filter, ident: change.ident) else {
@@ -230,6 +231,7 @@ struct QueueState: ~Copyable {
 
     /// `fd` is being closed: remove every knote on it, as FreeBSD's close() does.
     mutating func descriptorClosing(_ fd: Int32) {
+        if fd >= 0, let vnode = lookup(filter: FilterID.vnode, ident: UInt(fd)) { drop(vnode) }
         guard let entry = table.existingDescriptor(fd) else { return }
         if entry.read >= 0 { drop(entry.read) }
         if entry.write >= 0 { drop(entry.write) }
@@ -261,6 +263,7 @@ struct QueueState: ~Copyable {
     /// Closes the descriptors the kqueue created (not the kqueue descriptor itself).
     mutating func closeInternalDescriptors() {
         regularFiles.close()
+        vnodes.close()
         monotonicTimers.close()
         realtimeTimers.close()
         wakeups.close()

@@ -29,6 +29,7 @@ extension QueueState {
         if regularFiles.isWatching {
             for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
         }
+        if vnodes.isWatching { VnodeFilter.readChanges(in: &self) }
         for k in 0..<count {
             switch ready[k].data.u64 {
             case InternalSource.timerFD:
@@ -224,6 +225,8 @@ extension QueueState {
                     TimerFilter.expire(realtime: tag == InternalSource.realtimeTimerFD, in: &self)
                 } else if tag == InternalSource.inotify {
                     for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+                } else if tag == InternalSource.vnodeInotify {
+                    VnodeFilter.readChanges(in: &self)
                 } else if let index = ProcFilter.index(forTag: tag) {
                     ProcFilter.reported(index, in: &self)
                 }

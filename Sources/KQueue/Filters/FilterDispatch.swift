@@ -11,10 +11,17 @@ enum FilterDispatch {
         filter == FilterID.read || filter == FilterID.write
     }
 
+    /// Filters whose ident must be an open descriptor (FreeBSD's `f_isfd`): EBADF otherwise,
+    /// and close(2) of the descriptor removes their knotes.
+    @inline(__always)
+    static func takesDescriptor(_ filter: Int16) -> Bool {
+        isDescriptorFilter(filter) || filter == FilterID.vnode
+    }
+
     /// The errno for a known filter this implementation does not provide, or nil.
     static func unsupportedError(filter: Int16) -> Int32? {
         switch filter {
-        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer, FilterID.proc: return nil
+        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer, FilterID.proc, FilterID.vnode: return nil
         // SPEC.md 3: only a submitted aio request registers EVFILT_AIO.
         case FilterID.aio: return EPERM
         default: return ENOSYS
@@ -28,6 +35,7 @@ enum FilterDispatch {
         case FilterID.user: return UserFilter.attach(index, in: &state)
         case FilterID.timer: return TimerFilter.attach(index, in: &state)
         case FilterID.proc: return ProcFilter.attach(index, in: &state)
+        case FilterID.vnode: return VnodeFilter.attach(index, in: &state)
         default: return ENOSYS
         }
     }
@@ -37,6 +45,7 @@ enum FilterDispatch {
         case FilterID.read, FilterID.write: DescriptorFilter.detach(index, in: &state)
         case FilterID.timer: TimerFilter.detach(index, in: &state)
         case FilterID.proc: ProcFilter.detach(index, in: &state)
+        case FilterID.vnode: VnodeFilter.detach(index, in: &state)
         default: break
         }
     }
@@ -51,6 +60,8 @@ enum FilterDispatch {
             return TimerFilter.modify(index, with: change, in: &state)
         case FilterID.proc:
             return ProcFilter.modify(index, with: change, in: &state)
+        case FilterID.vnode:
+            return VnodeFilter.modify(index, with: change, in: &state)
         default:
             state.table[index].savedFlags = change.fflags
             state.table[index].savedData = change.data
@@ -79,6 +90,8 @@ enum FilterDispatch {
             return TimerFilter.isReady(index, in: &state)
         case FilterID.proc:
             return ProcFilter.isReady(index, in: &state)
+        case FilterID.vnode:
+            return VnodeFilter.isReady(index, in: state)
         default:
             return false
         }

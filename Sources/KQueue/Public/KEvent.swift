@@ -83,6 +83,15 @@ extension KEvent {
             udata: udata)
     }
 
+    /// A change or event for changes to the file or directory open as `descriptor`
+    /// (``Filter/vnode``).
+    public static func vnode(
+        _ descriptor: FileDescriptor, flags: Flags = [.add, .clear], note: VnodeNote,
+        udata: UnsafeMutableRawPointer? = nil
+    ) -> KEvent {
+        KEvent(ident: UInt(descriptor.rawValue), filter: .vnode, flags: flags, fflags: note.rawValue, udata: udata)
+    }
+
     /// A change or event for process `pid` (``Filter/process``; EV_CLEAR is added by the filter).
     public static func process(
         _ pid: pid_t, flags: Flags = .add, note: ProcessNote = .exit, udata: UnsafeMutableRawPointer? = nil

@@ -77,3 +77,36 @@ public struct ProcessNote: OptionSet, Hashable, Sendable {
     /// Follow the process across forks. C: `NOTE_TRACK`. Not supported (`ENOTSUP`), as ``fork``.
     public static let track = ProcessNote(rawValue: 0x0000_0001)
 }
+
+/// `fflags` of ``Filter/vnode`` (EVFILT_VNODE): the changes to a file or directory wanted, and
+/// in a returned event, the ones that happened (all the bits of an occurrence, when any of
+/// them was wanted). Use ``Flags/clear``: without it the event keeps being returned, as on
+/// FreeBSD.
+public struct VnodeNote: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The file's last link was removed. C: `NOTE_DELETE`.
+    public static let delete = VnodeNote(rawValue: 0x0001)
+    /// The contents changed (a write, a truncation; in a directory, an entry was added,
+    /// removed or renamed). C: `NOTE_WRITE`.
+    public static let write = VnodeNote(rawValue: 0x0002)
+    /// The file grew. C: `NOTE_EXTEND`.
+    public static let extend = VnodeNote(rawValue: 0x0004)
+    /// Attributes changed (mode, owner, times, a truncation). C: `NOTE_ATTRIB`.
+    public static let attrib = VnodeNote(rawValue: 0x0008)
+    /// The link count changed (in a directory: a subdirectory was added or removed). C: `NOTE_LINK`.
+    public static let link = VnodeNote(rawValue: 0x0010)
+    /// The file was renamed (the watch follows it). C: `NOTE_RENAME`.
+    public static let rename = VnodeNote(rawValue: 0x0020)
+    /// Access was revoked (its filesystem was unmounted); the event has EV_EOF. C: `NOTE_REVOKE`.
+    public static let revoke = VnodeNote(rawValue: 0x0040)
+    /// The file was opened. C: `NOTE_OPEN`.
+    public static let open = VnodeNote(rawValue: 0x0080)
+    /// A descriptor that could not write was closed. C: `NOTE_CLOSE`.
+    public static let close = VnodeNote(rawValue: 0x0100)
+    /// A descriptor that could write was closed. C: `NOTE_CLOSE_WRITE`.
+    public static let closeWrite = VnodeNote(rawValue: 0x0200)
+    /// The file was read. C: `NOTE_READ`.
+    public static let read = VnodeNote(rawValue: 0x0400)
+}

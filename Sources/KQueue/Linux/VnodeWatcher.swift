@@ -1,0 +1,119 @@
+import CKQueueShim
+import Glibc
+
+/// The inotify instance behind a kqueue's EVFILT_VNODE knotes, created on first use and
+/// registered in the kqueue's epoll instance. Each knote watches the inode behind its
+/// descriptor (`/proc/self/fd/N`), so the watch follows the file across renames; knotes on the
+/// same inode share one watch, whose mask only grows until its last knote leaves.
+///
+/// Separate from ``RegularFileWatcher``'s instance: removing a READ knote's watch must not end
+/// a VNODE knote's watch on the same inode (inotify has one watch per inode per instance).
+struct VnodeWatcher {
+    private(set) var descriptor: Int32 = -1
+    private var knotesByWatch: [Int32: [Int32]] = [:]
+    private var watchByKnote: [Int32: Int32] = [:]
+    /// What each knote last saw of its file: the size (for NOTE_EXTEND) and the link count
+    /// (for NOTE_LINK and NOTE_DELETE).
+    var baselines: [Int32: (size: Int64, links: UInt64)] = [:]
+    private var readBuffer: UnsafeMutableRawPointer? = nil
+    private var occurrences: [Occurrence] = []
+    private static let readBufferSize = 4096
+
+    /// One inotify event for one knote.
+    struct Occurrence {
+        var knote: Int32
+        var mask: UInt32
+    }
+
+    /// Published so that a fork child can close the descriptor without the kqueue lock.
+    var onCreate: (@Sendable (Int32) -> Void)? = nil
+
+    var isWatching: Bool { !watchByKnote.isEmpty }
+
+    /// Watches the inode behind `fd` for `knote` with at least `mask`. Returns an errno.
+    mutating func watch(fd: Int32, knote: Int32, mask: UInt32, epollFD: Int32) -> Int32? {
+        if descriptor < 0 {
+            let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+            guard created >= 0 else { return Syscall.errno }
+            guard
+                Syscall.epollCtl(
+                    epollFD, EPOLL_CTL_ADD, created, events: UInt32(EPOLLIN.rawValue), data: InternalSource.vnodeInotify
+                )
+                    == 0
+            else {
+                let error = Syscall.errno
+                Syscall.closeInternal(created)
+                return error
+            }
+            descriptor = created
+            onCreate?(created)
+        }
+        let watch = inotify_add_watch(descriptor, "/proc/self/fd/\(fd)", mask | UInt32(IN_MASK_ADD))
+        guard watch >= 0 else { return Syscall.errno }
+        if let previous = watchByKnote[knote] {
+            if previous == watch { return nil }  // a modification: the same inode, a grown mask
+            remove(knote: knote, from: previous)
+        }
+        knotesByWatch[watch, default: []].append(knote)
+        watchByKnote[knote] = watch
+        return nil
+    }
+
+    mutating func unwatch(knote: Int32) {
+        guard let watch = watchByKnote[knote] else { return }
+        remove(knote: knote, from: watch)
+    }
+
+    private mutating func remove(knote: Int32, from watch: Int32) {
+        watchByKnote[knote] = nil
+        baselines[knote] = nil
+        knotesByWatch[watch]?.removeAll { $0 == knote }
+        if knotesByWatch[watch]?.isEmpty ?? false {
+            knotesByWatch[watch] = nil
+            _ = inotify_rm_watch(descriptor, watch)
+        }
+    }
+
+    /// Reads pending inotify events: one occurrence per (event, knote on its inode). Reuses
+    /// one buffer and one result array.
+    mutating func readOccurrences() -> [Occurrence] {
+        occurrences.removeAll(keepingCapacity: true)
+        guard descriptor >= 0 else { return occurrences }
+        let buffer: UnsafeMutableRawPointer
+        if let existing = readBuffer {
+            buffer = existing
+        } else {
+            buffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
+            readBuffer = buffer
+        }
+        while true {
+            let n = read(descriptor, buffer, Self.readBufferSize)
+            guard n > 0 else { break }
+            var offset = 0
+            while offset < n {
+                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
+                offset += MemoryLayout<inotify_event>.size + Int(event.len)
+                if event.mask & UInt32(IN_IGNORED) != 0 {
+                    // The kernel removed the watch (the inode is gone): its knotes stay, quiet.
+                    if let knotes = knotesByWatch.removeValue(forKey: event.wd) {
+                        for knote in knotes { watchByKnote[knote] = nil }
+                    }
+                    continue
+                }
+                guard let knotes = knotesByWatch[event.wd] else { continue }
+                for knote in knotes { occurrences.append(Occurrence(knote: knote, mask: event.mask)) }
+            }
+        }
+        return occurrences
+    }
+
+    mutating func close() {
+        readBuffer?.deallocate()
+        readBuffer = nil
+        Syscall.closeInternal(descriptor)
+        descriptor = -1
+        knotesByWatch = [:]
+        watchByKnote = [:]
+        baselines = [:]
+    }
+}
