@@ -495,6 +495,8 @@ static uint64_t predict(int k, const struct kevent *c) {
     /* EVFILT_VNODE: likewise loose (which numbers name files is the pool's business);
      * Tests/C/vnode.c pins its semantics. */
     if (f == EVFILT_VNODE) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
+    /* EVFILT_SIGNAL: the fuzzer sends no signal; Tests/C/signal.c pins the semantics. */
+    if (f == EVFILT_SIGNAL) return OK | B(EINVAL) | B(ENOENT);
     if (!is_known(f)) {
         uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
@@ -567,7 +569,7 @@ static void apply_modify(struct knote *kn, const struct kevent *c, unsigned shor
     }
 }
 
-/* PROC and VNODE: the model keeps only whether the knote exists (vague knotes). */
+/* PROC, VNODE and SIGNAL: the model keeps only whether the knote exists (vague knotes). */
 static void apply_loose(struct kqmodel *q, const struct kevent *c, unsigned short fl, int actual) {
     struct knote *kn = kn_find(q, c->ident, c->filter);
     if (actual == ENOENT) {
@@ -581,7 +583,7 @@ static void apply_loose(struct kqmodel *q, const struct kevent *c, unsigned shor
     }
     if (!kn) {
         kn = kn_alloc(q, c->ident, c->filter);
-        kn->flags = (fl & FLAG_STORED) | (c->filter == EVFILT_PROC ? EV_CLEAR : 0);
+        kn->flags = (fl & FLAG_STORED) | (c->filter == EVFILT_VNODE ? 0 : EV_CLEAR);
         kn->udata = (uintptr_t)c->udata;
     }
     kn->vague = 1;
@@ -591,7 +593,8 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
     struct kqmodel *q = &kqs[k];
     unsigned short fl = c->flags & 0x0FFF;
     short f = c->filter;
-    if ((f == EVFILT_PROC || f == EVFILT_VNODE) && (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
+    if ((f == EVFILT_PROC || f == EVFILT_VNODE || f == EVFILT_SIGNAL) &&
+        (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
         apply_loose(q, c, fl, actual);
         return;
     }
@@ -655,7 +658,8 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
 /* The call's outcome for change c could not be observed: the knote may be in any state. */
 static void make_uncertain(int k, const struct kevent *c) {
     short f = c->filter;
-    if (f > 0 || f < -EVFILT_SYSCOUNT || (!is_known(f) && f != EVFILT_PROC && f != EVFILT_VNODE)) return;
+    if (f > 0 || f < -EVFILT_SYSCOUNT || (!is_known(f) && f != EVFILT_PROC && f != EVFILT_VNODE && f != EVFILT_SIGNAL))
+        return;
     if (is_fd_filter(f)) {
         int which;
         int cls = classify_change(c, &which);
@@ -1168,7 +1172,8 @@ static void decode_change(int k, struct kevent *c, int index) {
         fflags = bff;
         break;
     }
-    if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC) list_has_file_read = 1;
+    if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC || filter == EVFILT_SIGNAL)
+        list_has_file_read = 1;
     uint64_t token = ((uint64_t)++token_serial << 8) | (uint64_t)index | 0x1;
     EV_SET(c, ident, filter, flags, fflags, data, (void *)(uintptr_t)token);
     c->ext[0] = token ^ 0x1111;
@@ -1435,7 +1440,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     fd_check = f && *f && *f != '0';
     parse_known(getenv("KQ_FUZZ_KNOWN"));
     memset(wbuf, 'x', sizeof wbuf);
-
+    /* EVFILT_SIGNAL opens one eventfd for the whole process, on first use, and keeps it: open
+     * it now, so that the descriptor-leak check's baseline includes it. */
+    int kq = kqueue();
+    struct kevent change;
+    EV_SET(&change, SIGWINCH, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    (void)kevent(kq, &change, 1, NULL, 0, NULL);
+    close(kq);
     return 0;
 }
 

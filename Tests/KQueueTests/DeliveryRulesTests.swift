@@ -178,11 +178,6 @@ struct DeliveryProcessWideTests {
 
     @Test("2.D: SIGNAL adds EV_CLEAR itself")
     func signalAddsClear() throws {
-        // EVFILT_SIGNAL is not implemented yet: registering it fails with ENOSYS (README).
-        try withKnownIssue("EVFILT_SIGNAL is not implemented (ENOSYS)") { try signalAddsClearBody() }
-    }
-
-    private func signalAddsClearBody() throws {
         let queue = try KernelQueue()
         // SIGWINCH: ignored by default, so a stray delivery harms nobody.
         try queue.apply([KEvent(ident: UInt(SIGWINCH), filter: .signal, flags: .add)])

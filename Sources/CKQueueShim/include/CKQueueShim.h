@@ -33,6 +33,21 @@ int kq_shim_fcntl_int(int fd, int cmd, int arg);
 int kq_shim_fcntl(int fd, int cmd);
 int kq_shim_pidfd_open(pid_t pid, unsigned int flags);
 
+/* EVFILT_SIGNAL (signals.c): start/stop observing a signal for one knote (reference
+ * counted over all kqueues; returns 0 or an errno), the number of deliveries observed so far,
+ * and the process-wide eventfd the handler writes (-1 before the first watch). */
+int kq_shim_signal_watch(int sig);
+void kq_shim_signal_unwatch(int sig);
+uint64_t kq_shim_signal_count(int sig);
+int kq_shim_signal_wake_fd(void);
+/* A wait that fails with EINTR because only EVFILT_SIGNAL's handler ran for a signal the
+ * application ignores was not interrupted for the application: reset before each wait, ask
+ * after an EINTR. */
+void kq_shim_signal_interruptions_reset(void);
+int kq_shim_signal_interruption_was_transparent(void);
+/* In a fork child: restore the application's dispositions (no kqueue survives fork). */
+void kq_shim_signal_fork_child(void);
+
 /* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */
 int kq_shim_pidfd_has_exited(int pidfd);
 

@@ -69,6 +69,8 @@ enum InternalSource {
     static let realtimeTimerFD: UInt64 = 3
     /// The inotify instance of EVFILT_VNODE knotes (``VnodeWatcher``).
     static let vnodeInotify: UInt64 = 4
+    /// The process-wide eventfd of EVFILT_SIGNAL's handler (`CKQueueShim/signals.c`).
+    static let signals: UInt64 = 5
     /// Eventfds 1... of ``WakeupSignals`` (index 0 uses `eventFD`).
     static let firstExtraWakeup: UInt64 = 16
 }

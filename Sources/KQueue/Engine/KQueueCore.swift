@@ -138,12 +138,21 @@ final class KQueueCore: Sendable {
         while true {
             let requested = Int32(min(Self.batchSize(for: capacity - written), buffer.events.count))
             let n: Int32
+            kq_shim_signal_interruptions_reset()
             if written > 0 || unsignaled || (timeout != nil && remaining.isZero) {
                 n = Syscall.epollWait(descriptor, ready, requested, &zero)
             } else if timeout == nil {
                 n = Syscall.epollWait(descriptor, ready, requested, nil)
             } else {
                 n = Syscall.epollWait(descriptor, ready, requested, &remaining)
+            }
+            if n < 0 && Syscall.errno == EINTR && kq_shim_signal_interruption_was_transparent() != 0 {
+                // Only EVFILT_SIGNAL's handler ran, for a signal the application ignores: on
+                // FreeBSD that signal is discarded and its knote wakes the wait. Wait on.
+                if timeout != nil && !remaining.isZero {
+                    remaining = deadline.remaining(after: Syscall.monotonicNow())
+                }
+                continue
             }
             if n < 0 {
                 let error = Syscall.errno

@@ -149,6 +149,7 @@ enum KQueueRegistry {
             forkOrphans.append(core)
         }
         for pidfd in processDescriptors { Syscall.closeInternal(pidfd) }
+        kq_shim_signal_fork_child()
         processDescriptors = []
         queues = []
         liveCount = 0

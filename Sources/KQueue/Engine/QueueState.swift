@@ -24,6 +24,8 @@ struct QueueState: ~Copyable {
     var bufferPool: [EpollBuffer] = []
     var regularFiles = RegularFileWatcher()
     var vnodes = VnodeWatcher()
+    /// The EVFILT_SIGNAL knotes, checked when the signal handler's eventfd reports.
+    var signalKnotes: [Int32] = []
     /// Relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME timers (CLOCK_REALTIME).
     var monotonicTimers = TimerClock(clock: CLOCK_MONOTONIC, tag: InternalSource.timerFD)
     var realtimeTimers = TimerClock(clock: CLOCK_REALTIME, tag: InternalSource.realtimeTimerFD)

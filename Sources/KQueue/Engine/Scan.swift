@@ -52,6 +52,7 @@ extension QueueState {
                     written = drainActiveQueue(into: events, written: written, capacity: capacity, upTo: covered)
                     continue
                 }
+                if tag == InternalSource.signals { SignalFilter.delivered(in: &self) }
                 if let index = ProcFilter.index(forTag: tag) { ProcFilter.reported(index, in: &self) }
                 continue  // inotify and timerfds: handled above
             }
@@ -227,6 +228,8 @@ extension QueueState {
                     for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
                 } else if tag == InternalSource.vnodeInotify {
                     VnodeFilter.readChanges(in: &self)
+                } else if tag == InternalSource.signals {
+                    SignalFilter.delivered(in: &self)
                 } else if let index = ProcFilter.index(forTag: tag) {
                     ProcFilter.reported(index, in: &self)
                 }

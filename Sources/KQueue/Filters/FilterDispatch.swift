@@ -21,7 +21,9 @@ enum FilterDispatch {
     /// The errno for a known filter this implementation does not provide, or nil.
     static func unsupportedError(filter: Int16) -> Int32? {
         switch filter {
-        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer, FilterID.proc, FilterID.vnode: return nil
+        case FilterID.read, FilterID.write, FilterID.user, FilterID.timer, FilterID.proc, FilterID.vnode,
+            FilterID.signal:
+            return nil
         // SPEC.md 3: only a submitted aio request registers EVFILT_AIO.
         case FilterID.aio: return EPERM
         default: return ENOSYS
@@ -36,6 +38,7 @@ enum FilterDispatch {
         case FilterID.timer: return TimerFilter.attach(index, in: &state)
         case FilterID.proc: return ProcFilter.attach(index, in: &state)
         case FilterID.vnode: return VnodeFilter.attach(index, in: &state)
+        case FilterID.signal: return SignalFilter.attach(index, in: &state)
         default: return ENOSYS
         }
     }
@@ -46,6 +49,7 @@ enum FilterDispatch {
         case FilterID.timer: TimerFilter.detach(index, in: &state)
         case FilterID.proc: ProcFilter.detach(index, in: &state)
         case FilterID.vnode: VnodeFilter.detach(index, in: &state)
+        case FilterID.signal: SignalFilter.detach(index, in: &state)
         default: break
         }
     }
@@ -92,6 +96,8 @@ enum FilterDispatch {
             return ProcFilter.isReady(index, in: &state)
         case FilterID.vnode:
             return VnodeFilter.isReady(index, in: state)
+        case FilterID.signal:
+            return SignalFilter.isReady(index, in: &state)
         default:
             return false
         }
@@ -103,6 +109,9 @@ enum FilterDispatch {
         switch state.table[index].filter {
         case FilterID.user:
             UserFilter.process(index, into: &event, in: &state)
+            return true
+        case FilterID.signal:
+            SignalFilter.process(index, into: &event, in: &state)
             return true
         default:
             return false

@@ -92,6 +92,15 @@ extension KEvent {
         KEvent(ident: UInt(descriptor.rawValue), filter: .vnode, flags: flags, fflags: note.rawValue, udata: udata)
     }
 
+    /// A change or event for deliveries of signal `signal` to the process (``Filter/signal``;
+    /// EV_CLEAR is added by the filter; each event's `data` counts the deliveries since the
+    /// last one). The application's own disposition keeps working: kqueue only observes.
+    public static func signal(
+        _ signal: Int32, flags: Flags = .add, udata: UnsafeMutableRawPointer? = nil
+    ) -> KEvent {
+        KEvent(ident: UInt(UInt32(bitPattern: signal)), filter: .signal, flags: flags, udata: udata)
+    }
+
     /// A change or event for process `pid` (``Filter/process``; EV_CLEAR is added by the filter).
     public static func process(
         _ pid: pid_t, flags: Flags = .add, note: ProcessNote = .exit, udata: UnsafeMutableRawPointer? = nil

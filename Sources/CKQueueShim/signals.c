@@ -1,0 +1,296 @@
+/*
+ * EVFILT_SIGNAL's process-wide half: a signal handler that counts each delivery of a watched
+ * signal, wakes every kqueue through one eventfd, and then does what the application asked
+ * for (its handler, SIG_IGN, or the default action), so that kqueue only observes.
+ *
+ * - The handler is installed while at least one knote watches the signal, with the
+ *   application's own sa_mask and flags (SA_RESTART, SA_NODEFER, SA_ONSTACK), and removed
+ *   (the application's disposition restored) with the last knote.
+ * - sigaction() and signal() are interposed: while a signal is watched, the application sees
+ *   and sets its own disposition, and the handler stays in place. An ignored SIGCHLD is not
+ *   observed (FreeBSD does not record it, and SIG_IGN on SIGCHLD changes reaping).
+ * - A fork child gets the application's dispositions back (no kqueue survives fork), so a
+ *   program it execs inherits SIG_IGN where the application ignored a signal.
+ *
+ * Not observed (documented in docs/GUARANTEES.md): a signal that stays blocked and is
+ * consumed by sigwait/sigtimedwait/signalfd (the handler never runs); SIGKILL and SIGSTOP
+ * (cannot be caught). Several sends of a standard signal while it is pending count once
+ * (Linux merges them).
+ */
+#define _GNU_SOURCE
+#include "CKQueueShim.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define KQ_NSIG 65
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+/* Deliveries seen per signal since the process started. */
+static _Atomic uint64_t delivered[KQ_NSIG];
+/* Knotes watching each signal, over all kqueues. Guarded by `lock`. */
+static int watchers[KQ_NSIG];
+/* 1 while our handler is installed for the signal. Read by the interposers. */
+static _Atomic int installed[KQ_NSIG];
+/* The application's disposition while our handler is installed, under a sequence lock (odd
+ * while a writer changes it) so that the handler reads it without a lock. Writers hold
+ * `lock` and block every signal while they write, so a handler never spins on its own thread. */
+static struct sigaction application[KQ_NSIG];
+static _Atomic unsigned sequence[KQ_NSIG];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int wake_fd = -1;
+
+/* Per thread, since the last kq_shim_signal_interruptions_reset(): our handler ran for a signal
+ * the application ignores (or whose default is to ignore), and: an application handler ran.
+ * A wait interrupted only by the first kind was not interrupted as far as the application can
+ * tell (FreeBSD discards such a signal and wakes the wait through the knote instead). */
+static __thread int transparent_interruptions __attribute__((tls_model("initial-exec")));
+static __thread int application_interruptions __attribute__((tls_model("initial-exec")));
+
+static sigaction_fn real_sigaction(void) {
+    static _Atomic(sigaction_fn) real;
+    sigaction_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
+    }
+    return fn;
+}
+
+static int valid_signal(int sig) { return sig > 0 && sig < KQ_NSIG; }
+
+/* The application's current disposition (lock-free, for the handler). */
+static void read_application(int sig, struct sigaction *out) {
+    for (;;) {
+        unsigned before = atomic_load_explicit(&sequence[sig], memory_order_acquire);
+        if (before & 1) continue;
+        memcpy(out, &application[sig], sizeof *out);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&sequence[sig], memory_order_relaxed) == before) return;
+    }
+}
+
+/* Called with `lock` held (or in a fork child). */
+static void write_application(int sig, const struct sigaction *action) {
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    atomic_fetch_add_explicit(&sequence[sig], 1, memory_order_acq_rel);
+    memcpy(&application[sig], action, sizeof *action);
+    atomic_fetch_add_explicit(&sequence[sig], 1, memory_order_release);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+static int is_ignored_by_default(int sig) {
+    return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
+}
+
+static int stops_by_default(int sig) { return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU; }
+
+static void handler(int sig, siginfo_t *info, void *context) {
+    int saved = errno;
+    atomic_fetch_add_explicit(&delivered[sig], 1, memory_order_relaxed);
+    int fd = atomic_load_explicit(&wake_fd, memory_order_relaxed);
+    if (fd >= 0) {
+        uint64_t one = 1;
+        (void)!write(fd, &one, sizeof one);
+    }
+    struct sigaction app;
+    read_application(sig, &app);
+    errno = saved;
+    if (app.sa_flags & SA_SIGINFO) {
+        application_interruptions = 1;
+        if (app.sa_sigaction) app.sa_sigaction(sig, info, context);
+        return;
+    }
+    if (app.sa_handler == SIG_IGN) {
+        transparent_interruptions = 1;
+        return;
+    }
+    if (app.sa_handler != SIG_DFL) {
+        application_interruptions = 1;
+        app.sa_handler(sig);
+        return;
+    }
+    /* The default action. */
+    if (is_ignored_by_default(sig)) {
+        transparent_interruptions = 1;
+        return;
+    }
+    application_interruptions = 1;
+    if (stops_by_default(sig)) {
+        kill(getpid(), SIGSTOP);
+        return;
+    }
+    /* Terminate (and dump core): as if the handler had never been there. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction_fn fn = real_sigaction();
+    if (fn) fn(sig, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+}
+
+/* Installs our handler with the application's mask and flags. Called with `lock` held. */
+static int install(int sig, const struct sigaction *app) {
+    sigaction_fn fn = real_sigaction();
+    if (!fn) return ENOSYS;
+    struct sigaction ours;
+    memset(&ours, 0, sizeof ours);
+    ours.sa_sigaction = handler;
+    int caught = (app->sa_flags & SA_SIGINFO) || (app->sa_handler != SIG_IGN && app->sa_handler != SIG_DFL);
+    if (caught) {
+        ours.sa_mask = app->sa_mask;
+    } else {
+        sigemptyset(&ours.sa_mask);
+    }
+    /* The application's SA_RESTART, SA_NODEFER and SA_ONSTACK apply; SA_RESETHAND is not
+     * emulated while the signal is watched. An ignored or defaulted signal restarts
+     * interrupted calls, as it never interrupted them before. */
+    ours.sa_flags = SA_SIGINFO | (caught ? (app->sa_flags & (SA_RESTART | SA_NODEFER | SA_ONSTACK)) : SA_RESTART);
+    if (fn(sig, &ours, NULL) != 0) return errno;
+    atomic_store_explicit(&installed[sig], 1, memory_order_release);
+    return 0;
+}
+
+static int observable(int sig, const struct sigaction *app) {
+    /* FreeBSD does not record an ignored SIGCHLD; replacing it would change reaping. */
+    return !(sig == SIGCHLD && !(app->sa_flags & SA_SIGINFO) && app->sa_handler == SIG_IGN);
+}
+
+int kq_shim_signal_watch(int sig) {
+    if (!valid_signal(sig)) return EINVAL;
+    if (atomic_load_explicit(&wake_fd, memory_order_acquire) < 0) {
+        pthread_mutex_lock(&lock);
+        if (atomic_load_explicit(&wake_fd, memory_order_relaxed) < 0) {
+            int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (fd < 0) {
+                int error = errno;
+                pthread_mutex_unlock(&lock);
+                return error;
+            }
+            atomic_store_explicit(&wake_fd, fd, memory_order_release);
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    pthread_mutex_lock(&lock);
+    int error = 0;
+    if (watchers[sig] == 0) {
+        sigaction_fn fn = real_sigaction();
+        struct sigaction current;
+        if (!fn || fn(sig, NULL, &current) != 0) {
+            error = fn ? errno : ENOSYS;
+        } else {
+            write_application(sig, &current);
+            /* SIGKILL and SIGSTOP cannot be caught: the knote exists and never fires. */
+            if (sig != SIGKILL && sig != SIGSTOP && observable(sig, &current)) error = install(sig, &current);
+        }
+    }
+    if (error == 0) watchers[sig]++;
+    pthread_mutex_unlock(&lock);
+    return error;
+}
+
+void kq_shim_signal_unwatch(int sig) {
+    if (!valid_signal(sig)) return;
+    pthread_mutex_lock(&lock);
+    if (watchers[sig] > 0 && --watchers[sig] == 0 && atomic_load_explicit(&installed[sig], memory_order_relaxed)) {
+        struct sigaction app;
+        read_application(sig, &app);
+        sigaction_fn fn = real_sigaction();
+        if (fn) fn(sig, &app, NULL);
+        atomic_store_explicit(&installed[sig], 0, memory_order_release);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+uint64_t kq_shim_signal_count(int sig) {
+    return valid_signal(sig) ? atomic_load_explicit(&delivered[sig], memory_order_relaxed) : 0;
+}
+
+void kq_shim_signal_interruptions_reset(void) {
+    transparent_interruptions = 0;
+    application_interruptions = 0;
+}
+
+int kq_shim_signal_interruption_was_transparent(void) {
+    return transparent_interruptions && !application_interruptions;
+}
+
+int kq_shim_signal_wake_fd(void) { return atomic_load_explicit(&wake_fd, memory_order_acquire); }
+
+void kq_shim_signal_fork_child(void) {
+    /* No kqueue survives fork: give the application its dispositions back. */
+    sigaction_fn fn = real_sigaction();
+    for (int sig = 1; sig < KQ_NSIG; sig++) {
+        watchers[sig] = 0;
+        if (!atomic_load_explicit(&installed[sig], memory_order_relaxed)) continue;
+        struct sigaction app;
+        read_application(sig, &app);
+        if (fn) fn(sig, &app, NULL);
+        atomic_store_explicit(&installed[sig], 0, memory_order_relaxed);
+    }
+    pthread_mutex_init(&lock, NULL);
+}
+
+/* ---- interposers: the application keeps seeing and setting its own disposition ---------- */
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+    sigaction_fn fn = real_sigaction();
+    if (!fn) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (!valid_signal(sig) || !atomic_load_explicit(&installed[sig], memory_order_acquire))
+        return fn(sig, act, old);
+    pthread_mutex_lock(&lock);
+    if (!atomic_load_explicit(&installed[sig], memory_order_relaxed)) {
+        pthread_mutex_unlock(&lock);
+        return fn(sig, act, old);
+    }
+    struct sigaction previous;
+    read_application(sig, &previous);
+    if (act) {
+        write_application(sig, act);
+        if (observable(sig, act)) {
+            int error = install(sig, act);
+            if (error) {
+                write_application(sig, &previous);
+                pthread_mutex_unlock(&lock);
+                errno = error;
+                return -1;
+            }
+        } else {
+            /* SIGCHLD set to SIG_IGN: stop observing; the knotes stay, quiet. */
+            fn(sig, act, NULL);
+            atomic_store_explicit(&installed[sig], 0, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (old) *old = previous;
+    return 0;
+}
+
+sighandler_t signal(int sig, sighandler_t handler_function) {
+    /* glibc's signal(): BSD semantics, through the sigaction above. */
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler_function;
+    sigemptyset(&act.sa_mask);
+    sigaddset(&act.sa_mask, sig > 0 && sig < KQ_NSIG ? sig : 1);
+    act.sa_flags = SA_RESTART;
+    if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+    return old.sa_handler;
+}

@@ -1,0 +1,240 @@
+/*
+ * SPEC.md 3, EVFILT_SIGNAL: counts of deliveries since the last retrieval, EV_CLEAR added,
+ * EINVAL for a bad signal number, counting whether the signal is caught, ignored or at its
+ * default action, and the application's own handler and disposition untouched ("kqueue only
+ * observes"). Every test runs in its own forked child (kqtest.h), so dispositions and masks
+ * changed here do not leak.
+ */
+#include "kqtest.h"
+
+#include <sys/syscall.h>
+
+/* True once `pid` is blocked in epoll_wait or epoll_pwait2 (/proc/PID/syscall). */
+static int blocked_in_epoll(pid_t pid) {
+    char path[64], line[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    FILE *file = fopen(path, "re");
+    if (!file) return 0;
+    int ok = fgets(line, sizeof line, file) != NULL;
+    fclose(file);
+    long number = ok ? strtol(line, NULL, 10) : -1;
+    return number == SYS_epoll_wait || number == SYS_epoll_pwait || number == 441 /* epoll_pwait2 */;
+}
+
+static volatile sig_atomic_t handled;
+static void count_handler(int sig) {
+    (void)sig;
+    handled++;
+}
+
+/* Waits for the SIGNAL event of `sig` and returns its data. */
+static int64_t wait_signal_event(int kq, int sig) {
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 2000);
+    CHECK_EQ_INT(ev.ident, sig);
+    CHECK_EQ_INT(ev.filter, EVFILT_SIGNAL);
+    CHECK(ev.flags & EV_CLEAR);
+    return ev.data;
+}
+
+TEST(test_signal_caught_by_handler_counted_and_handler_still_runs) {
+    CHECK(signal(SIGUSR1, count_handler) != SIG_ERR);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_NO_EVENT(kq);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    CHECK_EQ_INT(handled, 1);
+    CHECK_NO_EVENT(kq); /* EV_CLEAR: reset on retrieval */
+    close(kq);
+}
+
+TEST(test_signal_data_counts_deliveries_since_last_retrieval) {
+    CHECK(signal(SIGUSR2, count_handler) != SIG_ERR);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    for (int i = 0; i < 3; i++) CHECK_SYS(kill(getpid(), SIGUSR2)); /* each delivered at once */
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR2), 3);
+    CHECK_EQ_INT(handled, 3);
+    CHECK_SYS(kill(getpid(), SIGUSR2));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR2), 1);
+    close(kq);
+}
+
+TEST(test_signal_ignored_signal_is_counted_and_stays_ignored) {
+    /* The FreeBSD idiom: ignore SIGINT, then watch it with kqueue. */
+    CHECK(signal(SIGINT, SIG_IGN) != SIG_ERR);
+    int kq = kq_new();
+    KQ_SET(kq, SIGINT, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGINT)); /* would kill the process if not ignored */
+    CHECK_EQ_INT(wait_signal_event(kq, SIGINT), 1);
+    /* The application still sees SIG_IGN. */
+    struct sigaction current;
+    CHECK_SYS(sigaction(SIGINT, NULL, &current));
+    CHECK(current.sa_handler == SIG_IGN);
+    close(kq);
+}
+
+TEST(test_signal_default_ignored_signal_counted) {
+    int kq = kq_new();
+    KQ_SET(kq, SIGWINCH, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGWINCH));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGWINCH), 1);
+    struct sigaction current;
+    CHECK_SYS(sigaction(SIGWINCH, NULL, &current));
+    CHECK(current.sa_handler == SIG_DFL);
+    close(kq);
+}
+
+static void terminated_by_default(void *arg) {
+    (void)arg;
+    int kq = kq_new();
+    KQ_SET(kq, SIGTERM, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    kill(getpid(), SIGTERM); /* the default action still terminates */
+    for (;;) pause();
+}
+
+TEST(test_signal_default_action_still_terminates) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        terminated_by_default(NULL);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_EQ_INT(WTERMSIG(status), SIGTERM);
+}
+
+TEST(test_signal_application_changes_handler_while_watched) {
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    /* Installed after the knote: the application's handler runs, kqueue still counts. */
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = count_handler;
+    sigemptyset(&act.sa_mask);
+    CHECK_SYS(sigaction(SIGUSR1, &act, &old));
+    CHECK(old.sa_handler == SIG_DFL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    CHECK_EQ_INT(handled, 1);
+    struct sigaction current;
+    CHECK_SYS(sigaction(SIGUSR1, NULL, &current));
+    CHECK(current.sa_handler == count_handler);
+    /* The last knote gone: the application's handler is the real one again. */
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_DELETE, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(handled, 2);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_two_kqueues_each_count) {
+    CHECK(signal(SIGUSR1, SIG_IGN) != SIG_ERR);
+    int a = kq_new(), b = kq_new();
+    KQ_SET(a, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    KQ_SET(b, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(a, SIGUSR1), 1);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(b, SIGUSR1), 2);
+    CHECK_EQ_INT(wait_signal_event(a, SIGUSR1), 1);
+    close(a);
+    close(b);
+}
+
+TEST(test_signal_counts_while_disabled_then_ev_enable_returns_them) {
+    CHECK(signal(SIGUSR2, SIG_IGN) != SIG_ERR);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR2, EVFILT_SIGNAL, EV_ADD | EV_DISABLE, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR2));
+    CHECK_SYS(kill(getpid(), SIGUSR2));
+    CHECK_NO_EVENT_WITHIN(kq, 20);
+    KQ_SET(kq, SIGUSR2, EVFILT_SIGNAL, EV_ENABLE, 0, 0, NULL);
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR2), 2);
+    close(kq);
+}
+
+TEST(test_signal_wakes_a_blocked_wait) {
+    CHECK(signal(SIGUSR1, SIG_IGN) != SIG_ERR);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* Wait (bounded) until the parent blocks in its wait, then signal it. */
+        for (int i = 0; i < 500000 && !blocked_in_epoll(parent); i++) sched_yield();
+        kill(parent, SIGUSR1);
+        _exit(0);
+    }
+    struct kevent ev;
+    struct timespec limit = {5, 0};
+    int n = kevent(kq, NULL, 0, &ev, 1, &limit);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ev.ident, SIGUSR1);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    close(kq);
+}
+
+TEST(test_signal_caught_during_wait_still_interrupts_it_with_eintr) {
+    /* SPEC.md 2.8: a signal the application catches ends the wait with EINTR, watched or not;
+     * the knote keeps the delivery for the next call. */
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = count_handler; /* no SA_RESTART */
+    sigemptyset(&act.sa_mask);
+    CHECK_SYS(sigaction(SIGUSR1, &act, NULL));
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; i < 500000 && !blocked_in_epoll(parent); i++) sched_yield();
+        kill(parent, SIGUSR1);
+        _exit(0);
+    }
+    struct kevent ev;
+    struct timespec limit = {5, 0};
+    errno = 0;
+    int n = kevent(kq, NULL, 0, &ev, 1, &limit);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    CHECK_EQ_INT(n, -1);
+    CHECK_EQ_INT(errno, EINTR);
+    CHECK_EQ_INT(handled, 1);
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    close(kq);
+}
+
+TEST(test_signal_bad_numbers_are_einval) {
+    int kq = kq_new();
+    CHECK_EQ_INT(kq_change_errno(kq, 0, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL), EINVAL);
+    CHECK_EQ_INT(kq_change_errno(kq, 65, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL), EINVAL);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)-1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL), EINVAL);
+    /* glibc's own signals (32, 33) cannot be taken from it. */
+    CHECK_EQ_INT(kq_change_errno(kq, 32, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL), EINVAL);
+    close(kq);
+}
+
+TEST(test_signal_fork_child_gets_application_dispositions_back) {
+    CHECK(signal(SIGHUP, SIG_IGN) != SIG_ERR);
+    int kq = kq_new();
+    KQ_SET(kq, SIGHUP, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* Raw kernel view (not the interposed one): SIG_IGN again, so an exec inherits it. */
+        struct sigaction current;
+        long r = syscall(SYS_rt_sigaction, SIGHUP, NULL, &current, 8);
+        _exit(r == 0 && current.sa_handler == SIG_IGN ? 0 : 1);
+    }
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(kq);
+}
+
+RUN_TESTS()
