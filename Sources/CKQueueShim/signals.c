@@ -95,6 +95,30 @@ static int is_ignored_by_default(int sig) {
 
 static int stops_by_default(int sig) { return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU; }
 
+/* What a disposition is: decided by the handler value (SA_SIGINFO only says how a real
+ * handler is called; {SIG_DFL, SA_SIGINFO} is what SA_RESETHAND leaves behind). */
+static int is_ignore(const struct sigaction *a) { return a->sa_handler == SIG_IGN; }
+static int is_default(const struct sigaction *a) { return a->sa_handler == SIG_DFL; }
+static int is_caught(const struct sigaction *a) { return !is_ignore(a) && !is_default(a); }
+
+/* `lock` is taken with every signal blocked, so no handler (ours or the application's, which
+ * may call the interposed sigaction) ever runs on a thread that holds it. */
+static sigset_t fork_saved_mask;
+
+static void lock_blocking_signals(sigset_t *saved) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, saved);
+    pthread_mutex_lock(&lock);
+}
+
+static void unlock_restoring_signals(const sigset_t *saved) {
+    pthread_mutex_unlock(&lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+static int install(int sig, const struct sigaction *app);
+
 static void handler(int sig, siginfo_t *info, void *context) {
     int saved = errno;
     atomic_fetch_add_explicit(&delivered[sig], 1, memory_order_relaxed);
@@ -106,22 +130,16 @@ static void handler(int sig, siginfo_t *info, void *context) {
     struct sigaction app;
     read_application(sig, &app);
     errno = saved;
-    if (app.sa_flags & SA_SIGINFO) {
+    if (is_caught(&app)) {
         application_interruptions = 1;
-        if (app.sa_sigaction) app.sa_sigaction(sig, info, context);
+        if (app.sa_flags & SA_SIGINFO) {
+            app.sa_sigaction(sig, info, context);
+        } else {
+            app.sa_handler(sig);
+        }
         return;
     }
-    if (app.sa_handler == SIG_IGN) {
-        transparent_interruptions = 1;
-        return;
-    }
-    if (app.sa_handler != SIG_DFL) {
-        application_interruptions = 1;
-        app.sa_handler(sig);
-        return;
-    }
-    /* The default action. */
-    if (is_ignored_by_default(sig)) {
+    if (is_ignore(&app) || is_ignored_by_default(sig)) {
         transparent_interruptions = 1;
         return;
     }
@@ -141,6 +159,9 @@ static void handler(int sig, siginfo_t *info, void *context) {
     sigaddset(&set, sig);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     raise(sig);
+    /* Still alive (the signal does not kill here, e.g. process 1 of a namespace): keep
+     * observing. sigaction is async-signal-safe. */
+    install(sig, &app);
 }
 
 /* Installs our handler with the application's mask and flags. Called with `lock` held. */
@@ -150,62 +171,72 @@ static int install(int sig, const struct sigaction *app) {
     struct sigaction ours;
     memset(&ours, 0, sizeof ours);
     ours.sa_sigaction = handler;
-    int caught = (app->sa_flags & SA_SIGINFO) || (app->sa_handler != SIG_IGN && app->sa_handler != SIG_DFL);
-    if (caught) {
+    if (is_caught(app)) {
         ours.sa_mask = app->sa_mask;
     } else {
         sigemptyset(&ours.sa_mask);
     }
-    /* The application's SA_RESTART, SA_NODEFER and SA_ONSTACK apply; SA_RESETHAND is not
-     * emulated while the signal is watched. An ignored or defaulted signal restarts
-     * interrupted calls, as it never interrupted them before. */
-    ours.sa_flags = SA_SIGINFO | (caught ? (app->sa_flags & (SA_RESTART | SA_NODEFER | SA_ONSTACK)) : SA_RESTART);
+    /* The application's SA_RESTART, SA_NODEFER and SA_ONSTACK apply to its handler, and
+     * SIGCHLD's SA_NOCLDSTOP and SA_NOCLDWAIT always (they change what the kernel does with
+     * children); SA_RESETHAND is not emulated while the signal is watched. An ignored or
+     * defaulted signal restarts interrupted calls, as it never interrupted them before. */
+    int flags = is_caught(app) ? (app->sa_flags & (SA_RESTART | SA_NODEFER | SA_ONSTACK)) : SA_RESTART;
+    if (sig == SIGCHLD) flags |= app->sa_flags & (SA_NOCLDSTOP | SA_NOCLDWAIT);
+    ours.sa_flags = SA_SIGINFO | flags;
     if (fn(sig, &ours, NULL) != 0) return errno;
     atomic_store_explicit(&installed[sig], 1, memory_order_release);
     return 0;
 }
 
+/* Whether our handler can stand in for `app` on `sig`. */
 static int observable(int sig, const struct sigaction *app) {
+    if (sig == SIGKILL || sig == SIGSTOP) return 0; /* cannot be caught: the knote never fires */
     /* FreeBSD does not record an ignored SIGCHLD; replacing it would change reaping. */
-    return !(sig == SIGCHLD && !(app->sa_flags & SA_SIGINFO) && app->sa_handler == SIG_IGN);
+    return !(sig == SIGCHLD && is_ignore(app));
+}
+
+/* Brings the real disposition in line with the application's record while watched. Called
+ * with `lock` held. */
+static int apply_watched(int sig, const struct sigaction *app) {
+    if (observable(sig, app)) return install(sig, app);
+    sigaction_fn fn = real_sigaction();
+    if (fn && fn(sig, app, NULL) != 0) return errno;
+    atomic_store_explicit(&installed[sig], 0, memory_order_release);
+    return 0;
 }
 
 int kq_shim_signal_watch(int sig) {
     if (!valid_signal(sig)) return EINVAL;
-    if (atomic_load_explicit(&wake_fd, memory_order_acquire) < 0) {
-        pthread_mutex_lock(&lock);
-        if (atomic_load_explicit(&wake_fd, memory_order_relaxed) < 0) {
-            int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-            if (fd < 0) {
-                int error = errno;
-                pthread_mutex_unlock(&lock);
-                return error;
-            }
+    sigset_t saved;
+    lock_blocking_signals(&saved);
+    int error = 0;
+    if (atomic_load_explicit(&wake_fd, memory_order_relaxed) < 0) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+            error = errno;
+        } else {
             atomic_store_explicit(&wake_fd, fd, memory_order_release);
         }
-        pthread_mutex_unlock(&lock);
     }
-    pthread_mutex_lock(&lock);
-    int error = 0;
-    if (watchers[sig] == 0) {
+    if (error == 0 && watchers[sig] == 0) {
         sigaction_fn fn = real_sigaction();
         struct sigaction current;
         if (!fn || fn(sig, NULL, &current) != 0) {
             error = fn ? errno : ENOSYS;
         } else {
             write_application(sig, &current);
-            /* SIGKILL and SIGSTOP cannot be caught: the knote exists and never fires. */
-            if (sig != SIGKILL && sig != SIGSTOP && observable(sig, &current)) error = install(sig, &current);
+            error = apply_watched(sig, &current);
         }
     }
     if (error == 0) watchers[sig]++;
-    pthread_mutex_unlock(&lock);
+    unlock_restoring_signals(&saved);
     return error;
 }
 
 void kq_shim_signal_unwatch(int sig) {
     if (!valid_signal(sig)) return;
-    pthread_mutex_lock(&lock);
+    sigset_t saved;
+    lock_blocking_signals(&saved);
     if (watchers[sig] > 0 && --watchers[sig] == 0 && atomic_load_explicit(&installed[sig], memory_order_relaxed)) {
         struct sigaction app;
         read_application(sig, &app);
@@ -213,7 +244,7 @@ void kq_shim_signal_unwatch(int sig) {
         if (fn) fn(sig, &app, NULL);
         atomic_store_explicit(&installed[sig], 0, memory_order_release);
     }
-    pthread_mutex_unlock(&lock);
+    unlock_restoring_signals(&saved);
 }
 
 uint64_t kq_shim_signal_count(int sig) {
@@ -231,8 +262,18 @@ int kq_shim_signal_interruption_was_transparent(void) {
 
 int kq_shim_signal_wake_fd(void) { return atomic_load_explicit(&wake_fd, memory_order_acquire); }
 
+/* fork: the lock is held across fork (so no disposition is half-written in the child). */
+void kq_shim_signal_fork_prepare(void) {
+    sigset_t saved;
+    lock_blocking_signals(&saved);
+    fork_saved_mask = saved;
+}
+
+void kq_shim_signal_fork_parent(void) { unlock_restoring_signals(&fork_saved_mask); }
+
 void kq_shim_signal_fork_child(void) {
-    /* No kqueue survives fork: give the application its dispositions back. */
+    /* No kqueue survives fork: give the application its dispositions back, and close the
+     * eventfd shared with the parent. */
     sigaction_fn fn = real_sigaction();
     for (int sig = 1; sig < KQ_NSIG; sig++) {
         watchers[sig] = 0;
@@ -242,7 +283,10 @@ void kq_shim_signal_fork_child(void) {
         if (fn) fn(sig, &app, NULL);
         atomic_store_explicit(&installed[sig], 0, memory_order_relaxed);
     }
+    int fd = atomic_exchange_explicit(&wake_fd, -1, memory_order_relaxed);
+    if (fd >= 0) kq_shim_real_close(fd);
     pthread_mutex_init(&lock, NULL);
+    pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL);
 }
 
 /* ---- interposers: the application keeps seeing and setting its own disposition ---------- */
@@ -253,32 +297,31 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
         errno = ENOSYS;
         return -1;
     }
-    if (!valid_signal(sig) || !atomic_load_explicit(&installed[sig], memory_order_acquire))
-        return fn(sig, act, old);
-    pthread_mutex_lock(&lock);
-    if (!atomic_load_explicit(&installed[sig], memory_order_relaxed)) {
-        pthread_mutex_unlock(&lock);
-        return fn(sig, act, old);
+    if (!valid_signal(sig)) return fn(sig, act, old);
+    /* Always under the lock: a watch that starts meanwhile must not miss this change. */
+    sigset_t saved;
+    lock_blocking_signals(&saved);
+    if (watchers[sig] == 0) {
+        int result = fn(sig, act, old);
+        int error = errno;
+        unlock_restoring_signals(&saved);
+        errno = error;
+        return result;
     }
     struct sigaction previous;
     read_application(sig, &previous);
     if (act) {
         write_application(sig, act);
-        if (observable(sig, act)) {
-            int error = install(sig, act);
-            if (error) {
-                write_application(sig, &previous);
-                pthread_mutex_unlock(&lock);
-                errno = error;
-                return -1;
-            }
-        } else {
-            /* SIGCHLD set to SIG_IGN: stop observing; the knotes stay, quiet. */
-            fn(sig, act, NULL);
-            atomic_store_explicit(&installed[sig], 0, memory_order_release);
+        int error = apply_watched(sig, act);
+        if (error) {
+            write_application(sig, &previous);
+            (void)apply_watched(sig, &previous);
+            unlock_restoring_signals(&saved);
+            errno = error;
+            return -1;
         }
     }
-    pthread_mutex_unlock(&lock);
+    unlock_restoring_signals(&saved);
     if (old) *old = previous;
     return 0;
 }
@@ -289,7 +332,7 @@ sighandler_t signal(int sig, sighandler_t handler_function) {
     memset(&act, 0, sizeof act);
     act.sa_handler = handler_function;
     sigemptyset(&act.sa_mask);
-    sigaddset(&act.sa_mask, sig > 0 && sig < KQ_NSIG ? sig : 1);
+    if (valid_signal(sig)) sigaddset(&act.sa_mask, sig);
     act.sa_flags = SA_RESTART;
     if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
     return old.sa_handler;

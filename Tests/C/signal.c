@@ -209,6 +209,79 @@ TEST(test_signal_caught_during_wait_still_interrupts_it_with_eintr) {
     close(kq);
 }
 
+TEST(test_signal_ignored_sigchld_not_recorded_then_observed_again_once_handled) {
+    int kq = kq_new();
+    KQ_SET(kq, SIGCHLD, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK(signal(SIGCHLD, SIG_IGN) != SIG_ERR); /* FreeBSD: an ignored SIGCHLD is not recorded */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(0);
+    /* SIG_IGN on SIGCHLD keeps its meaning: the child is reaped by the kernel. */
+    int status;
+    CHECK_ERRNO(waitpid(pid, &status, 0), ECHILD);
+    CHECK_NO_EVENT_WITHIN(kq, 20);
+    CHECK(signal(SIGCHLD, count_handler) != SIG_ERR);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(0);
+    /* A caught signal may end a wait with EINTR (SPEC.md 2.8): wait again. */
+    struct kevent ev;
+    struct timespec limit = {2, 0};
+    int n;
+    for (int tries = 0; (n = kevent(kq, NULL, 0, &ev, 1, &limit)) == -1 && errno == EINTR && tries < 10; tries++) {
+    }
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ev.ident, SIGCHLD);
+    CHECK(ev.data >= 1);
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(handled >= 1);
+    close(kq);
+}
+
+TEST(test_signal_sigchld_sa_nocldwait_keeps_its_meaning_while_watched) {
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = SIG_DFL;
+    act.sa_flags = SA_NOCLDWAIT;
+    sigemptyset(&act.sa_mask);
+    CHECK_SYS(sigaction(SIGCHLD, &act, NULL));
+    int kq = kq_new();
+    KQ_SET(kq, SIGCHLD, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(0);
+    CHECK(wait_signal_event(kq, SIGCHLD) >= 1);
+    int status;
+    CHECK_ERRNO(waitpid(pid, &status, 0), ECHILD); /* no zombie: SA_NOCLDWAIT still applies */
+    close(kq);
+}
+
+static void default_with_siginfo_terminates(void) {
+    /* {SIG_DFL, SA_SIGINFO}: what SA_RESETHAND leaves behind. The handler value decides. */
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = SIG_DFL;
+    act.sa_flags = SA_SIGINFO;
+    sigemptyset(&act.sa_mask);
+    sigaction(SIGTERM, &act, NULL);
+    int kq = kqueue();
+    struct kevent change;
+    EV_SET(&change, SIGTERM, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    kevent(kq, &change, 1, NULL, 0, NULL);
+    kill(getpid(), SIGTERM);
+    _exit(0);
+}
+
+TEST(test_signal_default_disposition_with_sa_siginfo_still_terminates) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) default_with_siginfo_terminates();
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_EQ_INT(WTERMSIG(status), SIGTERM);
+}
+
 TEST(test_signal_bad_numbers_are_einval) {
     int kq = kq_new();
     CHECK_EQ_INT(kq_change_errno(kq, 0, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL), EINVAL);

@@ -6,6 +6,8 @@
  */
 #include "kqtest.h"
 
+#include <sys/resource.h>
+
 #define WAIT_MS 2000
 
 static char dir_path[64];
@@ -182,6 +184,17 @@ TEST(test_vnode_directory_entry_changes_report_write_and_subdirectories_link) {
     CHECK_EQ_HEX(notes, NOTE_WRITE);
     CHECK_SYS(mkdir(sub, 0755));
     CHECK_EQ_HEX(wait_notes(kq, dfd), NOTE_WRITE | NOTE_LINK);
+    /* A subdirectory renamed within: WRITE only (the link count does not change). */
+    char sub2[128];
+    path_in_dir(sub2, sizeof sub2, "sub2");
+    CHECK_SYS(rename(sub, sub2));
+    notes = wait_notes(kq, dfd);
+    if (kevent(kq, NULL, 0, &ev, 1, &zero) == 1) notes |= ev.fflags;
+    CHECK_EQ_HEX(notes, NOTE_WRITE);
+    CHECK_SYS(rename(sub2, sub));
+    notes = wait_notes(kq, dfd);
+    if (kevent(kq, NULL, 0, &ev, 1, &zero) == 1) notes |= ev.fflags;
+    CHECK_EQ_HEX(notes, NOTE_WRITE);
     CHECK_SYS(rmdir(sub));
     CHECK_EQ_HEX(wait_notes(kq, dfd), NOTE_WRITE | NOTE_LINK);
     CHECK_SYS(unlink(g));
@@ -300,6 +313,37 @@ TEST(test_vnode_knotes_sharing_an_inode_and_a_read_knote_do_not_end_each_others_
     kq_write_all(second, "x", 1);
     CHECK_EQ_HEX(wait_notes(kq, fd), NOTE_WRITE | NOTE_EXTEND);
     close(second);
+    close(fd);
+    close(kq);
+    cleanup();
+}
+
+/* CPU time of this process, in ms. */
+static long cpu_ms(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return (long)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+           (long)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+}
+
+TEST(test_vnode_and_file_read_watches_removed_leave_an_idle_wait_idle) {
+    /* Removing the last watch queues inotify's IN_IGNORED: it must be read, or epoll keeps
+     * reporting the inotify descriptor and a wait spins instead of sleeping. */
+    make_dir();
+    int kq = kq_new();
+    int fd = make_file("a", NULL);
+    KQ_SET(kq, fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, NOTE_WRITE, 0, NULL);
+    KQ_SET(kq, fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    struct kevent ev[4];
+    struct timespec zero = {0, 0};
+    (void)kevent(kq, NULL, 0, ev, 4, &zero);
+    KQ_SET(kq, fd, EVFILT_VNODE, EV_DELETE, 0, 0, NULL);
+    KQ_SET(kq, fd, EVFILT_READ, EV_DELETE, 0, 0, NULL);
+    long before = cpu_ms();
+    struct timespec limit = {0, 300 * 1000 * 1000};
+    CHECK_EQ_INT(kevent(kq, NULL, 0, ev, 4, &limit), 0);
+    long used = cpu_ms() - before;
+    CHECK_MSG(used < 100, "an idle 300 ms wait used %ld ms of CPU", used);
     close(fd);
     close(kq);
     cleanup();

@@ -45,7 +45,10 @@ int kq_shim_signal_wake_fd(void);
  * after an EINTR. */
 void kq_shim_signal_interruptions_reset(void);
 int kq_shim_signal_interruption_was_transparent(void);
-/* In a fork child: restore the application's dispositions (no kqueue survives fork). */
+/* fork handlers: prepare takes the signal lock, the parent releases it, the child restores
+ * the application's dispositions (no kqueue survives fork). */
+void kq_shim_signal_fork_prepare(void);
+void kq_shim_signal_fork_parent(void);
 void kq_shim_signal_fork_child(void);
 
 /* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */

@@ -27,9 +27,17 @@ enum KQueueRegistry {
     /// Installs the close and fork hooks once, before the first kqueue exists.
     private static let hooksInstalled: Bool = {
         kq_shim_set_close_hook { fd in KQueueRegistry.descriptorClosing(fd) }
+        // EVFILT_SIGNAL's lock is held across fork too, so no disposition is half-written in
+        // the child (neither path ever holds both locks otherwise).
         _ = kq_shim_install_fork_hooks(
-            { pthread_mutex_lock(KQueueRegistry.lock) },
-            { pthread_mutex_unlock(KQueueRegistry.lock) },
+            {
+                pthread_mutex_lock(KQueueRegistry.lock)
+                kq_shim_signal_fork_prepare()
+            },
+            {
+                kq_shim_signal_fork_parent()
+                pthread_mutex_unlock(KQueueRegistry.lock)
+            },
             { KQueueRegistry.forkChild() })
         return true
     }()
@@ -122,11 +130,17 @@ enum KQueueRegistry {
         kq_shim_clear_watched(fd)
     }
 
-    /// An EVFILT_PROC knote opened `pidfd` (called with a kqueue lock held: allowed, see above).
-    static func processDescriptorOpened(_ pidfd: Int32) {
+    /// Opens a pidfd for an EVFILT_PROC knote and lists it, both under the registry lock, so
+    /// that a concurrent fork's child never inherits it unlisted (called with a kqueue lock
+    /// held: allowed, see above). Returns the pidfd, or -1 with errno set.
+    static func openProcessDescriptor(_ pid: pid_t) -> Int32 {
         pthread_mutex_lock(lock)
-        processDescriptors.insert(pidfd)
+        let pidfd = kq_shim_pidfd_open(pid, 0)
+        let error = Syscall.errno
+        if pidfd >= 0 { processDescriptors.insert(pidfd) }
         pthread_mutex_unlock(lock)
+        errno = error
+        return pidfd
     }
 
     /// An EVFILT_PROC knote is about to close `pidfd`.

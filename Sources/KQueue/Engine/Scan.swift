@@ -25,21 +25,29 @@ extension QueueState {
         descriptorsToMoveBack.removeAll(keepingCapacity: true)
         // Timer expiries and file changes first: they happened before this call looked, so a
         // knote they find already queued merges them into the event it is about to return.
-        // File changes are read whether or not this batch had room for inotify's report.
-        if regularFiles.isWatching {
-            for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
-        }
-        if vnodes.isWatching { VnodeFilter.readChanges(in: &self) }
+        // File changes are read whether or not this batch had room for inotify's report, and
+        // whenever inotify is reported even with nothing watched: removing the last watch
+        // queues IN_IGNORED, which left unread keeps the descriptor ready and a wait spinning.
+        var fileReported = false
+        var vnodeReported = false
         for k in 0..<count {
             switch ready[k].data.u64 {
             case InternalSource.timerFD:
                 TimerFilter.expire(realtime: false, in: &self)
             case InternalSource.realtimeTimerFD:
                 TimerFilter.expire(realtime: true, in: &self)
+            case InternalSource.inotify:
+                fileReported = true
+            case InternalSource.vnodeInotify:
+                vnodeReported = true
             default:
                 break
             }
         }
+        if regularFiles.isWatching || fileReported {
+            for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
+        }
+        if vnodes.isWatching || vnodeReported { VnodeFilter.readChanges(in: &self) }
         for k in 0..<count {
             let reportStart = written
             defer { if written == reportStart { absorbed += 1 } }

@@ -33,7 +33,7 @@ enum ProcFilter {
         if wanted & unsupportedNotes != 0 { return ENOTSUP }
         let ident = state.table[index].ident
         guard ident > 0, ident <= UInt(Int32.max) else { return ESRCH }
-        let pidfd = kq_shim_pidfd_open(pid_t(ident), 0)
+        let pidfd = KQueueRegistry.openProcessDescriptor(pid_t(ident))
         guard pidfd >= 0 else {
             let error = Syscall.errno
             return error == EINVAL ? ESRCH : error
@@ -41,6 +41,7 @@ enum ProcFilter {
         // A process that already exited (a zombie) is accepted only for NOTE_EXIT, whose
         // event is then reported at once (FreeBSD: zpfind only when NOTE_EXIT is wanted).
         if wanted & exit == 0 && kq_shim_pidfd_has_exited(pidfd) == 1 {
+            KQueueRegistry.processDescriptorClosing(pidfd)
             Syscall.closeInternal(pidfd)
             return ESRCH
         }
@@ -48,10 +49,10 @@ enum ProcFilter {
         guard Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, pidfd, events: edge, data: tagBase + UInt64(index)) == 0
         else {
             let error = Syscall.errno
+            KQueueRegistry.processDescriptorClosing(pidfd)
             Syscall.closeInternal(pidfd)
             return error
         }
-        KQueueRegistry.processDescriptorOpened(pidfd)
         state.table[index].filterState = Int64(pidfd)
         state.table[index].flags |= EV.clear  // SPEC.md 2: PROC adds EV_CLEAR
         return nil

@@ -20,7 +20,7 @@ enum SignalFilter {
         guard ident > 0, ident < signalLimit else { return EINVAL }
         let signal = Int32(ident)
         let error = kq_shim_signal_watch(signal)
-        guard error == 0 else { return error == ENOSYS ? ENOSYS : EINVAL }
+        guard error == 0 else { return error }
         if state.signalKnotes.isEmpty {
             let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
             let fd = kq_shim_signal_wake_fd()

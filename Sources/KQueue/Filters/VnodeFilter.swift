@@ -16,7 +16,8 @@ import Glibc
 /// or LINK when the link count changed, or DELETE when it reached 0; IN_MOVE_SELF → RENAME;
 /// IN_DELETE_SELF → DELETE; IN_UNMOUNT → REVOKE with EV_EOF|EV_ONESHOT; IN_OPEN → OPEN;
 /// IN_ACCESS → READ; IN_CLOSE_WRITE → CLOSE_WRITE; IN_CLOSE_NOWRITE → CLOSE; in a directory,
-/// IN_CREATE/IN_DELETE/IN_MOVED_FROM/IN_MOVED_TO → WRITE, +LINK for a subdirectory.
+/// IN_CREATE/IN_DELETE/IN_MOVED_FROM/IN_MOVED_TO → WRITE, +LINK when a subdirectory came or
+/// went (the directory's link count changed).
 enum VnodeFilter {
     static let delete: UInt32 = 0x0001
     static let write: UInt32 = 0x0002
@@ -160,7 +161,14 @@ enum VnodeFilter {
         if mask & UInt32(IN_CLOSE_NOWRITE) != 0 { notes |= close }
         if mask & UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO) != 0 {
             notes |= write
-            if isDirectory { notes |= link }
+            // A subdirectory added or removed changes the directory's link count (its ".."):
+            // LINK then, but not for one renamed within the directory (FreeBSD: WRITE only).
+            if isDirectory, let status = Syscall.fileStatus(Int32(state.table[index].ident)) {
+                let links = UInt64(status.st_nlink)
+                let before = state.vnodes.baselines[index] ?? (Int64(status.st_size), links)
+                if links != before.links { notes |= link }
+                state.vnodes.baselines[index] = (Int64(status.st_size), links)
+            }
         }
         return notes
     }
