@@ -819,6 +819,13 @@ static void check_events(int k, const struct kevent *ev, int n, int nevents, int
         if (e->flags & EV_ERROR) REPORT("event-error", "kq%d: event %d has EV_ERROR among pending events: %s", k, i, kevstr(e));
         struct knote *kn = kn_find(q, e->ident, e->filter);
         hit[i] = NULL;
+        if (!kn && e->filter == EVFILT_PROC && (e->fflags & NOTE_CHILD)) {
+            /* NOTE_TRACK followed a fork of a watched process (pid 1 forks whenever the
+             * machine runs a command): the library registered the child itself. */
+            kn = kn_alloc(q, e->ident, EVFILT_PROC);
+            kn->flags = EV_CLEAR;
+            kn->vague = 1;
+        }
         if (!kn) {
             REPORT("stale", "kq%d: event %d for a knote the model says does not exist (never added, deleted, a "
                    "oneshot already returned, or its descriptor was closed: a stale event): %s", k, i, kevstr(e));

@@ -71,6 +71,8 @@ enum InternalSource {
     static let vnodeInotify: UInt64 = 4
     /// The process-wide eventfd of EVFILT_SIGNAL's handler (`CKQueueShim/signals.c`).
     static let signals: UInt64 = 5
+    /// The process connector of EVFILT_PROC's NOTE_FORK/EXEC/TRACK (``ProcessEventSource``).
+    static let processEvents: UInt64 = 6
     /// Eventfds 1... of ``WakeupSignals`` (index 0 uses `eventFD`).
     static let firstExtraWakeup: UInt64 = 16
 }

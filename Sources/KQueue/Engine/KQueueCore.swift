@@ -307,6 +307,7 @@ struct EpollBuffer: @unchecked Sendable {
 final class InternalDescriptors: Sendable {
     let inotify = Atomic<Int32>(-1)
     let vnodeInotify = Atomic<Int32>(-1)
+    let processConnector = Atomic<Int32>(-1)
     let monotonicTimer = Atomic<Int32>(-1)
     let realtimeTimer = Atomic<Int32>(-1)
     let wakeup1 = Atomic<Int32>(-1)
@@ -326,6 +327,7 @@ final class InternalDescriptors: Sendable {
     func closeAll() {
         Syscall.closeInternal(inotify.load(ordering: .acquiring))
         Syscall.closeInternal(vnodeInotify.load(ordering: .acquiring))
+        Syscall.closeInternal(processConnector.load(ordering: .acquiring))
         Syscall.closeInternal(monotonicTimer.load(ordering: .acquiring))
         Syscall.closeInternal(realtimeTimer.load(ordering: .acquiring))
         Syscall.closeInternal(wakeup1.load(ordering: .acquiring))

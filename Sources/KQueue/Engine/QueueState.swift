@@ -24,6 +24,7 @@ struct QueueState: ~Copyable {
     var bufferPool: [EpollBuffer] = []
     var regularFiles = RegularFileWatcher()
     var vnodes = VnodeWatcher()
+    var processEvents = ProcessEventSource()
     /// The EVFILT_SIGNAL knotes, checked when the signal handler's eventfd reports.
     var signalKnotes: [Int32] = []
     /// Relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME timers (CLOCK_REALTIME).
@@ -266,6 +267,7 @@ struct QueueState: ~Copyable {
     mutating func closeInternalDescriptors() {
         regularFiles.close()
         vnodes.close()
+        processEvents.close()
         monotonicTimers.close()
         realtimeTimers.close()
         wakeups.close()

@@ -30,6 +30,7 @@ extension QueueState {
         // queues IN_IGNORED, which left unread keeps the descriptor ready and a wait spinning.
         var fileReported = false
         var vnodeReported = false
+        var processesReported = false
         for k in 0..<count {
             switch ready[k].data.u64 {
             case InternalSource.timerFD:
@@ -40,6 +41,8 @@ extension QueueState {
                 fileReported = true
             case InternalSource.vnodeInotify:
                 vnodeReported = true
+            case InternalSource.processEvents:
+                processesReported = true
             default:
                 break
             }
@@ -48,6 +51,7 @@ extension QueueState {
             for index in regularFiles.readChanges() { recheckUserSpaceKnote(index) }
         }
         if vnodes.isWatching || vnodeReported { VnodeFilter.readChanges(in: &self) }
+        if processesReported { ProcFilter.readProcessEvents(in: &self) }
         for k in 0..<count {
             let reportStart = written
             defer { if written == reportStart { absorbed += 1 } }
@@ -238,6 +242,8 @@ extension QueueState {
                     VnodeFilter.readChanges(in: &self)
                 } else if tag == InternalSource.signals {
                     SignalFilter.delivered(in: &self)
+                } else if tag == InternalSource.processEvents {
+                    ProcFilter.readProcessEvents(in: &self)
                 } else if let index = ProcFilter.index(forTag: tag) {
                     ProcFilter.reported(index, in: &self)
                 }

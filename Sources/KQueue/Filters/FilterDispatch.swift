@@ -113,6 +113,9 @@ enum FilterDispatch {
         case FilterID.signal:
             SignalFilter.process(index, into: &event, in: &state)
             return true
+        case FilterID.proc:
+            ProcFilter.process(index, into: event, in: &state)
+            return false
         default:
             return false
         }

@@ -69,13 +69,19 @@ public struct ProcessNote: OptionSet, Hashable, Sendable {
     /// The process exited; the event's `data` is its wait status (as from `waitpid`), its flags
     /// carry EV_EOF and EV_ONESHOT. The watcher never reaps the process. C: `NOTE_EXIT`.
     public static let exit = ProcessNote(rawValue: 0x8000_0000)
-    /// The process forked. C: `NOTE_FORK`. Not supported on Linux by this library (needs the
-    /// kernel's process connector): registering it fails with `ENOTSUP`.
+    /// The process forked. C: `NOTE_FORK`. From the kernel's process connector, which needs
+    /// CAP_NET_ADMIN: without it, registering fails with `ENOTSUP`.
     public static let fork = ProcessNote(rawValue: 0x4000_0000)
-    /// The process called exec. C: `NOTE_EXEC`. Not supported (`ENOTSUP`), as ``fork``.
+    /// The process called exec. C: `NOTE_EXEC`. Needs the process connector, as ``fork``.
     public static let exec = ProcessNote(rawValue: 0x2000_0000)
-    /// Follow the process across forks. C: `NOTE_TRACK`. Not supported (`ENOTSUP`), as ``fork``.
+    /// Follow the process across forks: each child is registered with the same notes and
+    /// reports ``child`` with `data` = the parent's pid. C: `NOTE_TRACK`. Needs the process
+    /// connector, as ``fork``.
     public static let track = ProcessNote(rawValue: 0x0000_0001)
+    /// In a returned event: following a child failed. C: `NOTE_TRACKERR`.
+    public static let trackError = ProcessNote(rawValue: 0x0000_0002)
+    /// In a returned event: this process is a child followed by ``track``. C: `NOTE_CHILD`.
+    public static let child = ProcessNote(rawValue: 0x0000_0004)
 }
 
 /// `fflags` of ``Filter/vnode`` (EVFILT_VNODE): the changes to a file or directory wanted, and
