@@ -28,9 +28,24 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define KQ_NSIG 65
+
+/* The interposers run before a sanitizer runtime is initialized (TSan installs its own
+ * handlers through them): their fast path must not be instrumented. */
+#if defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define KQ_UNINSTRUMENTED __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef KQ_UNINSTRUMENTED
+#define KQ_UNINSTRUMENTED
+#endif
+
+/* Set once any signal was watched: until then the interposers only pass calls on. */
+static _Atomic int any_watch;
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 
@@ -55,7 +70,7 @@ static _Atomic int wake_fd = -1;
 static __thread int transparent_interruptions __attribute__((tls_model("initial-exec")));
 static __thread int application_interruptions __attribute__((tls_model("initial-exec")));
 
-static sigaction_fn real_sigaction(void) {
+KQ_UNINSTRUMENTED static sigaction_fn real_sigaction(void) {
     static _Atomic(sigaction_fn) real;
     sigaction_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
     if (fn == NULL) {
@@ -65,10 +80,10 @@ static sigaction_fn real_sigaction(void) {
     return fn;
 }
 
-static int valid_signal(int sig) { return sig > 0 && sig < KQ_NSIG; }
+KQ_UNINSTRUMENTED static int valid_signal(int sig) { return sig > 0 && sig < KQ_NSIG; }
 
 /* The application's current disposition (lock-free, for the handler). */
-static void read_application(int sig, struct sigaction *out) {
+KQ_UNINSTRUMENTED static void read_application(int sig, struct sigaction *out) {
     for (;;) {
         unsigned before = atomic_load_explicit(&sequence[sig], memory_order_acquire);
         if (before & 1) continue;
@@ -89,17 +104,17 @@ static void write_application(int sig, const struct sigaction *action) {
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
-static int is_ignored_by_default(int sig) {
+KQ_UNINSTRUMENTED static int is_ignored_by_default(int sig) {
     return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
 }
 
-static int stops_by_default(int sig) { return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU; }
+KQ_UNINSTRUMENTED static int stops_by_default(int sig) { return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU; }
 
 /* What a disposition is: decided by the handler value (SA_SIGINFO only says how a real
  * handler is called; {SIG_DFL, SA_SIGINFO} is what SA_RESETHAND leaves behind). */
-static int is_ignore(const struct sigaction *a) { return a->sa_handler == SIG_IGN; }
-static int is_default(const struct sigaction *a) { return a->sa_handler == SIG_DFL; }
-static int is_caught(const struct sigaction *a) { return !is_ignore(a) && !is_default(a); }
+KQ_UNINSTRUMENTED static int is_ignore(const struct sigaction *a) { return a->sa_handler == SIG_IGN; }
+KQ_UNINSTRUMENTED static int is_default(const struct sigaction *a) { return a->sa_handler == SIG_DFL; }
+KQ_UNINSTRUMENTED static int is_caught(const struct sigaction *a) { return !is_ignore(a) && !is_default(a); }
 
 /* `lock` is taken with every signal blocked, so no handler (ours or the application's, which
  * may call the interposed sigaction) ever runs on a thread that holds it. */
@@ -119,7 +134,8 @@ static void unlock_restoring_signals(const sigset_t *saved) {
 
 static int install(int sig, const struct sigaction *app);
 
-static void handler(int sig, siginfo_t *info, void *context) {
+/* Runs asynchronously, unknown to a sanitizer runtime: not instrumented. */
+KQ_UNINSTRUMENTED static void handler(int sig, siginfo_t *info, void *context) {
     int saved = errno;
     atomic_fetch_add_explicit(&delivered[sig], 1, memory_order_relaxed);
     int fd = atomic_load_explicit(&wake_fd, memory_order_relaxed);
@@ -154,18 +170,19 @@ static void handler(int sig, siginfo_t *info, void *context) {
     dfl.sa_handler = SIG_DFL;
     sigaction_fn fn = real_sigaction();
     if (fn) fn(sig, &dfl, NULL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    raise(sig);
+    /* Raw system calls: a sanitizer's interceptors of pthread_sigmask and raise may defer
+     * or filter signals, and this must act like the kernel's default action. */
+    uint64_t mask = 1ULL << (sig - 1);
+    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &mask, NULL, sizeof mask);
+    syscall(SYS_tgkill, (long)getpid(), (long)syscall(SYS_gettid), (long)sig);
     /* Still alive (the signal does not kill here, e.g. process 1 of a namespace): keep
      * observing. sigaction is async-signal-safe. */
     install(sig, &app);
 }
 
-/* Installs our handler with the application's mask and flags. Called with `lock` held. */
-static int install(int sig, const struct sigaction *app) {
+/* Installs our handler with the application's mask and flags. Called with `lock` held (or from
+ * the handler, when the default action did not kill). */
+KQ_UNINSTRUMENTED static int install(int sig, const struct sigaction *app) {
     sigaction_fn fn = real_sigaction();
     if (!fn) return ENOSYS;
     struct sigaction ours;
@@ -207,6 +224,7 @@ static int apply_watched(int sig, const struct sigaction *app) {
 
 int kq_shim_signal_watch(int sig) {
     if (!valid_signal(sig)) return EINVAL;
+    atomic_store_explicit(&any_watch, 1, memory_order_seq_cst);
     sigset_t saved;
     lock_blocking_signals(&saved);
     int error = 0;
@@ -291,13 +309,20 @@ void kq_shim_signal_fork_child(void) {
 
 /* ---- interposers: the application keeps seeing and setting its own disposition ---------- */
 
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+static int watched_sigaction(sigaction_fn fn, int sig, const struct sigaction *act, struct sigaction *old);
+
+KQ_UNINSTRUMENTED int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
     sigaction_fn fn = real_sigaction();
     if (!fn) {
         errno = ENOSYS;
         return -1;
     }
-    if (!valid_signal(sig)) return fn(sig, act, old);
+    if (!valid_signal(sig) || !atomic_load_explicit(&any_watch, memory_order_seq_cst)) return fn(sig, act, old);
+    return watched_sigaction(fn, sig, act, old);
+}
+
+/* sigaction() once signals are watched: always under the lock. */
+static int watched_sigaction(sigaction_fn fn, int sig, const struct sigaction *act, struct sigaction *old) {
     /* Always under the lock: a watch that starts meanwhile must not miss this change. */
     sigset_t saved;
     lock_blocking_signals(&saved);
@@ -326,7 +351,7 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
     return 0;
 }
 
-sighandler_t signal(int sig, sighandler_t handler_function) {
+KQ_UNINSTRUMENTED sighandler_t signal(int sig, sighandler_t handler_function) {
     /* glibc's signal(): BSD semantics, through the sigaction above. */
     struct sigaction act, old;
     memset(&act, 0, sizeof act);

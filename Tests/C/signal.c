@@ -273,6 +273,13 @@ static void default_with_siginfo_terminates(void) {
 }
 
 TEST(test_signal_default_disposition_with_sa_siginfo_still_terminates) {
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    /* TSan's own sigaction interceptor takes {SIG_DFL, SA_SIGINFO} for a handler: without this
+     * library the process does not die either (checked with a plain program). */
+    SKIP("ThreadSanitizer mishandles {SIG_DFL, SA_SIGINFO} by itself");
+#endif
+#endif
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) default_with_siginfo_terminates();
