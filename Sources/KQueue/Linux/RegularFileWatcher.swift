@@ -9,9 +9,8 @@ struct RegularFileWatcher {
     private(set) var descriptor: Int32 = -1
     private var knotesByWatch: [Int32: [Int32]] = [:]
 
-    private var readBuffer: UnsafeMutableRawPointer? = nil
+    private var reader = InotifyReader()
     private var changed: [Int32] = []
-    private static let readBufferSize = 4096
 
     /// True while some file is watched.
     var isWatching: Bool { !knotesByWatch.isEmpty }
@@ -55,29 +54,14 @@ struct RegularFileWatcher {
     mutating func readChanges() -> [Int32] {
         guard descriptor >= 0 else { return [] }
         changed.removeAll(keepingCapacity: true)
-        let buffer: UnsafeMutableRawPointer
-        if let existing = readBuffer {
-            buffer = existing
-        } else {
-            buffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
-            readBuffer = buffer
-        }
-        while true {
-            let n = read(descriptor, buffer, Self.readBufferSize)
-            guard n > 0 else { break }
-            var offset = 0
-            while offset < n {
-                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                if let knotes = knotesByWatch[event.wd] { changed.append(contentsOf: knotes) }
-                offset += MemoryLayout<inotify_event>.size + Int(event.len)
-            }
+        reader.drain(descriptor) { event in
+            if let knotes = knotesByWatch[event.wd] { changed.append(contentsOf: knotes) }
         }
         return changed
     }
 
     mutating func close() {
-        readBuffer?.deallocate()
-        readBuffer = nil
+        reader.release()
         Syscall.closeInternal(descriptor)
         descriptor = -1
         knotesByWatch = [:]

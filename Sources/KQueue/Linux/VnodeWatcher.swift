@@ -15,9 +15,8 @@ struct VnodeWatcher {
     /// What each knote last saw of its file: the size (for NOTE_EXTEND) and the link count
     /// (for NOTE_LINK and NOTE_DELETE).
     var baselines: [Int32: (size: Int64, links: UInt64)] = [:]
-    private var readBuffer: UnsafeMutableRawPointer? = nil
+    private var reader = InotifyReader()
     private var occurrences: [Occurrence] = []
-    private static let readBufferSize = 4096
 
     /// One inotify event for one knote.
     struct Occurrence {
@@ -78,38 +77,22 @@ struct VnodeWatcher {
     /// one buffer and one result array.
     mutating func readOccurrences() -> [Occurrence] {
         occurrences.removeAll(keepingCapacity: true)
-        guard descriptor >= 0 else { return occurrences }
-        let buffer: UnsafeMutableRawPointer
-        if let existing = readBuffer {
-            buffer = existing
-        } else {
-            buffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
-            readBuffer = buffer
-        }
-        while true {
-            let n = read(descriptor, buffer, Self.readBufferSize)
-            guard n > 0 else { break }
-            var offset = 0
-            while offset < n {
-                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                offset += MemoryLayout<inotify_event>.size + Int(event.len)
-                if event.mask & UInt32(IN_IGNORED) != 0 {
-                    // The kernel removed the watch (the inode is gone): its knotes stay, quiet.
-                    if let knotes = knotesByWatch.removeValue(forKey: event.wd) {
-                        for knote in knotes { watchByKnote[knote] = nil }
-                    }
-                    continue
+        reader.drain(descriptor) { event in
+            if event.mask & UInt32(IN_IGNORED) != 0 {
+                // The kernel removed the watch (the inode is gone): its knotes stay, quiet.
+                if let knotes = knotesByWatch.removeValue(forKey: event.wd) {
+                    for knote in knotes { watchByKnote[knote] = nil }
                 }
-                guard let knotes = knotesByWatch[event.wd] else { continue }
-                for knote in knotes { occurrences.append(Occurrence(knote: knote, mask: event.mask)) }
+                return
             }
+            guard let knotes = knotesByWatch[event.wd] else { return }
+            for knote in knotes { occurrences.append(Occurrence(knote: knote, mask: event.mask)) }
         }
         return occurrences
     }
 
     mutating func close() {
-        readBuffer?.deallocate()
-        readBuffer = nil
+        reader.release()
         Syscall.closeInternal(descriptor)
         descriptor = -1
         knotesByWatch = [:]
