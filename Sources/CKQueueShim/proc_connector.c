@@ -68,19 +68,23 @@ int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capaci
             if (header->nlmsg_type == NLMSG_ERROR || header->nlmsg_type == NLMSG_NOOP) continue;
             struct cn_msg *message = NLMSG_DATA(header);
             if (message->id.idx != CN_IDX_PROC || message->id.val != CN_VAL_PROC) continue;
-            struct proc_event *event = (struct proc_event *)message->data;
+            /* The event follows the 20-byte cn_msg header: copy it out to an aligned place. */
+            struct proc_event event;
+            memset(&event, 0, sizeof event);
+            size_t length = message->len < sizeof event ? message->len : sizeof event;
+            memcpy(&event, message->data, length);
             struct kq_proc_event *out = &events[count];
-            switch (event->what) {
+            switch (event.what) {
             case PROC_EVENT_FORK:
                 /* A new thread is a fork of a thread; only a new process counts. */
-                if (event->event_data.fork.child_pid != event->event_data.fork.child_tgid) continue;
+                if (event.event_data.fork.child_pid != event.event_data.fork.child_tgid) continue;
                 out->kind = KQ_PROC_EVENT_FORK;
-                out->pid = event->event_data.fork.child_tgid;
-                out->parent = event->event_data.fork.parent_tgid;
+                out->pid = event.event_data.fork.child_tgid;
+                out->parent = event.event_data.fork.parent_tgid;
                 break;
             case PROC_EVENT_EXEC:
                 out->kind = KQ_PROC_EVENT_EXEC;
-                out->pid = event->event_data.exec.process_tgid;
+                out->pid = event.event_data.exec.process_tgid;
                 out->parent = 0;
                 break;
             default:
