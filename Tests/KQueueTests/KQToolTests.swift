@@ -45,6 +45,45 @@ struct KQToolTests {
         #expect(svg.contains("<polyline") && svg.contains("kqueue-swift") && svg.contains("poll"))
     }
 
+    @Test("kq watch prints a write to a watched file and a watched signal, then exits after --count")
+    func watch() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kq-watch-\(getpid()).txt").path
+        FileManager.default.createFile(atPath: path, contents: Data("a".utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["watch", path, "--signal", "USR1", "--count", "2", "--timeout", "20"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // Wait (bounded by the tool's own timeout) for its "watching" line: registered.
+        var text = ""
+        while !text.contains("watching") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        try #require(text.contains("watching"), "\(text)")
+        let file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try file.seekToEnd()
+        try file.write(contentsOf: Data("b".utf8))
+        try file.close()
+        // Signal only once the write was reported, so the two events stay in order.
+        while !text.contains("vnode ") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGUSR1)
+        process.waitUntilExit()
+        text += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("vnode \(path): WRITE|EXTEND"), "\(text)")
+        #expect(text.contains("signal SIGUSR1: 1"), "\(text)")
+    }
+
     @Test("kq telnet: stdin goes to the socket, the socket to stdout, exit 0 when the peer closes")
     func telnet() throws {
         // A one-shot loopback server: reads a line, answers, closes.
