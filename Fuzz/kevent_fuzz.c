@@ -1127,7 +1127,7 @@ static int fd_ident(int k, uint8_t b, short *filter, uintptr_t *ident) {
 /* Set by a change that may make the library open a descriptor of its own during the call, on
  * the lowest free number (READ on a regular file: inotify; TIMER: a timerfd; VNODE: inotify;
  * PROC: a pidfd); later changes of the list then avoid closed numbers. */
-static int list_has_file_read;
+static int list_may_open_descriptor;
 
 static void decode_change(int k, struct kevent *c, int index) {
     uint8_t bf = u8(), bi = u8(), blo = u8(), bhi = u8(), bff = u8(), bd = u8();
@@ -1146,10 +1146,10 @@ static void decode_change(int k, struct kevent *c, int index) {
         } else {
             int which;
             int cls = classify(ident, &which);
-            if (cls == N_CLOSED && list_has_file_read) ident = 0x7ffffff0;
+            if (cls == N_CLOSED && list_may_open_descriptor) ident = 0x7ffffff0;
             if (cls == N_POOL && filter == EVFILT_READ &&
                 (ofds[slots[which].ofd].kind == O_FILE_R || ofds[slots[which].ofd].kind == O_FILE_W))
-                list_has_file_read = 1;
+                list_may_open_descriptor = 1;
         }
         fflags = (bff & 3) == 1 ? NOTE_LOWAT : (bff & 3) == 2 ? NOTE_FILE_POLL : 0;
         break;
@@ -1180,7 +1180,7 @@ static void decode_change(int k, struct kevent *c, int index) {
         break;
     }
     if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC || filter == EVFILT_SIGNAL)
-        list_has_file_read = 1;
+        list_may_open_descriptor = 1;
     uint64_t token = ((uint64_t)++token_serial << 8) | (uint64_t)index | 0x1;
     EV_SET(c, ident, filter, flags, fflags, data, (void *)(uintptr_t)token);
     c->ext[0] = token ^ 0x1111;
@@ -1592,7 +1592,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             default: break;
             }
             struct kevent ch[MAXCH];
-            list_has_file_read = 0;
+            list_may_open_descriptor = 0;
             for (int i = 0; i < nch; i++) decode_change(k, &ch[i], i);
             do_kevent(k, ch, nch, nevents, tkind);
             break;

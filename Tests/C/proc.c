@@ -9,9 +9,9 @@
  */
 #include "kqtest.h"
 
-/* A child that waits for a byte on a pipe, then exits with `code` (or kills itself with
- * `signo` when it is not 0). Returns its pid; *release is the pipe end that lets it go. */
-static pid_t start_child(int code, int signo, int *release) {
+/* A child that waits for a byte on a pipe, then runs `then(code, signo)`, which does not
+ * return. Returns its pid; *release is the pipe end that lets it go. */
+static pid_t start_gated_child(void (*then)(int code, int signo), int code, int signo, int *release) {
     int gate[2];
     CHECK_SYS(pipe(gate));
     pid_t pid = fork();
@@ -20,15 +20,25 @@ static pid_t start_child(int code, int signo, int *release) {
         close(gate[1]);
         char byte;
         (void)read(gate[0], &byte, 1);
-        if (signo) {
-            signal(signo, SIG_DFL);
-            raise(signo);
-        }
-        _exit(code);
+        then(code, signo);
     }
     close(gate[0]);
     *release = gate[1];
     return pid;
+}
+
+/* Exits with `code`, or kills itself with `signo` when it is not 0. */
+static void exit_or_raise(int code, int signo) {
+    if (signo) {
+        signal(signo, SIG_DFL);
+        raise(signo);
+    }
+    _exit(code);
+}
+
+/* A gated child that exits with `code` (or kills itself with `signo`). */
+static pid_t start_child(int code, int signo, int *release) {
+    return start_gated_child(exit_or_raise, code, signo, release);
 }
 
 static void release_child(int release) {
@@ -189,28 +199,28 @@ static unsigned collect_until_exit(int kq, pid_t ident, int64_t *status) {
     return notes;
 }
 
-static void fork_grandchild_then_exit(void) {
+static void fork_grandchild_then_exit(int code, int signo) {
+    (void)signo;
     pid_t grandchild = fork();
     if (grandchild == 0) _exit(0);
     waitpid(grandchild, NULL, 0);
-    _exit(4);
+    _exit(code);
+}
+
+static void exec_shell_exiting_with(int code, int signo) {
+    (void)signo;
+    char command[32];
+    snprintf(command, sizeof command, "exit %d", code);
+    execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+    _exit(127);
 }
 
 TEST(test_proc_note_fork_reported_when_the_process_forks) {
     int kq = kq_new();
-    int gate[2];
-    CHECK_SYS(pipe(gate));
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        char byte;
-        close(gate[1]);
-        (void)read(gate[0], &byte, 1);
-        fork_grandchild_then_exit();
-    }
-    close(gate[0]);
+    int release;
+    pid_t pid = start_gated_child(fork_grandchild_then_exit, 4, 0, &release);
     watch_or_skip(kq, pid, NOTE_FORK | NOTE_EXIT);
-    release_child(gate[1]);
+    release_child(release);
     int64_t status = -1;
     unsigned notes = collect_until_exit(kq, pid, &status);
     CHECK_EQ_HEX(notes & (NOTE_FORK | NOTE_EXIT), NOTE_FORK | NOTE_EXIT);
@@ -221,20 +231,10 @@ TEST(test_proc_note_fork_reported_when_the_process_forks) {
 
 TEST(test_proc_note_exec_reported_when_the_process_execs) {
     int kq = kq_new();
-    int gate[2];
-    CHECK_SYS(pipe(gate));
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        char byte;
-        close(gate[1]);
-        (void)read(gate[0], &byte, 1);
-        execl("/bin/sh", "sh", "-c", "exit 6", (char *)NULL);
-        _exit(127);
-    }
-    close(gate[0]);
+    int release;
+    pid_t pid = start_gated_child(exec_shell_exiting_with, 6, 0, &release);
     watch_or_skip(kq, pid, NOTE_EXEC | NOTE_EXIT);
-    release_child(gate[1]);
+    release_child(release);
     int64_t status = -1;
     unsigned notes = collect_until_exit(kq, pid, &status);
     CHECK_EQ_HEX(notes & (NOTE_EXEC | NOTE_EXIT), NOTE_EXEC | NOTE_EXIT);

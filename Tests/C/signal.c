@@ -21,6 +21,20 @@ static int blocked_in_epoll(pid_t pid) {
     return number == SYS_epoll_wait || number == SYS_epoll_pwait || number == 441 /* epoll_pwait2 */;
 }
 
+/* Forks a child that waits (bounded) until this process blocks in its kevent wait, then
+ * sends it `sig`. Returns the child's pid, for waitpid. */
+static pid_t signal_me_once_blocked(int sig) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; i < 500000 && !blocked_in_epoll(parent); i++) sched_yield();
+        kill(parent, sig);
+        _exit(0);
+    }
+    return pid;
+}
+
 static volatile sig_atomic_t handled;
 static void count_handler(int sig) {
     (void)sig;
@@ -161,15 +175,7 @@ TEST(test_signal_wakes_a_blocked_wait) {
     CHECK(signal(SIGUSR1, SIG_IGN) != SIG_ERR);
     int kq = kq_new();
     KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        /* Wait (bounded) until the parent blocks in its wait, then signal it. */
-        for (int i = 0; i < 500000 && !blocked_in_epoll(parent); i++) sched_yield();
-        kill(parent, SIGUSR1);
-        _exit(0);
-    }
+    pid_t pid = signal_me_once_blocked(SIGUSR1);
     struct kevent ev;
     struct timespec limit = {5, 0};
     int n = kevent(kq, NULL, 0, &ev, 1, &limit);
@@ -189,14 +195,7 @@ TEST(test_signal_caught_during_wait_still_interrupts_it_with_eintr) {
     CHECK_SYS(sigaction(SIGUSR1, &act, NULL));
     int kq = kq_new();
     KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        for (int i = 0; i < 500000 && !blocked_in_epoll(parent); i++) sched_yield();
-        kill(parent, SIGUSR1);
-        _exit(0);
-    }
+    pid_t pid = signal_me_once_blocked(SIGUSR1);
     struct kevent ev;
     struct timespec limit = {5, 0};
     errno = 0;

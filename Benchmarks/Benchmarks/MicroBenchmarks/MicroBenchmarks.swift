@@ -29,6 +29,26 @@ final class Fixture: @unchecked Sendable {
         precondition(kq >= 0, "kqueue() failed")
     }
 
+    /// A Swift-API kqueue with EVFILT_USER ident 1, EV_CLEAR, and `changes[0]` its trigger.
+    func makeUserQueue() throws {
+        try makeQueue()
+        try queue!.apply([.user(1, flags: [.add, .clear])])
+        changes[0] = .user(1, note: .trigger)
+    }
+
+    /// The same through the C ABI.
+    func makeCUserQueue() {
+        makeCQueue()
+        var add = Self.cUser(flags: UInt16(EV_ADD | EV_CLEAR), fflags: 0)
+        precondition(kevent(kq, &add, 1, nil, 0, nil) == 0)
+    }
+
+    /// A C change on EVFILT_USER ident 1.
+    static func cUser(flags: UInt16, fflags: UInt32) -> kevent {
+        kevent(
+            ident: 1, filter: Int16(EVFILT_USER), flags: flags, fflags: fflags, data: 0, udata: nil, ext: (0, 0, 0, 0))
+    }
+
     func tearDown() {
         queue?.close()
         queue = nil
@@ -82,7 +102,6 @@ let benchmarks: @Sendable () -> Void = {
         "UserTriggerReceive.SwiftAPI",
         closure: { benchmark in
             let queue = userSwift.queue!
-            userSwift.changes[0] = .user(1, note: .trigger)
             let trigger = UnsafeBufferPointer(rebasing: userSwift.changes[0..<1])
             for _ in benchmark.scaledIterations {
                 _ = try? queue.kevent(changes: trigger, events: noEvents, timeout: .zero)
@@ -90,32 +109,21 @@ let benchmarks: @Sendable () -> Void = {
                 precondition(n == 1)
             }
         },
-        setup: {
-            try userSwift.makeQueue()
-            try userSwift.queue!.apply([.user(1, flags: [.add, .clear])])
-        }, teardown: { userSwift.tearDown() })
+        setup: { try userSwift.makeUserQueue() }, teardown: { userSwift.tearDown() })
 
     let userC = Fixture()
     Benchmark(
         "UserTriggerReceive.CABI",
         closure: { benchmark in
             var zero = timespec(tv_sec: 0, tv_nsec: 0)
-            var trigger = kevent(
-                ident: 1, filter: Int16(EVFILT_USER), flags: 0, fflags: UInt32(NOTE_TRIGGER), data: 0, udata: nil,
-                ext: (0, 0, 0, 0))
+            var trigger = Fixture.cUser(flags: 0, fflags: UInt32(NOTE_TRIGGER))
             for _ in benchmark.scaledIterations {
                 _ = kevent(userC.kq, &trigger, 1, nil, 0, nil)
                 let n = kevent(userC.kq, nil, 0, userC.cEvents, 64, &zero)
                 precondition(n == 1)
             }
         },
-        setup: {
-            userC.makeCQueue()
-            var add = kevent(
-                ident: 1, filter: Int16(EVFILT_USER), flags: UInt16(EV_ADD | EV_CLEAR), fflags: 0, data: 0, udata: nil,
-                ext: (0, 0, 0, 0))
-            precondition(kevent(userC.kq, &add, 1, nil, 0, nil) == 0)
-        }, teardown: { userC.tearDown() })
+        setup: { userC.makeCUserQueue() }, teardown: { userC.tearDown() })
 
     // The same in one call (changelist with the trigger, eventlist for the event), as
     // `kevent(kq, &trigger, 1, &event, 1, &zero)`: the call returns the knote it triggered
@@ -125,38 +133,26 @@ let benchmarks: @Sendable () -> Void = {
         "UserTriggerReceiveOneCall.SwiftAPI",
         closure: { benchmark in
             let queue = userOneCallSwift.queue!
-            userOneCallSwift.changes[0] = .user(1, note: .trigger)
             let trigger = UnsafeBufferPointer(rebasing: userOneCallSwift.changes[0..<1])
             for _ in benchmark.scaledIterations {
                 let n = (try? queue.kevent(changes: trigger, events: userOneCallSwift.events, timeout: .zero)) ?? 0
                 precondition(n == 1)
             }
         },
-        setup: {
-            try userOneCallSwift.makeQueue()
-            try userOneCallSwift.queue!.apply([.user(1, flags: [.add, .clear])])
-        }, teardown: { userOneCallSwift.tearDown() })
+        setup: { try userOneCallSwift.makeUserQueue() }, teardown: { userOneCallSwift.tearDown() })
 
     let userOneCallC = Fixture()
     Benchmark(
         "UserTriggerReceiveOneCall.CABI",
         closure: { benchmark in
             var zero = timespec(tv_sec: 0, tv_nsec: 0)
-            var trigger = kevent(
-                ident: 1, filter: Int16(EVFILT_USER), flags: 0, fflags: UInt32(NOTE_TRIGGER), data: 0, udata: nil,
-                ext: (0, 0, 0, 0))
+            var trigger = Fixture.cUser(flags: 0, fflags: UInt32(NOTE_TRIGGER))
             for _ in benchmark.scaledIterations {
                 let n = kevent(userOneCallC.kq, &trigger, 1, userOneCallC.cEvents, 64, &zero)
                 precondition(n == 1)
             }
         },
-        setup: {
-            userOneCallC.makeCQueue()
-            var add = kevent(
-                ident: 1, filter: Int16(EVFILT_USER), flags: UInt16(EV_ADD | EV_CLEAR), fflags: 0, data: 0, udata: nil,
-                ext: (0, 0, 0, 0))
-            precondition(kevent(userOneCallC.kq, &add, 1, nil, 0, nil) == 0)
-        }, teardown: { userOneCallC.tearDown() })
+        setup: { userOneCallC.makeCUserQueue() }, teardown: { userOneCallC.tearDown() })
 
     // Changelists of 1 and 64 modifications (EV_DISABLE / EV_ENABLE of user events), no wait.
     for size in [1, 64] {

@@ -83,10 +83,6 @@ struct WakeupSignals {
         let fd = Syscall.eventFD()
         guard fd >= 0 else { return nil }
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        guard Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: edge, data: tag(slot)) == 0 else {
-            Syscall.closeInternal(fd)
-            return nil
-        }
-        return fd
+        return Syscall.registerInternal(fd, in: epollFD, events: edge, tag: tag(slot)) == nil ? fd : nil
     }
 }

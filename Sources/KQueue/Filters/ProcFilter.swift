@@ -146,22 +146,14 @@ enum ProcFilter {
     /// Reads the connector's fork and exec events and records them in the knotes watching
     /// those processes.
     static func readProcessEvents(in state: inout QueueState) {
-        var forks: [(pid: Int32, parent: Int32)] = []
-        var execs: [Int32] = []
-        let overflowed = state.processEvents.read { event in
-            if event.kind == Int32(KQ_PROC_EVENT_FORK) {
-                forks.append((event.pid, event.parent))
-            } else {
-                execs.append(event.pid)
+        var overflowed = false
+        withUnsafeTemporaryAllocation(of: kq_proc_event.self, capacity: 64) { buffer in
+            while true {
+                let batch = state.processEvents.read(into: buffer)
+                overflowed = overflowed || batch.overflowed
+                for event in buffer[0..<batch.count] { occurred(event, in: &state) }
+                if batch.count < buffer.count { break }
             }
-        }
-        for (pid, parent) in forks { forked(child: pid, parent: parent, in: &state) }
-        for pid in execs {
-            guard let index = state.lookup(filter: FilterID.proc, ident: UInt(UInt32(bitPattern: pid))),
-                state.table[index].savedFlags & exec != 0
-            else { continue }
-            state.table[index].fflags |= exec
-            state.activate(index)
         }
         if overflowed {
             // Events were lost: a tracked process may have forked unseen.
@@ -171,6 +163,18 @@ enum ProcFilter {
                 state.activate(index)
             }
         }
+    }
+
+    private static func occurred(_ event: kq_proc_event, in state: inout QueueState) {
+        if event.kind == Int32(KQ_PROC_EVENT_FORK) {
+            forked(child: event.pid, parent: event.parent, in: &state)
+            return
+        }
+        guard let index = state.lookup(filter: FilterID.proc, ident: UInt(UInt32(bitPattern: event.pid))),
+            state.table[index].savedFlags & exec != 0
+        else { return }
+        state.table[index].fflags |= exec
+        state.activate(index)
     }
 
     private static func forked(child pid: Int32, parent: Int32, in state: inout QueueState) {

@@ -9,8 +9,6 @@ struct ProcessEventSource {
     private(set) var descriptor: Int32 = -1
     /// Knotes whose notes need the connector.
     private(set) var users = 0
-    private var buffer: UnsafeMutablePointer<kq_proc_event>? = nil
-    private static let capacity = 64
     /// Published so that a fork child can close the descriptor without the kqueue lock.
     var onChange: (@Sendable (Int32) -> Void)? = nil
 
@@ -20,10 +18,7 @@ struct ProcessEventSource {
             let fd = kq_shim_proc_connector_open()
             guard fd >= 0 else { return -fd }
             let level = UInt32(EPOLLIN.rawValue)
-            guard Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: level, data: InternalSource.processEvents) == 0
-            else {
-                let error = Syscall.errno
-                Syscall.closeInternal(fd)
+            if let error = Syscall.registerInternal(fd, in: epollFD, events: level, tag: InternalSource.processEvents) {
                 return error
             }
             descriptor = fd
@@ -40,24 +35,13 @@ struct ProcessEventSource {
         if users == 0 { close() }
     }
 
-    /// Reads the pending events: calls `body` for each, in order. Returns true when the
-    /// socket overflowed and events were lost.
-    mutating func read(_ body: (kq_proc_event) -> Void) -> Bool {
-        guard descriptor >= 0 else { return false }
-        let events: UnsafeMutablePointer<kq_proc_event>
-        if let buffer {
-            events = buffer
-        } else {
-            events = .allocate(capacity: Self.capacity)
-            buffer = events
-        }
+    /// Reads pending events into `buffer`: returns how many (fewer than its capacity once the
+    /// socket is drained) and whether the socket lost events since the last read.
+    func read(into buffer: UnsafeMutableBufferPointer<kq_proc_event>) -> (count: Int, overflowed: Bool) {
+        guard descriptor >= 0 else { return (0, false) }
         var overflowed: Int32 = 0
-        while true {
-            let n = Int(kq_shim_proc_connector_read(descriptor, events, Int32(Self.capacity), &overflowed))
-            for i in 0..<n { body(events[i]) }
-            if n < Self.capacity { break }
-        }
-        return overflowed != 0
+        let n = kq_shim_proc_connector_read(descriptor, buffer.baseAddress, Int32(buffer.count), &overflowed)
+        return (Int(n), overflowed != 0)
     }
 
     mutating func close() {
@@ -65,7 +49,5 @@ struct ProcessEventSource {
         if descriptor >= 0 { onChange?(-1) }
         descriptor = -1
         users = 0
-        buffer?.deallocate()
-        buffer = nil
     }
 }

@@ -21,16 +21,12 @@ struct RegularFileWatcher {
 
     mutating func watch(fd: Int32, knote: Int32, epollFD: Int32) {
         if descriptor < 0 {
+            // Without it, a knote degrades to no re-arm on growth.
             let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-            guard created >= 0 else { return }  // degrades to no re-arm on growth
-            guard
-                Syscall.epollCtl(
-                    epollFD, EPOLL_CTL_ADD, created, events: UInt32(EPOLLIN.rawValue), data: InternalSource.inotify)
-                    == 0
-            else {
-                Syscall.closeInternal(created)
-                return
-            }
+            guard created >= 0,
+                Syscall.registerInternal(
+                    created, in: epollFD, events: UInt32(EPOLLIN.rawValue), tag: InternalSource.inotify) == nil
+            else { return }
             descriptor = created
             onCreate?(created)
         }

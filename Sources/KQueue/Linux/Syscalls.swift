@@ -44,6 +44,15 @@ enum Syscall {
         return epoll_wait(epfd, buffer, count, milliseconds)
     }
 
+    /// Adds a descriptor the kqueue created to its epoll instance. On failure the descriptor is
+    /// closed and the errno returned.
+    static func registerInternal(_ fd: Int32, in epollFD: Int32, events: UInt32, tag: UInt64) -> Int32? {
+        guard epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag) != 0 else { return nil }
+        let error = errno
+        closeInternal(fd)
+        return error
+    }
+
     /// Set once epoll_pwait2 answered ENOSYS.
     static let lacksEpollPwait2 = Atomic<Bool>(false)
 

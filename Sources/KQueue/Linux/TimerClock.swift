@@ -31,11 +31,7 @@ struct TimerClock {
         let fd = timerfd_create(clock, Int32(TFD_CLOEXEC | TFD_NONBLOCK))
         guard fd >= 0 else { return Syscall.errno }
         let events = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        guard Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag) == 0 else {
-            let error = Syscall.errno
-            Syscall.closeInternal(fd)
-            return error
-        }
+        if let error = Syscall.registerInternal(fd, in: epollFD, events: events, tag: tag) { return error }
         descriptor = fd
         publish(fd)
         return nil

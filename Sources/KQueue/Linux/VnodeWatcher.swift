@@ -34,14 +34,10 @@ struct VnodeWatcher {
         if descriptor < 0 {
             let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
             guard created >= 0 else { return Syscall.errno }
-            guard
-                Syscall.epollCtl(
-                    epollFD, EPOLL_CTL_ADD, created, events: UInt32(EPOLLIN.rawValue), data: InternalSource.vnodeInotify
-                )
-                    == 0
-            else {
-                let error = Syscall.errno
-                Syscall.closeInternal(created)
+            let level = UInt32(EPOLLIN.rawValue)
+            if let error = Syscall.registerInternal(
+                created, in: epollFD, events: level, tag: InternalSource.vnodeInotify)
+            {
                 return error
             }
             descriptor = created
