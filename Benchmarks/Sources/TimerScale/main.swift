@@ -259,6 +259,32 @@ func batches(_ n: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
     }
 }
 
+/// One pass over N timers in batches (add or delete), with mallocs counted: its start and end
+/// times, the time spent in `submit` (`prepare` is not timed), the per-timer time of each full
+/// batch, and the number of mallocs. `submit` returns an error message, or nil.
+func timedPass(
+    _ n: Int, prepare: (_ first: Int, _ count: Int) -> Void = { _, _ in },
+    submit: (_ first: Int, _ count: Int) -> String?
+) -> (start: Int64, end: Int64, ns: Int64, batches: [Double], mallocs: UInt64) {
+    var ns: Int64 = 0
+    var perTimer: [Double] = []
+    chain_malloc_reset()
+    chain_malloc_counting(1)
+    let passStart = monotonicNanoseconds()
+    batches(n) { first, count in
+        prepare(first, count)
+        let start = monotonicNanoseconds()
+        let error = submit(first, count)
+        let elapsed = monotonicNanoseconds() - start
+        if let error { fail(error) }
+        ns += elapsed
+        if count == TimerParameters.batch { perTimer.append(Double(elapsed) / Double(count)) }
+    }
+    let passEnd = monotonicNanoseconds()
+    chain_malloc_counting(0)
+    return (passStart, passEnd, ns, perTimer, chain_malloc_count())
+}
+
 func runKQueueScale(n: Int, label: String) -> ScaleResult {
     var r = ScaleResult(name: label, n: n)
     r.fdsBefore = openDescriptorCount()
@@ -267,41 +293,21 @@ func runKQueueScale(n: Int, label: String) -> ScaleResult {
     r.fdsAfterCreate = openDescriptorCount()
     r.rssBefore = residentBytes()
     r.slabBefore = meminfoBytes("Slab")
-    chain_malloc_reset()
-    chain_malloc_counting(1)
-    r.phases[0] = monotonicNanoseconds()
-    batches(n) { first, count in
-        timers.prepareAdd(first: first, count: count)
-        let start = monotonicNanoseconds()
+    let add = timedPass(n, prepare: timers.prepareAdd) { first, count in
         let rc = timers.submitAdd(count: count)
-        let elapsed = monotonicNanoseconds() - start
-        if rc != 0 { fail("kevent(EV_ADD x \(count)) at timer \(first) returned \(rc), errno \(Glibc.errno)") }
-        r.addNs += elapsed
-        if count == TimerParameters.batch { r.addBatches.append(Double(elapsed) / Double(count)) }
+        return rc == 0 ? nil : "kevent(EV_ADD x \(count)) at timer \(first) returned \(rc), errno \(Glibc.errno)"
     }
-    r.phases[1] = monotonicNanoseconds()
-    chain_malloc_counting(0)
-    r.mallocsAdd = chain_malloc_count()
+    (r.phases[0], r.phases[1], r.addNs, r.addBatches, r.mallocsAdd) = add
     r.rssAfterAdd = residentBytes()
     r.slabAfterAdd = meminfoBytes("Slab")
     r.fdsAfterAdd = openDescriptorCount()
-    chain_malloc_reset()
-    chain_malloc_counting(1)
-    r.phases[2] = monotonicNanoseconds()
     // EV_DELETE of a timer that is not there fails the call (ENOENT): a full delete pass
     // also proves that all N timers were registered.
-    batches(n) { first, count in
-        timers.prepareDelete(first: first, count: count)
-        let start = monotonicNanoseconds()
+    let delete = timedPass(n, prepare: timers.prepareDelete) { first, count in
         let rc = timers.submitDelete(count: count)
-        let elapsed = monotonicNanoseconds() - start
-        if rc != 0 { fail("kevent(EV_DELETE x \(count)) at timer \(first) returned \(rc), errno \(Glibc.errno)") }
-        r.deleteNs += elapsed
-        if count == TimerParameters.batch { r.deleteBatches.append(Double(elapsed) / Double(count)) }
+        return rc == 0 ? nil : "kevent(EV_DELETE x \(count)) at timer \(first) returned \(rc), errno \(Glibc.errno)"
     }
-    r.phases[3] = monotonicNanoseconds()
-    chain_malloc_counting(0)
-    r.mallocsDelete = chain_malloc_count()
+    (r.phases[2], r.phases[3], r.deleteNs, r.deleteBatches, r.mallocsDelete) = delete
     r.rssAfterDelete = residentBytes()
     r.fdsAfterDelete = openDescriptorCount()
     timers.close()
@@ -317,37 +323,15 @@ func runBaselineScale(n: Int) -> ScaleResult {
     r.fdsAfterCreate = openDescriptorCount()
     r.rssBefore = residentBytes()
     r.slabBefore = meminfoBytes("Slab")
-    chain_malloc_reset()
-    chain_malloc_counting(1)
-    r.phases[0] = monotonicNanoseconds()
-    batches(n) { first, count in
-        let start = monotonicNanoseconds()
-        let error = timers.add(first: first, count: count)
-        let elapsed = monotonicNanoseconds() - start
-        if let error { fail("baseline add: \(error)") }
-        r.addNs += elapsed
-        if count == TimerParameters.batch { r.addBatches.append(Double(elapsed) / Double(count)) }
-    }
-    r.phases[1] = monotonicNanoseconds()
-    chain_malloc_counting(0)
-    r.mallocsAdd = chain_malloc_count()
+    let add = timedPass(n) { first, count in timers.add(first: first, count: count).map { "baseline add: \($0)" } }
+    (r.phases[0], r.phases[1], r.addNs, r.addBatches, r.mallocsAdd) = add
     r.rssAfterAdd = residentBytes()
     r.slabAfterAdd = meminfoBytes("Slab")
     r.fdsAfterAdd = openDescriptorCount()
-    chain_malloc_reset()
-    chain_malloc_counting(1)
-    r.phases[2] = monotonicNanoseconds()
-    batches(n) { first, count in
-        let start = monotonicNanoseconds()
-        let error = timers.delete(first: first, count: count)
-        let elapsed = monotonicNanoseconds() - start
-        if let error { fail("baseline delete: \(error)") }
-        r.deleteNs += elapsed
-        if count == TimerParameters.batch { r.deleteBatches.append(Double(elapsed) / Double(count)) }
+    let delete = timedPass(n) { first, count in
+        timers.delete(first: first, count: count).map { "baseline delete: \($0)" }
     }
-    r.phases[3] = monotonicNanoseconds()
-    chain_malloc_counting(0)
-    r.mallocsDelete = chain_malloc_count()
+    (r.phases[2], r.phases[3], r.deleteNs, r.deleteBatches, r.mallocsDelete) = delete
     r.rssAfterDelete = residentBytes()
     r.fdsAfterDelete = openDescriptorCount()
     timers.close()
