@@ -9,7 +9,8 @@ import SystemPackage
 /// Lock order: the registry lock is never held while taking a kqueue lock (the close hook
 /// takes a snapshot first), while a kqueue lock may be held when asking the registry.
 enum KQueueRegistry {
-    /// Guarded by `lock`, a plain pthread mutex so the fork handlers can hold it across fork.
+    /// Guarded by `lock`, a plain pthread mutex so the fork handlers can hold it across fork;
+    /// everywhere else it is taken through ``withLock(_:)``.
     nonisolated(unsafe) private static var queues: [KQueueCore?] = []
     nonisolated(unsafe) private static var liveCount = 0
     /// Kqueues inherited by a fork child: unusable there, kept referenced (not freed, since
@@ -24,12 +25,29 @@ enum KQueueRegistry {
         return lock
     }()
 
-    /// Installs the close and fork hooks once, before the first kqueue exists.
-    private static let hooksInstalled: Bool = {
+    /// Runs `body` with the registry lock held.
+    @inline(__always)
+    private static func withLock<T>(_ body: () throws(Errno) -> T) throws(Errno) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return try body()
+    }
+
+    @inline(__always)
+    private static func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
+    }
+
+    /// Installs the close and fork hooks once, before the first kqueue exists: 0, or the
+    /// error of pthread_atfork (ENOMEM), which then fails every kqueue() (a kqueue a fork
+    /// child would inherit must not exist).
+    private static let hookInstallation: Int32 = {
         kq_shim_set_close_hook { fd in KQueueRegistry.descriptorClosing(fd) }
         // EVFILT_SIGNAL's lock is held across fork too, so no disposition is half-written in
         // the child (neither path ever holds both locks otherwise).
-        _ = kq_shim_install_fork_hooks(
+        return kq_shim_install_fork_hooks(
             {
                 pthread_mutex_lock(KQueueRegistry.lock)
                 kq_shim_signal_fork_prepare()
@@ -39,24 +57,24 @@ enum KQueueRegistry {
                 pthread_mutex_unlock(KQueueRegistry.lock)
             },
             { KQueueRegistry.forkChild() })
-        return true
     }()
 
     /// Creates a kqueue and makes it known to the process.
     static func create() throws(Errno) -> KQueueCore {
-        _ = hooksInstalled
+        guard hookInstallation == 0 else { throw Errno(rawValue: hookInstallation) }
         let core = try KQueueCore()
         let fd = Int(core.descriptor)
-        pthread_mutex_lock(lock)
-        if fd >= queues.count { queues.append(contentsOf: repeatElement(nil, count: fd + 1 - queues.count)) }
         // The number was free when epoll_create1 returned it: any kqueue still listed under it
         // was closed behind our back (e.g. by a raw close syscall). Reclaim it now.
-        let stale = queues[fd]
-        queues[fd] = core
-        if stale == nil { liveCount += 1 }
-        pthread_mutex_unlock(lock)
+        let stale = withLock { () -> KQueueCore? in
+            if fd >= queues.count { queues.append(contentsOf: repeatElement(nil, count: fd + 1 - queues.count)) }
+            let stale = queues[fd]
+            queues[fd] = core
+            if stale == nil { liveCount += 1 }
+            return stale
+        }
         stale?.tearDown()
-        kq_shim_mark_watched(core.descriptor)
+        Syscall.markWatched(core.descriptor)
         reclaimClosedQueues()
         return core
     }
@@ -66,28 +84,16 @@ enum KQueueRegistry {
     /// kqueue() call, check that every listed kqueue's number still names its own epoll
     /// instance (its eventfd is registered there) and reclaim the ones that do not.
     private static func reclaimClosedQueues() {
-        pthread_mutex_lock(lock)
-        let snapshot = queues.compactMap { $0 }
-        pthread_mutex_unlock(lock)
+        let snapshot = withLock { queues.compactMap { $0 } }
         for core in snapshot where !core.ownsDescriptor() {
-            pthread_mutex_lock(lock)
-            let fd = Int(core.descriptor)
-            let listed = fd < queues.count && queues[fd] === core
-            if listed {
-                queues[fd] = nil
-                liveCount -= 1
-            }
-            pthread_mutex_unlock(lock)
-            if listed { core.tearDown() }
+            if unlist(core) { core.tearDown() }
         }
     }
 
     @inline(__always)
     static func lookup(_ fd: Int32) -> KQueueCore? {
         guard fd >= 0 else { return nil }
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return Int(fd) < queues.count ? queues[Int(fd)] : nil
+        return withLock { Int(fd) < queues.count ? queues[Int(fd)] : nil }
     }
 
     static func isKQueue(_ fd: Int32) -> Bool { lookup(fd) != nil }
@@ -99,55 +105,56 @@ enum KQueueRegistry {
 
     /// Forgets a kqueue and releases its internals; its descriptor is closed by the caller.
     static func remove(_ core: KQueueCore) {
-        pthread_mutex_lock(lock)
-        let fd = Int(core.descriptor)
-        if fd < queues.count, queues[fd] === core {
+        _ = unlist(core)
+        core.tearDown()
+    }
+
+    /// Takes `core` off the list if it is still listed under its number; true if it was.
+    private static func unlist(_ core: KQueueCore) -> Bool {
+        withLock {
+            let fd = Int(core.descriptor)
+            guard fd < queues.count, queues[fd] === core else { return false }
             queues[fd] = nil
             liveCount -= 1
+            return true
         }
-        pthread_mutex_unlock(lock)
-        core.tearDown()
     }
 
     /// Called by the close(2) interposer before `fd` is closed: a kqueue descriptor releases
     /// its kqueue; any other descriptor loses its knotes in every kqueue (SPEC.md 2).
     static func descriptorClosing(_ fd: Int32) {
-        pthread_mutex_lock(lock)
-        var closingQueue: KQueueCore? = nil
-        if fd >= 0, Int(fd) < queues.count, let core = queues[Int(fd)] {
-            queues[Int(fd)] = nil
-            liveCount -= 1
-            closingQueue = core
+        let (closingQueue, snapshot) = withLock { () -> (KQueueCore?, [KQueueCore]) in
+            var closing: KQueueCore? = nil
+            if fd >= 0, Int(fd) < queues.count, let core = queues[Int(fd)] {
+                queues[Int(fd)] = nil
+                liveCount -= 1
+                closing = core
+            }
+            return (closing, queues.compactMap { $0 })
         }
-        let snapshot = queues.compactMap { $0 }
-        pthread_mutex_unlock(lock)
         closingQueue?.tearDown()
         for core in snapshot {
             core.state.withLock { state in
                 if !state.isClosed { state.descriptorClosing(fd) }
             }
         }
-        kq_shim_clear_watched(fd)
+        Syscall.clearWatched(fd)
     }
 
     /// Opens a pidfd for an EVFILT_PROC knote and lists it, both under the registry lock, so
     /// that a concurrent fork's child never inherits it unlisted (called with a kqueue lock
-    /// held: allowed, see above). Returns the pidfd, or -1 with errno set.
-    static func openProcessDescriptor(_ pid: pid_t) -> Int32 {
-        pthread_mutex_lock(lock)
-        let pidfd = kq_shim_pidfd_open(pid, 0)
-        let error = Syscall.errno
-        if pidfd >= 0 { processDescriptors.insert(pidfd) }
-        pthread_mutex_unlock(lock)
-        errno = error
-        return pidfd
+    /// held: allowed, see above).
+    static func openProcessDescriptor(_ pid: pid_t) throws(Errno) -> Int32 {
+        try withLock { () throws(Errno) -> Int32 in
+            let pidfd = try Syscall.pidfdOpen(pid)
+            processDescriptors.insert(pidfd)
+            return pidfd
+        }
     }
 
     /// An EVFILT_PROC knote is about to close `pidfd`.
     static func processDescriptorClosing(_ pidfd: Int32) {
-        pthread_mutex_lock(lock)
-        processDescriptors.remove(pidfd)
-        pthread_mutex_unlock(lock)
+        _ = withLock { processDescriptors.remove(pidfd) }
     }
 
     /// fork(2) child: no kqueue is inherited. Close every kqueue's descriptors without
@@ -159,7 +166,7 @@ enum KQueueRegistry {
             core.internalDescriptors.closeAll()
             Syscall.closeInternal(core.eventFD)
             Syscall.closeInternal(core.descriptor)
-            kq_shim_clear_watched(core.descriptor)
+            Syscall.clearWatched(core.descriptor)
             forkOrphans.append(core)
         }
         for pidfd in processDescriptors { Syscall.closeInternal(pidfd) }

@@ -29,12 +29,12 @@ struct Knote {
     /// The scan that last returned it (one call never returns a knote twice).
     var returnedInScan: UInt32 = 0
 
-    /// The kevent this knote returns now.
+    /// The kevent this knote returns now (with EV_EOF when the last check saw end-of-file).
     @inline(__always)
-    func event(extraFlags: UInt16 = 0) -> kevent {
-        kevent(
-            ident: ident, filter: filter, flags: flags | extraFlags, fflags: fflags, data: data,
-            udata: udata, ext: ext)
+    func event() -> kevent {
+        let eof = status.contains(.endOfFile) ? EV.eof : 0
+        return kevent(
+            ident: ident, filter: filter, flags: flags | eof, fflags: fflags, data: data, udata: udata, ext: ext)
     }
 }
 
@@ -51,53 +51,4 @@ struct KnoteStatus: OptionSet {
     static let inUse = KnoteStatus(rawValue: 1 << 3)
     /// The last check saw end-of-file (reported as EV_EOF).
     static let endOfFile = KnoteStatus(rawValue: 1 << 4)
-}
-
-/// EV_* and NOTE_* values as Swift constants for the engine (the header's macros are not
-/// all importable with the right types).
-enum EV {
-    static let add: UInt16 = 0x0001
-    static let delete: UInt16 = 0x0002
-    static let enable: UInt16 = 0x0004
-    static let disable: UInt16 = 0x0008
-    static let oneShot: UInt16 = 0x0010
-    static let clear: UInt16 = 0x0020
-    static let receipt: UInt16 = 0x0040
-    static let dispatch: UInt16 = 0x0080
-    static let forceOneShot: UInt16 = 0x0100
-    static let keepUData: UInt16 = 0x0200
-    static let systemFlags: UInt16 = 0xF000
-    static let error: UInt16 = 0x4000
-    static let eof: UInt16 = 0x8000
-    /// Action bits that are never stored in a knote nor returned.
-    static let actions: UInt16 = add | delete | enable | disable | forceOneShot
-}
-
-enum FilterID {
-    static let read: Int16 = -1
-    static let write: Int16 = -2
-    static let aio: Int16 = -3
-    static let vnode: Int16 = -4
-    static let proc: Int16 = -5
-    static let signal: Int16 = -6
-    static let timer: Int16 = -7
-    static let procdesc: Int16 = -8
-    static let fs: Int16 = -9
-    static let lio: Int16 = -10
-    static let user: Int16 = -11
-    static let sendfile: Int16 = -12
-    static let empty: Int16 = -13
-    static let systemCount: Int16 = 13
-}
-
-enum Note {
-    static let lowWater: UInt32 = 0x0001
-    static let filePoll: UInt32 = 0x0002
-    static let ffNop: UInt32 = 0
-    static let ffAnd: UInt32 = 0x4000_0000
-    static let ffOr: UInt32 = 0x8000_0000
-    static let ffCopy: UInt32 = 0xC000_0000
-    static let ffControlMask: UInt32 = 0xC000_0000
-    static let ffFlagsMask: UInt32 = 0x00FF_FFFF
-    static let trigger: UInt32 = 0x0100_0000
 }

@@ -1,10 +1,9 @@
-/// Where a kqueue's knotes live: a slab of ``Knote`` values addressed by index, a table of
-/// descriptor entries indexed by descriptor number (grown on demand), and a dictionary for
-/// knotes whose ident is not a descriptor (user events, timers, signals, processes).
+/// Where a kqueue's knotes live: a slab of ``Knote`` values addressed by index, and a hash
+/// table from (filter, ident) to index for filters that keep no table of their own
+/// (EVFILT_READ and EVFILT_WRITE find theirs through ``DescriptorTable``).
 struct KnoteTable: ~Copyable {
     private(set) var slots = SlotBuffer<Knote>(capacity: 64)
     private var freeList: [Int32] = []
-    var descriptors = SlotBuffer<DescriptorEntry>(capacity: 64)
     var others = IdentTable()
 
     @inline(__always)
@@ -27,21 +26,6 @@ struct KnoteTable: ~Copyable {
     mutating func free(_ index: Int32) {
         slots[Int(index)] = Knote()
         freeList.append(index)
-    }
-
-    /// The entry for descriptor `fd`, created empty if the table is too short.
-    @inline(__always)
-    mutating func descriptorEntry(_ fd: Int32) -> Int {
-        let i = Int(fd)
-        if i >= descriptors.count {
-            descriptors.grow(to: max(i + 1, descriptors.count * 2), filling: DescriptorEntry())
-        }
-        return i
-    }
-
-    @inline(__always)
-    func existingDescriptor(_ fd: Int32) -> DescriptorEntry? {
-        fd >= 0 && Int(fd) < descriptors.count ? descriptors[Int(fd)] : nil
     }
 
     /// The live knotes, for teardown and counting.

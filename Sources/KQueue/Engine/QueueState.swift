@@ -1,52 +1,40 @@
 import CKQueue
 import CKQueueShim
 import Glibc
+import SystemPackage
 
-/// Everything of one kqueue that the kqueue lock protects: the knote table, the descriptor
-/// entries and the user-space active queue. Lives inside ``KQueueCore``'s `Mutex`, so every
-/// method here runs with the lock held; none of them blocks (the wait happens outside).
+/// Everything of one kqueue that the kqueue lock protects: the knote table, the active
+/// queue and the filters' sources. Lives inside ``KQueueCore``'s `Mutex`, so every method
+/// here runs with the lock held; none of them blocks (the wait happens outside).
 struct QueueState: ~Copyable {
     /// The epoll instance, which is also the kqueue descriptor the caller sees.
     let epollFD: Int32
-    /// Wakes waiters and makes the kqueue descriptor readable when the user-space active
-    /// queue has entries. Registered edge-triggered; never read, only written.
+    /// Wakes waiters and makes the kqueue descriptor readable when the active queue has
+    /// entries. Registered edge-triggered; never read, only written.
     let eventFD: Int32
+    /// The kqueue's own descriptors, published for the fork child handler.
+    let internalDescriptors: InternalDescriptors
 
     var table = KnoteTable()
     var activeQueue = ActiveQueue()
-    /// Orders user-space activations among descriptor readiness (rule 10).
+    /// Orders activations among descriptor readiness (rule 10).
     var wakeups: WakeupSignals
+    var sources = FilterSources()
     /// Set once the kqueue is closed; every later call fails with EBADF.
     var isClosed = false
-    /// Reusable epoll_wait buffers, one per concurrent waiter: the first in `spareBuffer`
-    /// (an optional, so the single-waiter case touches no array), the others in the pool.
-    var spareBuffer: EpollBuffer?
-    var bufferPool: [EpollBuffer] = []
-    var regularFiles = RegularFileWatcher()
-    var vnodes = VnodeWatcher()
-    var processEvents = ProcessEventSource()
-    /// The EVFILT_SIGNAL knotes, checked when the signal handler's eventfd reports.
-    var signalKnotes: [Int32] = []
-    /// Relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME timers (CLOCK_REALTIME).
-    var monotonicTimers = TimerClock(clock: CLOCK_MONOTONIC, tag: InternalSource.timerFD)
-    var realtimeTimers = TimerClock(clock: CLOCK_REALTIME, tag: InternalSource.realtimeTimerFD)
-    let internalDescriptors: InternalDescriptors
-    /// Set while a scan copies events out: activations then wait for the scan's end to
-    /// write the eventfd, since the scan delivers them itself when it has room.
+    /// Reusable epoll_wait buffers, one per concurrent waiter.
+    var buffers = EpollBufferPool()
+    /// Threads between taking a wait buffer and giving it back (in or around epoll_wait).
+    var waiters = 0
+    /// Set while a call applies changes it will collect itself, or while a scan copies events
+    /// out: activations then leave the wakeup eventfd alone, since the call delivers them.
     var deferWakeup = false
     /// Knotes queued while `deferWakeup` was set.
     var deferredActivations = 0
-    /// Threads between taking a wait buffer and giving it back (in or around epoll_pwait2).
-    var waiters = 0
     /// Numbers the scans, for ``Knote/returnedInScan``.
     var scanNumber: UInt32 = 0
-    /// Level-triggered descriptors a scan returned after re-queueing a user-space knote
-    /// (bounded: past its capacity, order among them is approximate).
-    var descriptorsToMoveBack: [Int32] = {
-        var list: [Int32] = []
-        list.reserveCapacity(64)
-        return list
-    }()
+    /// Filters whose ``FilterOperations/scanStarting(in:)`` runs at every scan (bit `~filter`).
+    var filtersScannedEveryTime: UInt16 = 0
 
     init(epollFD: Int32, eventFD: Int32, internalDescriptors: InternalDescriptors) {
         self.epollFD = epollFD
@@ -55,31 +43,39 @@ struct QueueState: ~Copyable {
         wakeups = WakeupSignals(primary: eventFD)
     }
 
+    /// Registers and publishes descriptors the kqueue creates for its filters.
+    var registrar: InternalRegistrar { InternalRegistrar(epollFD: epollFD, published: internalDescriptors) }
+
     // MARK: Registration (FreeBSD's kqueue_register)
 
-    /// Applies one change. Returns 0 or an errno value.
-    mutating func register(_ change: kevent) -> Int32 {
+    /// Applies one change.
+    mutating func register(_ change: kevent) throws(Errno) {
         let flags = change.flags
-        if flags & (EV.enable | EV.disable) == EV.enable | EV.disable { return EINVAL }
+        if flags & (EV.enable | EV.disable) == EV.enable | EV.disable { throw .invalidArgument }
         let filter = change.filter
-        guard filter < 0, filter >= -FilterID.systemCount else { return EINVAL }
-        if let unsupported = FilterDispatch.unsupportedError(filter: filter) { return unsupported }
-        let isDescriptor = FilterDispatch.takesDescriptor(filter)
-        if isDescriptor && change.ident > UInt(Int32.max) { return EBADF }
+        guard filter < 0, filter >= -FilterID.systemCount else { throw .invalidArgument }
+        if let error = FilterTable.registrationError(filter, in: &self) { throw error }
+        let isDescriptor = FilterTable.identIsDescriptor(filter, in: &self)
+        if isDescriptor && change.ident > UInt(Int32.max) { throw .badFileDescriptor }
 
-        guard let index = lookup(filter: filter, ident: change.ident) else {
+        guard let index = FilterTable.find(filter, ident: change.ident, in: &self) else {
             guard flags & EV.add != 0 else {
-                if isDescriptor && !Syscall.isOpen(Int32(change.ident)) { return EBADF }
-                return ENOENT
+                if isDescriptor && !Syscall.isOpen(Int32(change.ident)) { throw .badFileDescriptor }
+                throw .noSuchFileOrDirectory
             }
-            if flags & EV.keepUData != 0 { return EINVAL }
-            return attachNew(change)
+            if flags & EV.keepUData != 0 { throw .invalidArgument }
+            try attachNew(change)
+            return
         }
-
         if flags & EV.delete != 0 {
             drop(index)
-            return 0
+            return
         }
+        try modify(index, with: change)
+    }
+
+    private mutating func modify(_ index: Int32, with change: kevent) throws(Errno) {
+        let flags = change.flags
         if flags & EV.forceOneShot != 0 {
             table[index].flags |= EV.oneShot
             activate(index)
@@ -93,16 +89,12 @@ struct QueueState: ~Copyable {
         if flags & EV.keepUData == 0 { table[index].udata = change.udata }
         table[index].ext.2 = change.ext.2
         table[index].ext.3 = change.ext.3
-        if let error = FilterDispatch.modify(index, with: change, in: &self) { return error }
-        recheckAfterRegistration(index)
-        return 0
+        try FilterTable.touch(index, with: change, in: &self)
+        guard table[index].status.contains(.inUse) else { return }  // the filter dropped it
+        FilterTable.registered(index, justAttached: false, in: &self)
     }
 
-    private mutating func attachNew(_ change: kevent) -> Int32 {
-        if FilterDispatch.isDescriptorFilter(change.filter) {
-            // The number must name an open file before the descriptor table grows for it.
-            if let error = DescriptorFilter.classifyIfNeeded(Int32(change.ident), in: &self) { return error }
-        }
+    private mutating func attachNew(_ change: kevent) throws(Errno) {
         var knote = Knote()
         knote.ident = change.ident
         knote.filter = change.filter
@@ -113,96 +105,33 @@ struct QueueState: ~Copyable {
         knote.ext = change.ext
         if change.flags & EV.disable != 0 { knote.status.insert(.disabled) }
         let index = table.allocate(knote)
-        link(index)
-        if let error = FilterDispatch.attach(index, in: &self) {
-            unlink(index)
+        do throws(Errno) {
+            try FilterTable.link(index, in: &self)
+        } catch {
             table.free(index)
-            // What was learned about the descriptor (its kind) must not outlive a failed
-            // attach: the number may name another file by the next EV_ADD.
-            if FilterDispatch.isDescriptorFilter(change.filter),
-                table.existingDescriptor(Int32(change.ident))?.isEmpty == true
-            {
-                descriptorClosing(Int32(change.ident))
-            }
-            return error
+            throw error
         }
-        recheckAfterRegistration(index, justAttached: true)
-        return 0
-    }
-
-    /// Right after EV_ADD, EV_ENABLE or a modification the filter is checked once: a
-    /// source that is already ready is queued at once (SPEC.md 2, registration rules).
-    private mutating func recheckAfterRegistration(_ index: Int32, justAttached: Bool = false) {
+        do throws(Errno) {
+            try FilterTable.attach(index, in: &self)
+        } catch {
+            FilterTable.unlink(index, in: &self)
+            table.free(index)
+            throw error
+        }
         guard table[index].status.contains(.inUse) else { return }  // the filter dropped it
-        if FilterDispatch.usesEpoll(index, in: self) {
-            if justAttached { return }  // attaching added or modified the registration: re-polled
-            let fd = Int32(table[index].ident)
-            // An EV_CLEAR knote is re-checked by epoll itself (one report per condition:
-            // checking it from the queue as well would return it twice for one change).
-            let repoll = table[index].flags & EV.clear != 0 && !table[index].status.contains(.disabled)
-            let result = DescriptorFilter.syncRegistration(fd: fd, repoll: repoll, in: &self)
-            // A level-triggered registration reports a ready source by itself, and so does
-            // one epoll just re-polled; otherwise check this knote from the user-space queue.
-            let edgeTriggered = table.descriptors[Int(fd)].registeredEvents & DescriptorFilter.edgeTriggered != 0
-            if edgeTriggered && result != .repolled && !table[index].status.contains(.disabled) {
-                queueForRecheck(index)
-            }
-            return
-        }
-        guard !table[index].status.contains(.disabled) else { return }
-        if FilterDispatch.isReady(index, in: &self) { table[index].status.insert(.active) }
-        if table[index].status.contains(.active) { enqueue(index) }
+        FilterTable.registered(index, justAttached: true, in: &self)
     }
-
-    /// Queues a knote of an epoll-watched descriptor for a re-check with poll(2) by the next
-    /// scans (edge-triggered registrations report a condition only once).
-    mutating func queueForRecheck(_ index: Int32) {
-        table[index].status.insert(.active)
-        enqueue(index)
-    }
-
-    // MARK: Lookup
 
     @inline(__always)
-    func lookup(filter: Int16, ident: UInt) -> Int32? {
-        if FilterDispatch.isDescriptorFilter(filter) {
-            guard ident <= UInt(Int32.max), let entry = table.existingDescriptor(Int32(ident)) else { return nil }
-            let index = filter == FilterID.read ? entry.read : entry.write
-            return index >= 0 ? index : nil
-        }
-        return table.others.value(filter: filter, ident: ident)
-    }
-
-    private mutating func link(_ index: Int32) {
-        let knote = table[index]
-        if FilterDispatch.isDescriptorFilter(knote.filter) {
-            let fd = Int32(knote.ident)
-            let i = table.descriptorEntry(fd)
-            if knote.filter == FilterID.read {
-                table.descriptors[i].read = index
-            } else {
-                table.descriptors[i].write = index
-            }
-        } else {
-            table.others.insert(filter: knote.filter, ident: knote.ident, value: index)
-        }
-    }
-
-    private mutating func unlink(_ index: Int32) {
-        let knote = table[index]
-        if FilterDispatch.isDescriptorFilter(knote.filter) {
-            let i = Int(knote.ident)
-            if knote.filter == FilterID.read { table.descriptors[i].read = -1 } else { table.descriptors[i].write = -1 }
-        } else {
-            table.others.remove(filter: knote.filter, ident: knote.ident)
-        }
+    mutating func lookup(filter: Int16, ident: UInt) -> Int32? {
+        FilterTable.find(filter, ident: ident, in: &self)
     }
 
     /// Detaches and frees a knote (EV_DELETE, a delivered EV_ONESHOT, close of its descriptor).
     mutating func drop(_ index: Int32) {
         activeQueue.remove(index, in: &table)
-        unlink(index)
-        FilterDispatch.detach(index, in: &self)
+        FilterTable.unlink(index, in: &self)
+        FilterTable.detach(index, in: &self)
         table.free(index)
     }
 
@@ -214,6 +143,13 @@ struct QueueState: ~Copyable {
         if !table[index].status.contains(.disabled) { enqueue(index) }
     }
 
+    /// Marks a knote active and queues it even if the filter cannot tell readiness without
+    /// asking again: the next scan re-checks it with ``FilterOperations/event(_:in:)``.
+    mutating func queueForRecheck(_ index: Int32) {
+        table[index].status.insert(.active)
+        enqueue(index)
+    }
+
     mutating func enqueue(_ index: Int32) {
         guard !table[index].status.contains(.queued) else { return }
         table[index].segment = wakeups.nextSequence
@@ -221,27 +157,34 @@ struct QueueState: ~Copyable {
         if deferWakeup { deferredActivations += 1 } else { signalWakeup() }
     }
 
+    /// Readiness of a queued-by-check knote may have changed (e.g. its file grew): queue it if so.
+    mutating func recheck(_ index: Int32) {
+        guard table[index].status.contains(.inUse), !table[index].status.contains(.queued) else { return }
+        if FilterTable.event(index, in: &self) { activate(index) }
+    }
+
     /// Opens a wakeup segment for what was queued since the last one: its eventfd edge wakes
     /// one waiter, makes the kqueue descriptor readable for poll(2) or an outer kqueue, and
     /// marks the activation's place among descriptor events.
     @inline(__always)
     mutating func signalWakeup() {
-        let published = internalDescriptors
-        wakeups.openSegment(epollFD: epollFD) { slot, fd in published.publishWakeup(slot: slot, fd) }
+        wakeups.openSegment(registrar: registrar)
+    }
+
+    /// `filter`'s ``FilterOperations/scanStarting(in:)`` runs at every scan, or no longer.
+    mutating func setScannedEveryTime(_ filter: Int16, _ enabled: Bool) {
+        let bit = UInt16(1) << UInt16(~filter)
+        if enabled { filtersScannedEveryTime |= bit } else { filtersScannedEveryTime &= ~bit }
     }
 
     // MARK: Descriptor lifetime
 
     /// `fd` is being closed: remove every knote on it, as FreeBSD's close() does.
     mutating func descriptorClosing(_ fd: Int32) {
-        if fd >= 0, let vnode = lookup(filter: FilterID.vnode, ident: UInt(fd)) { drop(vnode) }
-        guard let entry = table.existingDescriptor(fd) else { return }
-        if entry.read >= 0 { drop(entry.read) }
-        if entry.write >= 0 { drop(entry.write) }
-        let i = Int(fd)
-        table.descriptors[i].kind = .unknown
-        table.descriptors[i].edgeForced = false
-        table.descriptors[i].wasConnected = false
+        guard fd >= 0 else { return }
+        for filter in FilterTable.allFilters where FilterTable.identIsDescriptor(filter, in: &self) {
+            if let index = lookup(filter: filter, ident: UInt(fd)) { drop(index) }
+        }
     }
 
     /// Releases everything the kqueue owns except its descriptor, which the caller closes.
@@ -256,7 +199,8 @@ struct QueueState: ~Copyable {
             // wakes one thread; the primary eventfd, made level-triggered and signalled, wakes
             // every wait until it is closed, which the last waiter to leave does.
             let level = UInt32(EPOLLIN.rawValue)
-            _ = Syscall.epollCtl(epollFD, EPOLL_CTL_MOD, eventFD, events: level, data: InternalSource.eventFD)
+            // Cannot fail: the eventfd is registered in this live epoll instance.
+            try? Syscall.epollCtl(epollFD, EPOLL_CTL_MOD, eventFD, events: level, data: EpollTag.wakeup(slot: 0))
             Syscall.eventFDSignal(eventFD)
             return
         }
@@ -265,15 +209,8 @@ struct QueueState: ~Copyable {
 
     /// Closes the descriptors the kqueue created (not the kqueue descriptor itself).
     mutating func closeInternalDescriptors() {
-        regularFiles.close()
-        vnodes.close()
-        processEvents.close()
-        monotonicTimers.close()
-        realtimeTimers.close()
-        wakeups.close()
-        spareBuffer?.events.deallocate()
-        spareBuffer = nil
-        for buffer in bufferPool { buffer.events.deallocate() }
-        bufferPool.removeAll()
+        for filter in FilterTable.allFilters { FilterTable.closeSources(filter, in: &self) }
+        wakeups.close(registrar: registrar)
+        buffers.releaseAll()
     }
 }

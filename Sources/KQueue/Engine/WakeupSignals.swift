@@ -1,5 +1,6 @@
 import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// How user-space activations (user events, timers, regular files) take their place in
 /// epoll's ready list, so that rule 10 (first activated, first returned) holds across
@@ -21,43 +22,27 @@ struct WakeupSignals {
     private(set) var sequence: UInt32 = 0
     private var latest = 0
 
-    static func tag(_ slot: Int) -> UInt64 {
-        slot == 0 ? InternalSource.eventFD : InternalSource.firstExtraWakeup + UInt64(slot - 1)
-    }
-
-    static func slot(forTag tag: UInt64) -> Int? {
-        if tag == InternalSource.eventFD { return 0 }
-        if tag >= InternalSource.firstExtraWakeup && tag < InternalSource.firstExtraWakeup + UInt64(maximum - 1) {
-            return Int(tag - InternalSource.firstExtraWakeup) + 1
-        }
-        return nil
-    }
-
     init(primary: Int32) { descriptors[0] = primary }
 
-    /// Creates the other eventfds. Returns false if one could not be created.
-    mutating func createAll(epollFD: Int32, publish: (Int, Int32) -> Void) -> Bool {
+    /// Creates the other eventfds.
+    mutating func createAll(registrar: InternalRegistrar) throws(Errno) {
         for slot in 1..<Self.maximum where descriptors[slot] < 0 {
-            guard let fd = Self.create(epollFD: epollFD, slot: slot) else { return false }
-            descriptors[slot] = fd
-            publish(slot, fd)
+            descriptors[slot] = try Self.create(registrar: registrar, slot: slot)
         }
-        return true
     }
 
     /// The segment number an activation queued now will be returned under (before
-    /// ``openSegment(epollFD:publish:)`` is called for it).
+    /// ``openSegment(registrar:)`` is called for it).
     var nextSequence: UInt32 { sequence &+ 1 }
 
     /// Opens a segment for what was queued since the last one: writes a free eventfd, or
     /// extends the latest pending one when all are in flight.
-    mutating func openSegment(epollFD: Int32, publish: (Int, Int32) -> Void) {
+    mutating func openSegment(registrar: InternalRegistrar) {
         sequence &+= 1
         for slot in 0..<Self.maximum where pending[slot] == 0 {
             if descriptors[slot] < 0 {
-                guard let fd = Self.create(epollFD: epollFD, slot: slot) else { continue }
+                guard let fd = try? Self.create(registrar: registrar, slot: slot) else { continue }
                 descriptors[slot] = fd
-                publish(slot, fd)
             }
             pending[slot] = sequence
             latest = slot
@@ -74,15 +59,18 @@ struct WakeupSignals {
         return covered
     }
 
-    mutating func close() {
-        for fd in descriptors { Syscall.closeInternal(fd) }
+    /// Closes the eventfds: the primary one (slot 0, created with the kqueue and closed by
+    /// the fork child handler through ``KQueueCore``) and the published others.
+    mutating func close(registrar: InternalRegistrar) {
+        Syscall.closeInternal(descriptors[0])
+        for slot in 1..<Self.maximum { registrar.close(descriptors[slot]) }
         descriptors = [-1, -1, -1, -1]
     }
 
-    private static func create(epollFD: Int32, slot: Int) -> Int32? {
-        let fd = Syscall.eventFD()
-        guard fd >= 0 else { return nil }
+    private static func create(registrar: InternalRegistrar, slot: Int) throws(Errno) -> Int32 {
+        let fd = try Syscall.eventFD()
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        return Syscall.registerInternal(fd, in: epollFD, events: edge, tag: tag(slot)) == nil ? fd : nil
+        try registrar.register(fd, events: edge, tag: EpollTag.wakeup(slot: slot))
+        return fd
     }
 }

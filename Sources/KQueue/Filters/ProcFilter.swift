@@ -1,14 +1,15 @@
 import CKQueue
 import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// EVFILT_PROC (SPEC.md 3).
 ///
 /// - NOTE_EXIT: a pidfd per watched process, registered in the kqueue's epoll instance; it
 ///   becomes readable when the process exits, and the wait status is read without reaping
-///   (the watcher never reaps). `filterState` holds the pidfd; epoll reports it with an
-///   internal tag carrying the knote's index, and the report only asks the knote to re-check
-///   its pidfd, so a report that outlived its knote is harmless.
+///   (the watcher never reaps). `filterState` holds the pidfd; epoll reports it with the
+///   filter's tag carrying the knote's index as payload, and the report only asks the knote
+///   to re-check its pidfd, so a report that outlived its knote is harmless.
 /// - NOTE_FORK, NOTE_EXEC, NOTE_TRACK: the kernel's process connector
 ///   (``ProcessEventSource``), opened while some knote wants one of them. Without it
 ///   (no CAP_NET_ADMIN), asking for them fails with ENOTSUP, never silently.
@@ -18,62 +19,53 @@ import Glibc
 ///   NOTE_EXIT never share one event.
 ///
 /// Events accumulate in `fflags` until returned (EV_CLEAR is added, so they reset then).
-enum ProcFilter {
-    static let exit: UInt32 = 0x8000_0000
-    static let fork: UInt32 = 0x4000_0000
-    static let exec: UInt32 = 0x2000_0000
-    static let track: UInt32 = 0x0000_0001
-    static let trackError: UInt32 = 0x0000_0002
-    static let child: UInt32 = 0x0000_0004
+enum ProcFilter: FilterOperations {
+    static var filter: Int16 { FilterID.proc }
     /// The notes that need the process connector.
-    static let connectorNotes: UInt32 = fork | exec | track
+    static let connectorNotes: UInt32 = Note.fork | Note.exec | Note.track
 
-    /// Internal epoll tags (generation 0) from here on carry a PROC knote's index.
-    static let tagBase: UInt64 = 1 << 31
-
-    static func index(forTag tag: UInt64) -> Int32? {
-        tag >= tagBase && tag - tagBase <= UInt64(Int32.max) ? Int32(tag - tagBase) : nil
+    static func attach(_ knote: Int32, in state: inout QueueState) throws(Errno) {
+        let wanted = state.table[knote].savedFlags
+        let ident = state.table[knote].ident
+        guard ident > 0, ident <= UInt(Int32.max) else { throw .noSuchProcess }
+        let pidfd: Int32
+        do throws(Errno) {
+            pidfd = try KQueueRegistry.openProcessDescriptor(pid_t(ident))
+        } catch {
+            throw error == .invalidArgument ? .noSuchProcess : error
+        }
+        do throws(Errno) {
+            try watch(knote, pidfd: pidfd, wanted: wanted, in: &state)
+        } catch {
+            closeProcessDescriptor(pidfd)
+            throw error
+        }
+        state.table[knote].filterState = Int64(pidfd)
+        state.table[knote].flags |= EV.clear  // SPEC.md 2: PROC adds EV_CLEAR
     }
 
-    static func attach(_ index: Int32, in state: inout QueueState) -> Int32? {
-        let wanted = state.table[index].savedFlags
-        let ident = state.table[index].ident
-        guard ident > 0, ident <= UInt(Int32.max) else { return ESRCH }
-        let pidfd = KQueueRegistry.openProcessDescriptor(pid_t(ident))
-        guard pidfd >= 0 else {
-            let error = Syscall.errno
-            return error == EINVAL ? ESRCH : error
-        }
+    private static func watch(_ knote: Int32, pidfd: Int32, wanted: UInt32, in state: inout QueueState) throws(Errno) {
         // A process that already exited (a zombie) is accepted only for NOTE_EXIT, whose
         // event is then reported at once (FreeBSD: zpfind only when NOTE_EXIT is wanted).
-        if wanted & exit == 0 && kq_shim_pidfd_has_exited(pidfd) == 1 {
-            closeProcessDescriptor(pidfd)
-            return ESRCH
-        }
-        if wanted & connectorNotes != 0, let error = retainConnector(in: &state) {
-            closeProcessDescriptor(pidfd)
-            return error
-        }
+        if wanted & Note.exit == 0 && Syscall.pidfdHasExited(pidfd) { throw .noSuchProcess }
+        if wanted & connectorNotes != 0 { try retainConnector(in: &state) }
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        guard Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, pidfd, events: edge, data: tagBase + UInt64(index)) == 0
-        else {
-            let error = Syscall.errno
-            if wanted & connectorNotes != 0 { state.processEvents.release() }
-            closeProcessDescriptor(pidfd)
-            return error
+        do throws(Errno) {
+            let tag = EpollTag.source(filter: filter, payload: UInt32(knote))
+            try Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, pidfd, events: edge, data: tag)
+        } catch {
+            if wanted & connectorNotes != 0 { state.sources.processEvents.release(registrar: state.registrar) }
+            throw error
         }
-        state.table[index].filterState = Int64(pidfd)
-        state.table[index].flags |= EV.clear  // SPEC.md 2: PROC adds EV_CLEAR
-        return nil
     }
 
     /// The connector, for a knote wanting NOTE_FORK/EXEC/TRACK: ENOTSUP when unavailable.
-    private static func retainConnector(in state: inout QueueState) -> Int32? {
-        if state.processEvents.descriptor < 0 {
-            let publish = state.internalDescriptors
-            state.processEvents.onChange = { publish.processConnector.store($0, ordering: .releasing) }
+    private static func retainConnector(in state: inout QueueState) throws(Errno) {
+        do throws(Errno) {
+            try state.sources.processEvents.retain(registrar: state.registrar)
+        } catch {
+            throw .notSupported
         }
-        return state.processEvents.retain(epollFD: state.epollFD) == nil ? nil : ENOTSUP
     }
 
     private static func closeProcessDescriptor(_ pidfd: Int32) {
@@ -81,66 +73,83 @@ enum ProcFilter {
         Syscall.closeInternal(pidfd)
     }
 
-    static func detach(_ index: Int32, in state: inout QueueState) {
-        let pidfd = Int32(truncatingIfNeeded: state.table[index].filterState)
+    static func detach(_ knote: Int32, in state: inout QueueState) {
+        let pidfd = Int32(truncatingIfNeeded: state.table[knote].filterState)
         guard pidfd >= 0 else { return }
-        if state.table[index].savedFlags & connectorNotes != 0 { state.processEvents.release() }
-        _ = Syscall.epollCtl(state.epollFD, EPOLL_CTL_DEL, pidfd, events: 0, data: 0)
+        if state.table[knote].savedFlags & connectorNotes != 0 {
+            state.sources.processEvents.release(registrar: state.registrar)
+        }
+        Syscall.epollRemove(state.epollFD, pidfd)
         closeProcessDescriptor(pidfd)
-        state.table[index].filterState = -1
+        state.table[knote].filterState = -1
     }
 
-    static func modify(_ index: Int32, with change: kevent, in state: inout QueueState) -> Int32? {
-        let before = state.table[index].savedFlags & connectorNotes != 0
+    static func touch(_ knote: Int32, with change: kevent, in state: inout QueueState) throws(Errno) {
+        let before = state.table[knote].savedFlags & connectorNotes != 0
         let after = change.fflags & connectorNotes != 0
-        if after && !before, let error = retainConnector(in: &state) { return error }
-        if before && !after { state.processEvents.release() }
-        state.table[index].savedFlags = change.fflags
-        state.table[index].savedData = change.data
-        return nil
+        if after && !before { try retainConnector(in: &state) }
+        if before && !after { state.sources.processEvents.release(registrar: state.registrar) }
+        state.table[knote].savedFlags = change.fflags
+        state.table[knote].savedData = change.data
+    }
+
+    /// A pidfd (payload: its knote's index) or the connector (``ProcessEventSource/payload``)
+    /// reported.
+    static func sourceReported(_ payload: UInt32, in state: inout QueueState) {
+        if payload == ProcessEventSource.payload {
+            readProcessEvents(in: &state)
+        } else {
+            pidfdReported(Int32(bitPattern: payload), in: &state)
+        }
+    }
+
+    static func closeSources(in state: inout QueueState) {
+        state.sources.processEvents.close(registrar: state.registrar)
     }
 
     /// Epoll reported the pidfd of the knote at `index` (maybe a knote since dropped).
-    static func reported(_ index: Int32, in state: inout QueueState) {
+    private static func pidfdReported(_ index: Int32, in state: inout QueueState) {
         guard index >= 0, Int(index) < state.table.slots.count, state.table[index].status.contains(.inUse),
             state.table[index].filter == FilterID.proc
         else { return }
-        if hasExited(index, in: state) && state.table[index].savedFlags & exit == 0
+        if hasExited(index, in: state) && state.table[index].savedFlags & Note.exit == 0
             && state.table[index].fflags == 0
         {
             state.drop(index)  // FreeBSD's EV_DROP: the process is gone, nothing was asked
             return
         }
-        state.recheckUserSpaceKnote(index)
+        state.recheck(index)
     }
 
     private static func hasExited(_ index: Int32, in state: borrowing QueueState) -> Bool {
         let pidfd = Int32(truncatingIfNeeded: state.table[index].filterState)
-        return pidfd >= 0 && kq_shim_pidfd_has_exited(pidfd) == 1
+        return pidfd >= 0 && Syscall.pidfdHasExited(pidfd)
     }
 
     /// f_event: what happened since the last return (fork, exec from the connector; the exit
     /// from the pidfd, with the wait status, EV_EOF and EV_ONESHOT).
-    static func isReady(_ index: Int32, in state: inout QueueState) -> Bool {
+    static func event(_ knote: Int32, in state: inout QueueState) -> Bool {
         // A pending NOTE_CHILD event goes out alone; the exit follows in its own event.
-        if state.table[index].fflags & child != 0 { return true }
-        if state.table[index].savedFlags & exit != 0 && hasExited(index, in: state) {
-            let pidfd = Int32(truncatingIfNeeded: state.table[index].filterState)
-            var status: Int32 = 0
-            if kq_shim_pidfd_exit_status(pidfd, pid_t(state.table[index].ident), &status) != 0 { status = 0 }
-            state.table[index].fflags |= exit
-            state.table[index].data = Int64(status)
-            state.table[index].flags |= EV.oneShot
-            state.table[index].status.insert(.endOfFile)
+        if state.table[knote].fflags & Note.child != 0 { return true }
+        if state.table[knote].savedFlags & Note.exit != 0 && hasExited(knote, in: state) {
+            let pidfd = Int32(truncatingIfNeeded: state.table[knote].filterState)
+            let status = Syscall.pidfdExitStatus(pidfd, pid: pid_t(state.table[knote].ident)) ?? 0
+            state.table[knote].fflags |= Note.exit
+            state.table[knote].data = Int64(status)
+            state.table[knote].flags |= EV.oneShot
+            state.table[knote].status.insert(.endOfFile)
         }
-        return state.table[index].fflags != 0
+        return state.table[knote].fflags != 0
     }
 
     /// After a NOTE_CHILD event is returned, the child's exit (if any) gets an event of its own.
-    static func process(_ index: Int32, into event: kevent, in state: inout QueueState) {
-        if event.fflags & child != 0 && state.table[index].savedFlags & exit != 0 && hasExited(index, in: state) {
-            state.enqueue(index)
+    static func deliver(_ knote: Int32, into event: inout kevent, in state: inout QueueState) -> Bool {
+        if event.fflags & Note.child != 0 && state.table[knote].savedFlags & Note.exit != 0
+            && hasExited(knote, in: state)
+        {
+            state.enqueue(knote)
         }
+        return false
     }
 
     /// Reads the connector's fork and exec events and records them in the knotes watching
@@ -149,7 +158,7 @@ enum ProcFilter {
         var overflowed = false
         withUnsafeTemporaryAllocation(of: kq_proc_event.self, capacity: 64) { buffer in
             while true {
-                let batch = state.processEvents.read(into: buffer)
+                let batch = state.sources.processEvents.read(into: buffer)
                 overflowed = overflowed || batch.overflowed
                 for event in buffer[0..<batch.count] { occurred(event, in: &state) }
                 if batch.count < buffer.count { break }
@@ -158,8 +167,8 @@ enum ProcFilter {
         if overflowed {
             // Events were lost: a tracked process may have forked unseen.
             for index in state.table.liveIndices
-            where state.table[index].filter == FilterID.proc && state.table[index].savedFlags & track != 0 {
-                state.table[index].fflags |= trackError
+            where state.table[index].filter == FilterID.proc && state.table[index].savedFlags & Note.track != 0 {
+                state.table[index].fflags |= Note.trackError
                 state.activate(index)
             }
         }
@@ -171,19 +180,19 @@ enum ProcFilter {
             return
         }
         guard let index = state.lookup(filter: FilterID.proc, ident: UInt(UInt32(bitPattern: event.pid))),
-            state.table[index].savedFlags & exec != 0
+            state.table[index].savedFlags & Note.exec != 0
         else { return }
-        state.table[index].fflags |= exec
+        state.table[index].fflags |= Note.exec
         state.activate(index)
     }
 
     private static func forked(child pid: Int32, parent: Int32, in state: inout QueueState) {
         guard let index = state.lookup(filter: FilterID.proc, ident: UInt(UInt32(bitPattern: parent))) else { return }
         let wanted = state.table[index].savedFlags
-        if wanted & track != 0 && !follow(child: pid, of: index, parent: parent, in: &state) {
-            state.table[index].fflags |= trackError
+        if wanted & Note.track != 0 && !follow(child: pid, of: index, parent: parent, in: &state) {
+            state.table[index].fflags |= Note.trackError
         }
-        if wanted & fork != 0 { state.table[index].fflags |= fork }
+        if wanted & Note.fork != 0 { state.table[index].fflags |= Note.fork }
         if state.table[index].fflags != 0 { state.activate(index) }
     }
 
@@ -197,13 +206,14 @@ enum ProcFilter {
         let change = kevent(
             ident: UInt(UInt32(bitPattern: pid)), filter: FilterID.proc, flags: stored | EV.add | EV.enable,
             fflags: parentKnote.savedFlags, data: 0, udata: parentKnote.udata, ext: parentKnote.ext)
-        guard state.register(change) == 0, let index = state.lookup(filter: FilterID.proc, ident: change.ident) else {
+        guard (try? state.register(change)) != nil, let index = state.lookup(filter: FilterID.proc, ident: change.ident)
+        else {
             return false
         }
         // Its first event is NOTE_CHILD alone, even if it already exited (the exit follows).
         state.table[index].flags = stored | EV.clear
         state.table[index].status.remove(.endOfFile)
-        state.table[index].fflags = (state.table[index].fflags & ~exit) | child
+        state.table[index].fflags = (state.table[index].fflags & ~Note.exit) | Note.child
         state.table[index].data = Int64(parent)
         state.activate(index)
         return true

@@ -1,131 +1,123 @@
 import CKQueue
-import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// EVFILT_TIMER (SPEC.md 3): nanosecond timers, periodic unless EV_ONESHOT, absolute with
 /// NOTE_ABSTIME. A timer knote costs its table slot and a heap entry: no descriptor, no
-/// allocation per expiry.
+/// allocation per expiry (one ``TimerClock`` per clock per kqueue).
 ///
 /// Counting is lazy: when a periodic timer expires it leaves the heap with `data` 1; the
 /// missed periods are added when the event is about to be returned (or re-enabled), and the
 /// timer is put back for `start + n × period`, so periods never drift and a timer whose
 /// events nobody collects costs nothing.
-enum TimerFilter {
-    static let seconds: UInt32 = 0x1
-    static let milliseconds: UInt32 = 0x2
-    static let microseconds: UInt32 = 0x4
-    static let nanoseconds: UInt32 = 0x8
-    static let absoluteTime: UInt32 = 0x10
-    static let unitMask: UInt32 = 0xF
+enum TimerFilter: FilterOperations {
+    static var filter: Int16 { FilterID.timer }
+    static let unitMask = Note.seconds | Note.milliseconds | Note.microseconds | Note.nanoseconds
     /// The period of a periodic timer registered with `data` 0 (SPEC.md: the smallest period).
     static let minimumPeriod: Int64 = 1_000
 
     /// `data` in the unit chosen by `fflags`, in nanoseconds; nil when fflags or data are
     /// invalid or the value overflows 64-bit nanoseconds (all EINVAL).
     static func duration(data: Int64, fflags: UInt32) -> Int64? {
-        guard data >= 0, fflags & ~(unitMask | absoluteTime) == 0 else { return nil }
+        guard data >= 0, fflags & ~(unitMask | Note.absoluteTime) == 0 else { return nil }
         let scale: Int64
         switch fflags & unitMask {
-        case 0, milliseconds: scale = 1_000_000
-        case seconds: scale = 1_000_000_000
-        case microseconds: scale = 1_000
-        case nanoseconds: scale = 1
+        case 0, Note.milliseconds: scale = 1_000_000
+        case Note.seconds: scale = 1_000_000_000
+        case Note.microseconds: scale = 1_000
+        case Note.nanoseconds: scale = 1
         default: return nil  // more than one unit
         }
         let (value, overflow) = data.multipliedReportingOverflow(by: scale)
         return overflow ? nil : value
     }
 
-    static func attach(_ index: Int32, in state: inout QueueState) -> Int32? {
-        if state.table[index].savedFlags & absoluteTime == 0 { state.table[index].flags |= EV.clear }
-        return start(index, in: &state)
+    static func attach(_ knote: Int32, in state: inout QueueState) throws(Errno) {
+        if state.table[knote].savedFlags & Note.absoluteTime == 0 { state.table[knote].flags |= EV.clear }
+        try start(knote, in: &state)
     }
 
     /// (Re)starts a timer from its saved data and fflags.
-    static func start(_ index: Int32, in state: inout QueueState) -> Int32? {
-        let knote = state.table[index]
-        guard let length = duration(data: knote.savedData, fflags: knote.savedFlags) else { return EINVAL }
-        let absolute = knote.savedFlags & absoluteTime != 0
-        if absolute {
-            if state.realtimeTimers.descriptor < 0 {
-                let publish = state.internalDescriptors
-                if let error = state.realtimeTimers.prepare(
-                    epollFD: state.epollFD, publish: { publish.realtimeTimer.store($0, ordering: .releasing) })
-                {
-                    return error
-                }
-            }
-            state.table[index].filterState = length
-            state.realtimeTimers.schedule(index, at: length)
-            return nil
+    static func start(_ knote: Int32, in state: inout QueueState) throws(Errno) {
+        let saved = state.table[knote]
+        guard let length = duration(data: saved.savedData, fflags: saved.savedFlags) else { throw .invalidArgument }
+        if saved.savedFlags & Note.absoluteTime != 0 {
+            try state.sources.realtimeTimers.prepare(registrar: state.registrar)
+            state.table[knote].filterState = length
+            state.sources.realtimeTimers.schedule(knote, at: length)
+            return
         }
-        if state.monotonicTimers.descriptor < 0 {
-            let publish = state.internalDescriptors
-            if let error = state.monotonicTimers.prepare(
-                epollFD: state.epollFD, publish: { publish.monotonicTimer.store($0, ordering: .releasing) })
-            {
-                return error
-            }
-        }
-        let oneShot = knote.flags & EV.oneShot != 0
-        let delay = oneShot ? length : max(length, minimumPeriod)
+        try state.sources.monotonicTimers.prepare(registrar: state.registrar)
+        let delay = saved.flags & EV.oneShot != 0 ? length : max(length, minimumPeriod)
         // A delay too far in the future to add to the clock is "never" (FreeBSD saturates too).
-        let (sum, overflow) = state.monotonicTimers.now().addingReportingOverflow(delay)
+        let (sum, overflow) = state.sources.monotonicTimers.now().addingReportingOverflow(delay)
         let deadline = overflow ? Int64.max - 1 : sum
-        state.table[index].filterState = deadline
-        state.monotonicTimers.schedule(index, at: deadline)
-        return nil
+        state.table[knote].filterState = deadline
+        state.sources.monotonicTimers.schedule(knote, at: deadline)
     }
 
-    static func detach(_ index: Int32, in state: inout QueueState) {
-        state.monotonicTimers.remove(index)
-        state.realtimeTimers.remove(index)
+    static func detach(_ knote: Int32, in state: inout QueueState) {
+        state.sources.monotonicTimers.remove(knote)
+        state.sources.realtimeTimers.remove(knote)
     }
 
     /// EV_ADD on an existing timer cancels it, discards uncollected expirations and starts
     /// it again with the new data and fflags; other changes (EV_ENABLE, EV_DISABLE) leave it
     /// running (SPEC.md 3).
-    static func modify(_ index: Int32, with change: kevent, in state: inout QueueState) -> Int32? {
-        guard change.flags & EV.add != 0 else { return nil }
-        guard duration(data: change.data, fflags: change.fflags) != nil else { return EINVAL }
-        detach(index, in: &state)
-        state.activeQueue.remove(index, in: &state.table)
-        state.table[index].status.remove(.active)
-        state.table[index].data = 0
-        state.table[index].savedFlags = change.fflags
-        state.table[index].savedData = change.data
-        return start(index, in: &state)
+    static func touch(_ knote: Int32, with change: kevent, in state: inout QueueState) throws(Errno) {
+        guard change.flags & EV.add != 0 else { return }
+        guard duration(data: change.data, fflags: change.fflags) != nil else { throw .invalidArgument }
+        detach(knote, in: &state)
+        state.activeQueue.remove(knote, in: &state.table)
+        state.table[knote].status.remove(.active)
+        state.table[knote].data = 0
+        state.table[knote].savedFlags = change.fflags
+        state.table[knote].savedData = change.data
+        try start(knote, in: &state)
     }
 
-    /// Expirations of one clock: every due timer gets one more expiration and is activated.
-    static func expire(realtime: Bool, in state: inout QueueState) {
-        if realtime { state.realtimeTimers.acknowledge() } else { state.monotonicTimers.acknowledge() }
-        let now = realtime ? state.realtimeTimers.now() : state.monotonicTimers.now()
-        while let index = realtime
-            ? state.realtimeTimers.heap.popDue(now: now) : state.monotonicTimers.heap.popDue(now: now)
-        {
-            state.table[index].data += 1
-            state.activate(index)
+    /// A clock's timerfd reported (payload 0: CLOCK_MONOTONIC, 1: CLOCK_REALTIME): every due
+    /// timer gets one more expiration and is activated.
+    static func sourceReported(_ payload: UInt32, in state: inout QueueState) {
+        if payload == state.sources.realtimeTimers.payload {
+            state.sources.realtimeTimers.acknowledge()
+            let now = state.sources.realtimeTimers.now()
+            while let index = state.sources.realtimeTimers.heap.popDue(now: now) { expired(index, in: &state) }
+            state.sources.realtimeTimers.rearm()
+        } else {
+            state.sources.monotonicTimers.acknowledge()
+            let now = state.sources.monotonicTimers.now()
+            while let index = state.sources.monotonicTimers.heap.popDue(now: now) { expired(index, in: &state) }
+            state.sources.monotonicTimers.rearm()
         }
-        if realtime { state.realtimeTimers.rearm() } else { state.monotonicTimers.rearm() }
+    }
+
+    private static func expired(_ knote: Int32, in state: inout QueueState) {
+        state.table[knote].data += 1
+        state.activate(knote)
     }
 
     /// f_event: ready when expirations are pending. A periodic timer first adds the periods
     /// it missed since it expired and goes back into the heap for its next period.
-    static func isReady(_ index: Int32, in state: inout QueueState) -> Bool {
-        let knote = state.table[index]
-        guard knote.data > 0 else { return false }
-        let periodic = knote.flags & EV.oneShot == 0 && knote.savedFlags & absoluteTime == 0
-        if periodic && !state.monotonicTimers.heap.contains(index) {
-            let period = max(duration(data: knote.savedData, fflags: knote.savedFlags) ?? minimumPeriod, minimumPeriod)
-            let due = knote.filterState  // the deadline that expired
-            let now = state.monotonicTimers.now()
+    static func event(_ knote: Int32, in state: inout QueueState) -> Bool {
+        let saved = state.table[knote]
+        guard saved.data > 0 else { return false }
+        let periodic = saved.flags & EV.oneShot == 0 && saved.savedFlags & Note.absoluteTime == 0
+        if periodic && !state.sources.monotonicTimers.heap.contains(knote) {
+            let period = max(duration(data: saved.savedData, fflags: saved.savedFlags) ?? minimumPeriod, minimumPeriod)
+            let due = saved.filterState  // the deadline that expired
+            let now = state.sources.monotonicTimers.now()
             let missed = now > due ? (now - due) / period : 0
-            state.table[index].data += missed
+            state.table[knote].data += missed
             let next = due &+ (missed + 1) &* period
-            state.table[index].filterState = next
-            state.monotonicTimers.schedule(index, at: next)
+            state.table[knote].filterState = next
+            state.sources.monotonicTimers.schedule(knote, at: next)
         }
         return true
+    }
+
+    static func closeSources(in state: inout QueueState) {
+        state.sources.monotonicTimers.close(registrar: state.registrar)
+        state.sources.realtimeTimers.close(registrar: state.registrar)
     }
 }

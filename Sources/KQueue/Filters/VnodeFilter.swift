@@ -1,6 +1,7 @@
 import CKQueue
 import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// EVFILT_VNODE (SPEC.md 3): changes to a file or directory, from the kqueue's
 /// ``VnodeWatcher`` (inotify on the inode behind the descriptor).
@@ -18,18 +19,9 @@ import Glibc
 /// IN_ACCESS → READ; IN_CLOSE_WRITE → CLOSE_WRITE; IN_CLOSE_NOWRITE → CLOSE; in a directory,
 /// IN_CREATE/IN_DELETE/IN_MOVED_FROM/IN_MOVED_TO → WRITE, +LINK when a subdirectory came or
 /// went (the directory's link count changed).
-enum VnodeFilter {
-    static let delete: UInt32 = 0x0001
-    static let write: UInt32 = 0x0002
-    static let extend: UInt32 = 0x0004
-    static let attrib: UInt32 = 0x0008
-    static let link: UInt32 = 0x0010
-    static let rename: UInt32 = 0x0020
-    static let revoke: UInt32 = 0x0040
-    static let open: UInt32 = 0x0080
-    static let close: UInt32 = 0x0100
-    static let closeWrite: UInt32 = 0x0200
-    static let read: UInt32 = 0x0400
+enum VnodeFilter: FilterOperations {
+    static var filter: Int16 { FilterID.vnode }
+    static var identIsDescriptor: Bool { true }
 
     /// The inotify events a knote wanting `notes` needs. Open, read and close are asked for
     /// only when wanted: they are frequent and each maps to a single note.
@@ -37,74 +29,80 @@ enum VnodeFilter {
         var mask = UInt32(
             IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_UNMOUNT | IN_CREATE | IN_DELETE | IN_MOVED_FROM
                 | IN_MOVED_TO)
-        if notes & open != 0 { mask |= UInt32(IN_OPEN) }
-        if notes & read != 0 { mask |= UInt32(IN_ACCESS) }
-        if notes & closeWrite != 0 { mask |= UInt32(IN_CLOSE_WRITE) }
-        if notes & close != 0 { mask |= UInt32(IN_CLOSE_NOWRITE) }
+        if notes & Note.open != 0 { mask |= UInt32(IN_OPEN) }
+        if notes & Note.read != 0 { mask |= UInt32(IN_ACCESS) }
+        if notes & Note.closeWrite != 0 { mask |= UInt32(IN_CLOSE_WRITE) }
+        if notes & Note.close != 0 { mask |= UInt32(IN_CLOSE_NOWRITE) }
         return mask
     }
 
-    static func attach(_ index: Int32, in state: inout QueueState) -> Int32? {
-        let fd = Int32(state.table[index].ident)
-        guard let status = Syscall.fileStatus(fd) else { return EBADF }
+    static func attach(_ knote: Int32, in state: inout QueueState) throws(Errno) {
+        let fd = Int32(state.table[knote].ident)
+        let status = try Syscall.fileStatus(fd)
         // Sockets, pipes, kqueues and other anonymous files are not vnodes (FreeBSD: EINVAL).
         switch status.st_mode & S_IFMT {
-        case S_IFSOCK: return EINVAL
-        case S_IFIFO where isAnonymous(fd): return EINVAL
+        case S_IFSOCK: throw .invalidArgument
+        case S_IFIFO where isAnonymous(fd): throw .invalidArgument
         case S_IFREG, S_IFDIR, S_IFIFO, S_IFLNK: break
-        default: if isAnonymous(fd) { return EINVAL }
+        default: if isAnonymous(fd) { throw .invalidArgument }
         }
-        return watch(index, fd: fd, status: status, in: &state)
+        try watch(knote, fd: fd, status: status, in: &state)
     }
 
-    private static func watch(_ index: Int32, fd: Int32, status: stat, in state: inout QueueState) -> Int32? {
-        if state.vnodes.descriptor < 0 {
-            let publish = state.internalDescriptors
-            state.vnodes.onCreate = { publish.vnodeInotify.store($0, ordering: .releasing) }
-        }
-        let mask = inotifyMask(for: state.table[index].savedFlags)
-        if let error = state.vnodes.watch(fd: fd, knote: index, mask: mask, epollFD: state.epollFD) { return error }
-        state.vnodes.baselines[index] = (Int64(status.st_size), UInt64(status.st_nlink))
-        kq_shim_mark_watched(fd)
-        return nil
+    private static func watch(_ knote: Int32, fd: Int32, status: stat, in state: inout QueueState) throws(Errno) {
+        let mask = inotifyMask(for: state.table[knote].savedFlags)
+        try state.sources.vnodes.watch(fd: fd, knote: knote, mask: mask, registrar: state.registrar)
+        state.sources.vnodes.baselines[knote] = (Int64(status.st_size), UInt64(status.st_nlink))
+        state.setScannedEveryTime(filter, state.sources.vnodes.isWatching)
+        Syscall.markWatched(fd)
     }
 
     /// True for a descriptor with no inode in a filesystem (`pipe:[…]`, `socket:[…]`,
     /// `anon_inode:…`).
     private static func isAnonymous(_ fd: Int32) -> Bool {
-        var target = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/self/fd/\(fd)", &target, target.count - 1)
-        guard n > 0 else { return false }
-        let name = String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let name = Syscall.descriptorTarget(fd) else { return false }
         return name.hasPrefix("pipe:") || name.hasPrefix("socket:") || name.hasPrefix("anon_inode:")
     }
 
-    static func detach(_ index: Int32, in state: inout QueueState) {
-        state.vnodes.unwatch(knote: index)
+    static func detach(_ knote: Int32, in state: inout QueueState) {
+        state.sources.vnodes.unwatch(knote: knote)
+        state.setScannedEveryTime(filter, state.sources.vnodes.isWatching)
     }
 
     /// A modification: the stored notes change, and the watch grows if they need more.
-    static func modify(_ index: Int32, with change: kevent, in state: inout QueueState) -> Int32? {
-        state.table[index].savedFlags = change.fflags
-        state.table[index].savedData = change.data
-        let fd = Int32(state.table[index].ident)
-        guard let status = Syscall.fileStatus(fd) else { return EBADF }
-        let baseline = state.vnodes.baselines[index]
-        if let error = watch(index, fd: fd, status: status, in: &state) { return error }
-        if let baseline { state.vnodes.baselines[index] = baseline }
-        return nil
+    static func touch(_ knote: Int32, with change: kevent, in state: inout QueueState) throws(Errno) {
+        state.table[knote].savedFlags = change.fflags
+        state.table[knote].savedData = change.data
+        let fd = Int32(state.table[knote].ident)
+        let status = try Syscall.fileStatus(fd)
+        let baseline = state.sources.vnodes.baselines[knote]
+        try watch(knote, fd: fd, status: status, in: &state)
+        if let baseline { state.sources.vnodes.baselines[knote] = baseline }
     }
 
     /// f_event: ready while something wanted happened since the last return.
-    static func isReady(_ index: Int32, in state: borrowing QueueState) -> Bool {
-        state.table[index].fflags != 0
+    static func event(_ knote: Int32, in state: inout QueueState) -> Bool {
+        state.table[knote].fflags != 0
     }
 
-    /// Reads what happened to the watched files and records it in their knotes.
-    static func readChanges(in state: inout QueueState) {
-        for occurrence in state.vnodes.readOccurrences() {
+    /// Inotify reported: record what happened to the watched files in their knotes.
+    static func sourceReported(_ payload: UInt32, in state: inout QueueState) { readChanges(in: &state) }
+
+    /// Read at every scan while files are watched: removing the last watch queues
+    /// IN_IGNORED, which left unread keeps the descriptor ready and a wait spinning.
+    static func scanStarting(in state: inout QueueState) { readChanges(in: &state) }
+
+    static func closeSources(in state: inout QueueState) {
+        state.sources.vnodes.close(registrar: state.registrar)
+        state.setScannedEveryTime(filter, false)
+    }
+
+    private static func readChanges(in state: inout QueueState) {
+        for occurrence in state.sources.vnodes.readOccurrences() {
             occurred(occurrence.mask, knote: occurrence.knote, in: &state)
         }
+        // IN_IGNORED may have ended the last watch.
+        state.setScannedEveryTime(filter, state.sources.vnodes.isWatching)
     }
 
     private static func occurred(_ mask: UInt32, knote index: Int32, in state: inout QueueState) {
@@ -114,7 +112,7 @@ enum VnodeFilter {
         let notes = notes(for: mask, knote: index, in: &state)
         guard notes & state.table[index].savedFlags != 0 else { return }
         state.table[index].fflags |= notes
-        if notes & revoke != 0 {
+        if notes & Note.revoke != 0 {
             state.table[index].flags |= EV.oneShot
             state.table[index].status.insert(.endOfFile)
         }
@@ -126,48 +124,48 @@ enum VnodeFilter {
         var notes: UInt32 = 0
         let isDirectory = mask & UInt32(IN_ISDIR) != 0
         if mask & UInt32(IN_MODIFY | IN_ATTRIB) != 0,
-            let status = Syscall.fileStatus(Int32(state.table[index].ident))
+            let status = try? Syscall.fileStatus(Int32(state.table[index].ident))
         {
             let size = Int64(status.st_size)
             let links = UInt64(status.st_nlink)
-            let before = state.vnodes.baselines[index] ?? (size, links)
+            let before = state.sources.vnodes.baselines[index] ?? (size, links)
             if mask & UInt32(IN_MODIFY) != 0 {
-                notes |= write
-                if size > before.size { notes |= extend }
+                notes |= Note.write
+                if size > before.size { notes |= Note.extend }
                 // Linux reports a truncation as a modification only; FreeBSD as ATTRIB too.
-                if size < before.size { notes |= attrib }
+                if size < before.size { notes |= Note.attrib }
             }
             if mask & UInt32(IN_ATTRIB) != 0 {
                 if links == 0 && before.links != 0 {
-                    notes |= delete
+                    notes |= Note.delete
                 } else if links != before.links {
-                    notes |= link
+                    notes |= Note.link
                 } else {
-                    notes |= attrib
+                    notes |= Note.attrib
                 }
             }
-            state.vnodes.baselines[index] = (size, links)
+            state.sources.vnodes.baselines[index] = (size, links)
         } else if mask & UInt32(IN_MODIFY) != 0 {
-            notes |= write
+            notes |= Note.write
         } else if mask & UInt32(IN_ATTRIB) != 0 {
-            notes |= attrib
+            notes |= Note.attrib
         }
-        if mask & UInt32(IN_MOVE_SELF) != 0 { notes |= rename }
-        if mask & UInt32(IN_DELETE_SELF) != 0 { notes |= delete }
-        if mask & UInt32(IN_UNMOUNT) != 0 { notes |= revoke }
-        if mask & UInt32(IN_OPEN) != 0 { notes |= open }
-        if mask & UInt32(IN_ACCESS) != 0 { notes |= read }
-        if mask & UInt32(IN_CLOSE_WRITE) != 0 { notes |= closeWrite }
-        if mask & UInt32(IN_CLOSE_NOWRITE) != 0 { notes |= close }
+        if mask & UInt32(IN_MOVE_SELF) != 0 { notes |= Note.rename }
+        if mask & UInt32(IN_DELETE_SELF) != 0 { notes |= Note.delete }
+        if mask & UInt32(IN_UNMOUNT) != 0 { notes |= Note.revoke }
+        if mask & UInt32(IN_OPEN) != 0 { notes |= Note.open }
+        if mask & UInt32(IN_ACCESS) != 0 { notes |= Note.read }
+        if mask & UInt32(IN_CLOSE_WRITE) != 0 { notes |= Note.closeWrite }
+        if mask & UInt32(IN_CLOSE_NOWRITE) != 0 { notes |= Note.close }
         if mask & UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO) != 0 {
-            notes |= write
+            notes |= Note.write
             // A subdirectory added or removed changes the directory's link count (its ".."):
             // LINK then, but not for one renamed within the directory (FreeBSD: WRITE only).
-            if isDirectory, let status = Syscall.fileStatus(Int32(state.table[index].ident)) {
+            if isDirectory, let status = try? Syscall.fileStatus(Int32(state.table[index].ident)) {
                 let links = UInt64(status.st_nlink)
-                let before = state.vnodes.baselines[index] ?? (Int64(status.st_size), links)
-                if links != before.links { notes |= link }
-                state.vnodes.baselines[index] = (Int64(status.st_size), links)
+                let before = state.sources.vnodes.baselines[index] ?? (Int64(status.st_size), links)
+                if links != before.links { notes |= Note.link }
+                state.sources.vnodes.baselines[index] = (Int64(status.st_size), links)
             }
         }
         return notes

@@ -6,7 +6,8 @@ struct InotifyReader {
     private var buffer: UnsafeMutableRawPointer? = nil
     private static let size = 4096
 
-    /// Calls `body` with each pending event, until the (nonblocking) descriptor is drained.
+    /// Calls `body` with each pending event, until the (nonblocking) descriptor is drained
+    /// (EAGAIN) or fails.
     mutating func drain(_ descriptor: Int32, _ body: (inotify_event) -> Void) {
         guard descriptor >= 0 else { return }
         let bytes: UnsafeMutableRawPointer
@@ -16,9 +17,7 @@ struct InotifyReader {
             bytes = .allocate(byteCount: Self.size, alignment: 8)
             buffer = bytes
         }
-        while true {
-            let n = read(descriptor, bytes, Self.size)
-            guard n > 0 else { return }
+        while let n = try? Syscall.readInternal(descriptor, into: bytes, count: Self.size), n > 0 {
             var offset = 0
             while offset < n {
                 let event = bytes.load(fromByteOffset: offset, as: inotify_event.self)

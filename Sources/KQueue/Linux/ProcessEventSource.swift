@@ -1,52 +1,45 @@
+import CKQueue
 import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// A kqueue's listener on the kernel's process connector (fork and exec of every process of
 /// the system), for EVFILT_PROC's NOTE_FORK, NOTE_EXEC and NOTE_TRACK. Opened when the first
 /// knote wants one of them, closed when the last one goes: while open, every fork and exec on
 /// the machine wakes the kqueue once.
 struct ProcessEventSource {
+    /// EVFILT_PROC's payload in the connector's epoll tag (pidfds use knote indices).
+    static let payload = UInt32.max
     private(set) var descriptor: Int32 = -1
     /// Knotes whose notes need the connector.
     private(set) var users = 0
-    /// Published so that a fork child can close the descriptor without the kqueue lock.
-    var onChange: (@Sendable (Int32) -> Void)? = nil
 
-    /// One more knote needs the connector. Returns an errno when it cannot be opened.
-    mutating func retain(epollFD: Int32) -> Int32? {
+    /// One more knote needs the connector.
+    mutating func retain(registrar: InternalRegistrar) throws(Errno) {
         if descriptor < 0 {
-            let fd = kq_shim_proc_connector_open()
-            guard fd >= 0 else { return -fd }
-            let level = UInt32(EPOLLIN.rawValue)
-            if let error = Syscall.registerInternal(fd, in: epollFD, events: level, tag: InternalSource.processEvents) {
-                return error
-            }
+            let fd = try Syscall.processConnectorOpen()
+            let tag = EpollTag.source(filter: FilterID.proc, payload: Self.payload)
+            try registrar.register(fd, events: UInt32(EPOLLIN.rawValue), tag: tag)
             descriptor = fd
-            onChange?(fd)
         }
         users += 1
-        return nil
     }
 
     /// A knote no longer needs the connector; the last one closes it.
-    mutating func release() {
+    mutating func release(registrar: InternalRegistrar) {
         guard users > 0 else { return }
         users -= 1
-        if users == 0 { close() }
+        if users == 0 { close(registrar: registrar) }
     }
 
-    /// Reads pending events into `buffer`: returns how many (fewer than its capacity once the
-    /// socket is drained) and whether the socket lost events since the last read.
-    func read(into buffer: UnsafeMutableBufferPointer<kq_proc_event>) -> (count: Int, overflowed: Bool) {
-        guard descriptor >= 0 else { return (0, false) }
-        var overflowed: Int32 = 0
-        let n = kq_shim_proc_connector_read(descriptor, buffer.baseAddress, Int32(buffer.count), &overflowed)
-        return (Int(n), overflowed != 0)
+    /// Reads pending events into `buffer` (fewer than its capacity once the socket is drained).
+    func read(into buffer: UnsafeMutableBufferPointer<kq_proc_event>) -> ProcessEventBatch {
+        guard descriptor >= 0 else { return ProcessEventBatch(count: 0, overflowed: false) }
+        return Syscall.processConnectorRead(descriptor, into: buffer)
     }
 
-    mutating func close() {
-        Syscall.closeInternal(descriptor)
-        if descriptor >= 0 { onChange?(-1) }
+    mutating func close(registrar: InternalRegistrar) {
+        registrar.close(descriptor)
         descriptor = -1
         users = 0
     }

@@ -1,3 +1,4 @@
+import CKQueue
 import CKQueueShim
 import Glibc
 
@@ -8,30 +9,24 @@ import Glibc
 struct RegularFileWatcher {
     private(set) var descriptor: Int32 = -1
     private var knotesByWatch: [Int32: [Int32]] = [:]
-
+    private var watchByKnote: [Int32: Int32] = [:]
     private var reader = InotifyReader()
     private var changed: [Int32] = []
 
     /// True while some file is watched.
     var isWatching: Bool { !knotesByWatch.isEmpty }
 
-    private var watchByKnote: [Int32: Int32] = [:]
-    /// Published so that a fork child can close the descriptor without the kqueue lock.
-    var onCreate: (@Sendable (Int32) -> Void)? = nil
-
-    mutating func watch(fd: Int32, knote: Int32, epollFD: Int32) {
+    /// Watches the file behind `fd` for `knote`. Without inotify (it could not be created, or
+    /// the watch failed), the knote still works, without the re-arm on growth.
+    mutating func watch(fd: Int32, knote: Int32, registrar: InternalRegistrar) {
         if descriptor < 0 {
-            // Without it, a knote degrades to no re-arm on growth.
-            let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-            guard created >= 0,
-                Syscall.registerInternal(
-                    created, in: epollFD, events: UInt32(EPOLLIN.rawValue), tag: InternalSource.inotify) == nil
-            else { return }
+            guard let created = try? Syscall.inotifyInit() else { return }
+            let tag = EpollTag.source(filter: FilterID.read)
+            guard (try? registrar.register(created, events: UInt32(EPOLLIN.rawValue), tag: tag)) != nil else { return }
             descriptor = created
-            onCreate?(created)
         }
-        let watch = inotify_add_watch(descriptor, "/proc/self/fd/\(fd)", UInt32(IN_MODIFY | IN_ATTRIB | IN_MASK_ADD))
-        guard watch >= 0 else { return }
+        let mask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MASK_ADD)
+        guard let watch = try? Syscall.inotifyAddWatch(descriptor, descriptor: fd, mask: mask) else { return }
         knotesByWatch[watch, default: []].append(knote)
         watchByKnote[knote] = watch
     }
@@ -41,7 +36,7 @@ struct RegularFileWatcher {
         knotesByWatch[watch]?.removeAll { $0 == knote }
         if knotesByWatch[watch]?.isEmpty ?? false {
             knotesByWatch[watch] = nil
-            _ = inotify_rm_watch(descriptor, watch)
+            Syscall.inotifyRemoveWatch(descriptor, watch)
         }
     }
 
@@ -56,9 +51,9 @@ struct RegularFileWatcher {
         return changed
     }
 
-    mutating func close() {
+    mutating func close(registrar: InternalRegistrar) {
         reader.release()
-        Syscall.closeInternal(descriptor)
+        registrar.close(descriptor)
         descriptor = -1
         knotesByWatch = [:]
         watchByKnote = [:]

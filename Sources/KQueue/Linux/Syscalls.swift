@@ -1,108 +1,246 @@
 import CKQueueShim
 import Glibc
 import Synchronization
+import SystemPackage
 
-/// Raw system calls, wrapped once (swift-system style): each returns the C result and
-/// leaves `errno` as the call set it. Callers turn failures into `Errno` values.
+/// Every system call of the library, wrapped once (swift-system's `Syscalls.swift`, SwiftNIO's
+/// `System.swift`): a wrapper makes one call, captures `errno` at the call and throws it as
+/// `Errno`, so no caller reads a global `errno` later. Each wrapper states its EINTR rule.
+/// Calls a test can make fail through ``FaultInjector`` name their ``SyscallName``.
 enum Syscall {
+    /// The result of a C call that returns -1 and sets errno, as a value or the captured errno.
     @inline(__always)
-    static var errno: Int32 { Glibc.errno }
+    static func valueOrErrno<I: FixedWidthInteger>(_ name: SyscallName?, _ call: () -> I) throws(Errno) -> I {
+        #if DEBUG
+            if let name, let injected = FaultInjector.failure(for: name) { throw injected }
+        #endif
+        let result = call()
+        if result == -1 { throw Errno(rawValue: Glibc.errno) }
+        return result
+    }
 
-    static func epollCreate() -> Int32 { epoll_create1(Int32(EPOLL_CLOEXEC)) }
-
+    /// Like ``valueOrErrno(_:_:)``, repeating the call while it fails with EINTR (for calls
+    /// that never block, where EINTR can only mean "try again").
     @inline(__always)
-    static func epollCtl(_ epfd: Int32, _ op: Int32, _ fd: Int32, events: UInt32, data: UInt64) -> Int32 {
+    static func retryingInterrupts<I: FixedWidthInteger>(_ name: SyscallName?, _ call: () -> I) throws(Errno) -> I {
+        while true {
+            do throws(Errno) {
+                return try valueOrErrno(name, call)
+            } catch {
+                guard error == .interrupted else { throw error }
+            }
+        }
+    }
+
+    // MARK: epoll
+
+    /// EINTR: cannot happen (does not block).
+    static func epollCreate() throws(Errno) -> Int32 {
+        try valueOrErrno(.epollCreate) { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+    }
+
+    /// EINTR: cannot happen (does not block).
+    @inline(__always)
+    static func epollCtl(_ epfd: Int32, _ op: Int32, _ fd: Int32, events: UInt32, data: UInt64) throws(Errno) {
         var event = epoll_event()
         event.events = events
         event.data.u64 = data
-        return epoll_ctl(epfd, op, fd, &event)
+        _ = try valueOrErrno(.epollCtl) { epoll_ctl(epfd, op, fd, &event) }
+    }
+
+    /// Removes `fd` from an epoll instance, for a registration that is going away. Its failure
+    /// changes nothing: ENOENT or EBADF mean the registration already went with its file (a
+    /// descriptor closed behind our back), and nothing else can fail for a valid `epfd`.
+    static func epollRemove(_ epfd: Int32, _ fd: Int32) {
+        var unused = epoll_event()
+        if epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &unused) != 0 { return }
     }
 
     /// Waits on an epoll instance: `nil` waits forever, a zero timeout polls (both with plain
     /// `epoll_wait`), other timeouts use `epoll_pwait2` for nanoseconds. Where the kernel (before
     /// 5.11) or a tool such as valgrind does not know it, `epoll_wait` with the timeout rounded
     /// up to whole milliseconds: never early, at most 1 ms late.
+    ///
+    /// EINTR: returned to the caller; kevent() fails with it (SPEC.md 2.8).
     @inline(__always)
     static func epollWait(
         _ epfd: Int32, _ buffer: UnsafeMutablePointer<epoll_event>, _ count: Int32,
         _ timeout: UnsafePointer<timespec>?
-    ) -> Int32 {
+    ) throws(Errno) -> Int32 {
         // Polling and waiting forever need no nanoseconds: epoll_wait spares the kernel
         // copying and checking a timespec (measured ~25 ns per call here).
-        guard let timeout else { return epoll_wait(epfd, buffer, count, -1) }
-        if timeout.pointee.tv_sec == 0 && timeout.pointee.tv_nsec == 0 { return epoll_wait(epfd, buffer, count, 0) }
-        if !lacksEpollPwait2.load(ordering: .relaxed) {
-            let n = kq_shim_epoll_pwait2(epfd, buffer, count, timeout)
-            if n >= 0 || errno != ENOSYS { return n }
-            lacksEpollPwait2.store(true, ordering: .relaxed)
+        guard let timeout else { return try valueOrErrno(.epollWait) { epoll_wait(epfd, buffer, count, -1) } }
+        if timeout.pointee.tv_sec == 0 && timeout.pointee.tv_nsec == 0 {
+            return try valueOrErrno(.epollWait) { epoll_wait(epfd, buffer, count, 0) }
         }
-        let total = timeout.pointee.tv_sec.multipliedReportingOverflow(by: 1000)
-        let rounded = total.partialValue.addingReportingOverflow((timeout.pointee.tv_nsec + 999_999) / 1_000_000)
-        let milliseconds =
-            total.overflow || rounded.overflow || rounded.partialValue > Int(Int32.max)
-            ? Int32.max : Int32(rounded.partialValue)
-        return epoll_wait(epfd, buffer, count, milliseconds)
-    }
-
-    /// Adds a descriptor the kqueue created to its epoll instance. On failure the descriptor is
-    /// closed and the errno returned.
-    static func registerInternal(_ fd: Int32, in epollFD: Int32, events: UInt32, tag: UInt64) -> Int32? {
-        guard epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag) != 0 else { return nil }
-        let error = errno
-        closeInternal(fd)
-        return error
+        if !lacksEpollPwait2.load(ordering: .relaxed) {
+            do throws(Errno) {
+                return try valueOrErrno(.epollWait) { kq_shim_epoll_pwait2(epfd, buffer, count, timeout) }
+            } catch {
+                guard error == .noFunction else { throw error }
+                lacksEpollPwait2.store(true, ordering: .relaxed)
+            }
+        }
+        let milliseconds = roundedUpMilliseconds(timeout.pointee)
+        return try valueOrErrno(.epollWait) { epoll_wait(epfd, buffer, count, milliseconds) }
     }
 
     /// Set once epoll_pwait2 answered ENOSYS.
     static let lacksEpollPwait2 = Atomic<Bool>(false)
 
-    static func eventFD() -> Int32 { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
+    private static func roundedUpMilliseconds(_ timeout: timespec) -> Int32 {
+        let total = timeout.tv_sec.multipliedReportingOverflow(by: 1000)
+        let rounded = total.partialValue.addingReportingOverflow((timeout.tv_nsec + 999_999) / 1_000_000)
+        let fits = !total.overflow && !rounded.overflow && rounded.partialValue <= Int(Int32.max)
+        return fits ? Int32(rounded.partialValue) : Int32.max
+    }
 
+    // MARK: eventfd, timerfd, inotify
+
+    /// EINTR: cannot happen (does not block).
+    static func eventFD() throws(Errno) -> Int32 {
+        try valueOrErrno(.eventFD) { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
+    }
+
+    /// Adds 1 to an eventfd (its edge wakes a waiter). EINTR: retried. EAGAIN (the counter is
+    /// full) leaves the eventfd readable, which is all a signal needs; EBADF and EINVAL cannot
+    /// happen for the engine's own eventfd and an 8-byte write.
     @inline(__always)
     static func eventFDSignal(_ fd: Int32) {
         var one: UInt64 = 1
-        _ = write(fd, &one, 8)
+        _ = try? retryingInterrupts(.write) { write(fd, &one, 8) }
     }
 
+    /// EINTR: cannot happen (does not block).
+    static func timerFDCreate(_ clock: clockid_t) throws(Errno) -> Int32 {
+        try valueOrErrno(.timerFDCreate) { timerfd_create(clock, Int32(TFD_CLOEXEC | TFD_NONBLOCK)) }
+    }
+
+    /// EINTR: cannot happen. Fails only with EINVAL for a value the engine computed wrongly, or
+    /// EBADF once the application closed the engine's descriptor behind its back.
+    static func timerFDSetTime(_ fd: Int32, flags: Int32, _ spec: itimerspec) throws(Errno) {
+        var spec = spec
+        _ = try valueOrErrno(.timerFDSetTime) { timerfd_settime(fd, flags, &spec, nil) }
+    }
+
+    /// Reads a timerfd's expiration count. EINTR: retried. EAGAIN (nothing expired: a spurious
+    /// report) and ECANCELED (the realtime clock was set) are both returned as errors.
+    static func timerFDRead(_ fd: Int32) throws(Errno) -> UInt64 {
+        var count: UInt64 = 0
+        _ = try retryingInterrupts(.read) { read(fd, &count, 8) }
+        return count
+    }
+
+    /// EINTR: cannot happen (does not block).
+    static func inotifyInit() throws(Errno) -> Int32 {
+        try valueOrErrno(.inotifyInit) { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
+    }
+
+    /// Watches the inode behind descriptor `fd` (through `/proc/self/fd/N`, so the watch
+    /// follows the file across renames). EINTR: cannot happen.
+    static func inotifyAddWatch(_ inotify: Int32, descriptor fd: Int32, mask: UInt32) throws(Errno) -> Int32 {
+        try valueOrErrno(.inotifyAddWatch) { inotify_add_watch(inotify, "/proc/self/fd/\(fd)", mask) }
+    }
+
+    /// Ends a watch. EINVAL means the kernel already ended it (the inode went away and
+    /// IN_IGNORED is queued): nothing left to do either way.
+    static func inotifyRemoveWatch(_ inotify: Int32, _ watch: Int32) {
+        if inotify_rm_watch(inotify, watch) != 0 { return }
+    }
+
+    /// Reads from one of the engine's nonblocking descriptors. EINTR: retried. EAGAIN: thrown
+    /// (drained).
+    static func readInternal(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) throws(Errno) -> Int {
+        try retryingInterrupts(.read) { read(fd, buffer, count) }
+    }
+
+    // MARK: Descriptors and files
+
+    /// close(2) of one of the engine's own descriptors, bypassing the close() interposer.
+    /// EINTR: never retried (Linux has released the number even then); a failure leaves
+    /// nothing to undo.
+    static func closeInternal(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        if kq_shim_real_close(fd) != 0 { return }
+    }
+
+    /// EINTR: cannot happen.
+    static func isOpen(_ fd: Int32) -> Bool { kq_shim_fcntl(fd, F_GETFD) != -1 }
+
+    /// EINTR: cannot happen.
+    static func fileStatus(_ fd: Int32) throws(Errno) -> stat {
+        var status = stat()
+        _ = try valueOrErrno(.fstat) { fstat(fd, &status) }
+        return status
+    }
+
+    /// The file offset (for READ on a regular file). EINTR: cannot happen.
+    static func currentOffset(_ fd: Int32) throws(Errno) -> Int64 {
+        Int64(try valueOrErrno(nil) { lseek(fd, 0, SEEK_CUR) })
+    }
+
+    /// F_GETPIPE_SZ. EINTR: cannot happen.
+    static func pipeCapacity(_ fd: Int32) throws(Errno) -> Int64 {
+        Int64(try valueOrErrno(nil) { kq_shim_fcntl(fd, 1032) })
+    }
+
+    /// Bytes that can be read now (FIONREAD). EINTR: cannot happen.
     @inline(__always)
-    static func bytesReadable(_ fd: Int32) -> Int64? {
+    static func bytesReadable(_ fd: Int32) throws(Errno) -> Int64 {
         var value: Int32 = 0
-        return kq_shim_ioctl_int(fd, UInt(FIONREAD), &value) == 0 ? Int64(value) : nil
+        _ = try valueOrErrno(nil) { kq_shim_ioctl_int(fd, UInt(FIONREAD), &value) }
+        return Int64(value)
     }
 
     /// Bytes queued in a socket's send buffer (SIOCOUTQ, the same number as TIOCOUTQ).
     @inline(__always)
-    static func bytesQueuedForSend(_ fd: Int32) -> Int64? {
+    static func bytesQueuedForSend(_ fd: Int32) throws(Errno) -> Int64 {
         var value: Int32 = 0
-        return kq_shim_ioctl_int(fd, UInt(TIOCOUTQ), &value) == 0 ? Int64(value) : nil
+        _ = try valueOrErrno(nil) { kq_shim_ioctl_int(fd, UInt(TIOCOUTQ), &value) }
+        return Int64(value)
     }
 
-    static func socketOption(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32? {
+    /// An integer socket option. EINTR: cannot happen.
+    static func socketOption(_ fd: Int32, _ level: Int32, _ name: Int32) throws(Errno) -> Int32 {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        return getsockopt(fd, level, name, &value, &length) == 0 ? value : nil
+        _ = try valueOrErrno(nil) { getsockopt(fd, level, name, &value, &length) }
+        return value
     }
 
-    static func fileStatus(_ fd: Int32) -> stat? {
-        var status = stat()
-        return fstat(fd, &status) == 0 ? status : nil
+    /// True when the socket has a peer (getpeername succeeds). EINTR: cannot happen.
+    static func hasPeer(_ fd: Int32) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        return withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
     }
 
-    static func isOpen(_ fd: Int32) -> Bool { kq_shim_fcntl(fd, F_GETFD) != -1 }
+    /// True for a terminal. EINTR: cannot happen.
+    static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
-    static func pipeCapacity(_ fd: Int32) -> Int64? {
-        let size = kq_shim_fcntl(fd, 1032)  // F_GETPIPE_SZ
-        return size >= 0 ? Int64(size) : nil
+    /// The current readiness of one descriptor (poll(2) without waiting): its `revents` in
+    /// epoll's bit values (POLL* and EPOLL* are equal on Linux), 0 when not ready. EINTR: retried.
+    static func currentReadiness(_ fd: Int32, events: Int16) -> UInt32 {
+        var poller = pollfd(fd: fd, events: events, revents: 0)
+        guard (try? retryingInterrupts(nil, { poll(&poller, 1, 0) })) == 1 else { return 0 }
+        return UInt32(UInt16(bitPattern: poller.revents))
     }
 
-    static func currentOffset(_ fd: Int32) -> Int64? {
-        let offset = lseek(fd, 0, SEEK_CUR)
-        return offset >= 0 ? Int64(offset) : nil
+    /// The target of `/proc/self/fd/N` (e.g. `pipe:[123]`), or nil. EINTR: cannot happen.
+    static func descriptorTarget(_ fd: Int32) -> String? {
+        var target = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/self/fd/\(fd)", &target, target.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// close(2) of one of the engine's own descriptors, bypassing the close() interposer.
-    static func closeInternal(_ fd: Int32) {
-        if fd >= 0 { _ = kq_shim_real_close(fd) }
+    /// A clock's time in nanoseconds. Cannot fail for the clocks the engine uses.
+    static func now(_ clock: clockid_t) -> Int64 {
+        var time = timespec()
+        clock_gettime(clock, &time)
+        return Int64(time.tv_sec) &* 1_000_000_000 &+ Int64(time.tv_nsec)
     }
 
     static func monotonicNow() -> timespec {
@@ -110,6 +248,90 @@ enum Syscall {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return now
     }
+
+    // MARK: Sockets (C shim)
+
+    /// A socket's pending error, read without consuming it for the application
+    /// (`CKQueueShim/shim.c`). 0 when none.
+    static func socketError(_ fd: Int32) -> UInt32 { UInt32(bitPattern: kq_shim_take_socket_error(fd)) }
+
+    /// Connections waiting on a listening socket (TCP_INFO, else UNIX sock_diag), or nil.
+    static func acceptQueueLength(_ fd: Int32) -> Int64? {
+        var queued = kq_shim_tcp_accept_queue_length(fd)
+        if queued < 0 { queued = kq_shim_unix_accept_queue_length(fd) }
+        return queued >= 0 ? Int64(queued) : nil
+    }
+
+    // MARK: Processes (C shim)
+
+    /// pidfd_open(2). EINTR: cannot happen.
+    static func pidfdOpen(_ pid: pid_t) throws(Errno) -> Int32 {
+        try valueOrErrno(.pidfdOpen) { kq_shim_pidfd_open(pid, 0) }
+    }
+
+    /// True once the process behind `pidfd` has exited.
+    static func pidfdHasExited(_ pidfd: Int32) -> Bool { kq_shim_pidfd_has_exited(pidfd) == 1 }
+
+    /// The wait status of an exited process, without reaping it; nil when it cannot be known.
+    static func pidfdExitStatus(_ pidfd: Int32, pid: pid_t) -> Int32? {
+        var status: Int32 = 0
+        return kq_shim_pidfd_exit_status(pidfd, pid, &status) == 0 ? status : nil
+    }
+
+    /// A socket on the kernel's process connector. EINTR: cannot happen.
+    static func processConnectorOpen() throws(Errno) -> Int32 {
+        #if DEBUG
+            if let injected = FaultInjector.failure(for: .processConnectorOpen) { throw injected }
+        #endif
+        let fd = kq_shim_proc_connector_open()
+        guard fd >= 0 else { throw Errno(rawValue: -fd) }
+        return fd
+    }
+
+    /// Reads the connector's pending events (EINTR retried, EAGAIN ends the read in C).
+    static func processConnectorRead(
+        _ fd: Int32, into buffer: UnsafeMutableBufferPointer<kq_proc_event>
+    ) -> ProcessEventBatch {
+        var overflowed: Int32 = 0
+        let n = kq_shim_proc_connector_read(fd, buffer.baseAddress, Int32(buffer.count), &overflowed)
+        return ProcessEventBatch(count: Int(max(0, n)), overflowed: overflowed != 0)
+    }
+
+    // MARK: Signals (C shim, signals.c)
+
+    /// Starts observing `signal` for one knote (reference counted): 0 or an errno.
+    static func signalWatch(_ signal: Int32) throws(Errno) {
+        let error = kq_shim_signal_watch(signal)
+        if error != 0 { throw Errno(rawValue: error) }
+    }
+
+    static func signalUnwatch(_ signal: Int32) { kq_shim_signal_unwatch(signal) }
+
+    /// Deliveries of `signal` observed so far in the process.
+    static func signalCount(_ signal: Int32) -> UInt64 { kq_shim_signal_count(signal) }
+
+    /// The process-wide eventfd the signal handler writes.
+    static func signalWakeDescriptor() -> Int32 { kq_shim_signal_wake_fd() }
+
+    /// Resets, before a wait, the flag that tells whether an EINTR was only EVFILT_SIGNAL's own.
+    static func resetSignalInterruptions() { kq_shim_signal_interruptions_reset() }
+
+    /// After an EINTR: true when only EVFILT_SIGNAL's handler ran, for an ignored signal.
+    static func interruptionWasTransparent() -> Bool { kq_shim_signal_interruption_was_transparent() != 0 }
+
+    // MARK: close(2) interposition (C shim)
+
+    /// A later close() of `fd` tells the engine first.
+    static func markWatched(_ fd: Int32) { kq_shim_mark_watched(fd) }
+
+    static func clearWatched(_ fd: Int32) { kq_shim_clear_watched(fd) }
+}
+
+/// What one read of the process connector returned.
+struct ProcessEventBatch {
+    var count: Int
+    /// The socket lost events since the last read.
+    var overflowed: Bool
 }
 
 extension timespec {

@@ -1,5 +1,7 @@
+import CKQueue
 import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// One clock's timers in one kqueue: a ``TimerHeap`` and one timerfd armed for the earliest
 /// deadline (SPEC.md 4: O(1) descriptors however many timers). The timerfd is created on
@@ -8,33 +10,27 @@ import Glibc
 /// absorbed by the scan, which then arms it for the next deadline).
 struct TimerClock {
     let clock: clockid_t
-    let tag: UInt64
+    /// EVFILT_TIMER's payload in this clock's epoll tag.
+    let payload: UInt32
     var heap = TimerHeap()
     private(set) var descriptor: Int32 = -1
     /// The deadline the timerfd is armed for; `Int64.max` when disarmed.
     private var armedDeadline = Int64.max
 
-    init(clock: clockid_t, tag: UInt64) {
+    init(clock: clockid_t, payload: UInt32) {
         self.clock = clock
-        self.tag = tag
+        self.payload = payload
     }
 
-    func now() -> Int64 {
-        var time = timespec()
-        clock_gettime(clock, &time)
-        return Int64(time.tv_sec) &* 1_000_000_000 &+ Int64(time.tv_nsec)
-    }
+    func now() -> Int64 { Syscall.now(clock) }
 
-    /// Creates the timerfd if needed. Returns an errno on failure.
-    mutating func prepare(epollFD: Int32, publish: (Int32) -> Void) -> Int32? {
-        guard descriptor < 0 else { return nil }
-        let fd = timerfd_create(clock, Int32(TFD_CLOEXEC | TFD_NONBLOCK))
-        guard fd >= 0 else { return Syscall.errno }
+    /// Creates the timerfd if needed.
+    mutating func prepare(registrar: InternalRegistrar) throws(Errno) {
+        guard descriptor < 0 else { return }
+        let fd = try Syscall.timerFDCreate(clock)
         let events = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        if let error = Syscall.registerInternal(fd, in: epollFD, events: events, tag: tag) { return error }
+        try registrar.register(fd, events: events, tag: EpollTag.source(filter: FilterID.timer, payload: payload))
         descriptor = fd
-        publish(fd)
-        return nil
     }
 
     /// Schedules `knote` and arms the timerfd if its deadline is now the earliest.
@@ -54,15 +50,15 @@ struct TimerClock {
     }
 
     /// Drains the timerfd's expiry count (and, for CLOCK_REALTIME, a clock-change notice).
+    /// Whatever the read says (a count, EAGAIN for a spurious report, ECANCELED for a clock
+    /// change), the heap decides what expired; the timerfd is armed again from it.
     mutating func acknowledge() {
-        var count: UInt64 = 0
-        _ = read(descriptor, &count, 8)
-        armedDeadline = Int64.max  // it fired (or was cancelled): arm again from the heap
+        _ = try? Syscall.timerFDRead(descriptor)
+        armedDeadline = Int64.max
     }
 
     private mutating func arm(_ deadline: Int64) {
         guard descriptor >= 0 else { return }
-        armedDeadline = deadline
         var spec = itimerspec()
         if deadline != Int64.max {
             // 0 would disarm: a deadline at or before the epoch is "now" for an absolute timer.
@@ -71,11 +67,19 @@ struct TimerClock {
         }
         var flags = Int32(TFD_TIMER_ABSTIME)
         if clock == CLOCK_REALTIME && deadline != Int64.max { flags |= Int32(TFD_TIMER_CANCEL_ON_SET) }
-        _ = timerfd_settime(descriptor, flags, &spec, nil)
+        do throws(Errno) {
+            try Syscall.timerFDSetTime(descriptor, flags: flags, spec)
+            armedDeadline = deadline
+        } catch {
+            // Only a bad value (our bug) or a descriptor closed behind our back: left disarmed,
+            // so that the next schedule tries again.
+            armedDeadline = Int64.max
+        }
     }
 
-    mutating func close() {
-        Syscall.closeInternal(descriptor)
+    mutating func close(registrar: InternalRegistrar) {
+        registrar.close(descriptor)
         descriptor = -1
+        armedDeadline = Int64.max
     }
 }

@@ -1,5 +1,7 @@
+import CKQueue
 import CKQueueShim
 import Glibc
+import SystemPackage
 
 /// The inotify instance behind a kqueue's EVFILT_VNODE knotes, created on first use and
 /// registered in the kqueue's epoll instance. Each knote watches the inode behind its
@@ -24,34 +26,23 @@ struct VnodeWatcher {
         var mask: UInt32
     }
 
-    /// Published so that a fork child can close the descriptor without the kqueue lock.
-    var onCreate: (@Sendable (Int32) -> Void)? = nil
-
     var isWatching: Bool { !watchByKnote.isEmpty }
 
-    /// Watches the inode behind `fd` for `knote` with at least `mask`. Returns an errno.
-    mutating func watch(fd: Int32, knote: Int32, mask: UInt32, epollFD: Int32) -> Int32? {
+    /// Watches the inode behind `fd` for `knote` with at least `mask`.
+    mutating func watch(fd: Int32, knote: Int32, mask: UInt32, registrar: InternalRegistrar) throws(Errno) {
         if descriptor < 0 {
-            let created = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-            guard created >= 0 else { return Syscall.errno }
-            let level = UInt32(EPOLLIN.rawValue)
-            if let error = Syscall.registerInternal(
-                created, in: epollFD, events: level, tag: InternalSource.vnodeInotify)
-            {
-                return error
-            }
+            let created = try Syscall.inotifyInit()
+            let tag = EpollTag.source(filter: FilterID.vnode)
+            try registrar.register(created, events: UInt32(EPOLLIN.rawValue), tag: tag)
             descriptor = created
-            onCreate?(created)
         }
-        let watch = inotify_add_watch(descriptor, "/proc/self/fd/\(fd)", mask | UInt32(IN_MASK_ADD))
-        guard watch >= 0 else { return Syscall.errno }
+        let watch = try Syscall.inotifyAddWatch(descriptor, descriptor: fd, mask: mask | UInt32(IN_MASK_ADD))
         if let previous = watchByKnote[knote] {
-            if previous == watch { return nil }  // a modification: the same inode, a grown mask
+            if previous == watch { return }  // a modification: the same inode, a grown mask
             remove(knote: knote, from: previous)
         }
         knotesByWatch[watch, default: []].append(knote)
         watchByKnote[knote] = watch
-        return nil
     }
 
     mutating func unwatch(knote: Int32) {
@@ -65,7 +56,7 @@ struct VnodeWatcher {
         knotesByWatch[watch]?.removeAll { $0 == knote }
         if knotesByWatch[watch]?.isEmpty ?? false {
             knotesByWatch[watch] = nil
-            _ = inotify_rm_watch(descriptor, watch)
+            Syscall.inotifyRemoveWatch(descriptor, watch)
         }
     }
 
@@ -87,9 +78,9 @@ struct VnodeWatcher {
         return occurrences
     }
 
-    mutating func close() {
+    mutating func close(registrar: InternalRegistrar) {
         reader.release()
-        Syscall.closeInternal(descriptor)
+        registrar.close(descriptor)
         descriptor = -1
         knotesByWatch = [:]
         watchByKnote = [:]

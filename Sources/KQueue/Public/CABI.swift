@@ -14,7 +14,7 @@ public enum CABI {
             errno = EINVAL
             return -1
         }
-        do {
+        do throws(Errno) {
             return try KQueueRegistry.create().descriptor
         } catch {
             errno = error.rawValue

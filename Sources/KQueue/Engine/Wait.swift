@@ -1,0 +1,174 @@
+import CKQueue
+import Glibc
+import SystemPackage
+
+/// The waiting half of one kevent() call: epoll waits, each followed by a scan under the
+/// lock, until events are returned, the timeout passes or the wait fails (SPEC.md 2.7, 2.8).
+/// The lock is never held while waiting in epoll.
+struct Wait {
+    /// Extra zero-timeout looks in one call: reports that yield no event (internal wakeups,
+    /// stale or filtered reports) take room in a batch and may hide ready knotes.
+    static let extraLooks = 3
+
+    let timeout: UnsafePointer<timespec>?
+    let buffer: EpollBuffer
+    var context: ScanContext
+    /// The call's own changes activated knotes without writing a wakeup.
+    var unsignaled: Bool
+    var clock = WaitClock()
+    /// The next collect starts the call's scan (else it continues it).
+    var newScan = true
+    var extraLooksLeft = Wait.extraLooks
+
+    init(
+        events: UnsafeMutablePointer<kevent>, capacity: Int, timeout: UnsafePointer<timespec>?,
+        buffer: EpollBuffer, unsignaled: Bool
+    ) {
+        self.timeout = timeout
+        self.buffer = buffer
+        self.unsignaled = unsignaled
+        context = ScanContext(events: events, capacity: capacity)
+    }
+
+    mutating func run(on core: KQueueCore) -> Result<Int, Errno> {
+        if let timeout {
+            guard timeout.pointee.isValidTimeout else {
+                core.giveBack(buffer, signal: unsignaled)
+                return .failure(.invalidArgument)
+            }
+            clock.start(timeout.pointee)
+        }
+        while true {
+            let requested = Int32(
+                min(KQueueCore.batchSize(for: context.capacity - context.written), buffer.events.count))
+            let count: Int32
+            switch look(on: core, requested: requested) {
+            case .interruptedTransparently:
+                clock.update()
+                continue
+            case .failed(let error):
+                core.giveBack(buffer, signal: unsignaled)
+                if context.written > 0 { return .success(context.written) }
+                // SPEC.md 2.8: a signal ends the wait with EINTR; changes stay applied. EINVAL:
+                // the kqueue descriptor no longer names an epoll instance.
+                return .failure(error == .invalidArgument ? .badFileDescriptor : error)
+            case .reported(let n):
+                count = n
+            }
+            switch collect(count, requested: requested, on: core) {
+            case .returned(let written): return .success(written)
+            case .closed: return .failure(.badFileDescriptor)
+            case .lookAgain: continue
+            case .nothingYet:
+                guard timeout != nil else { break }
+                clock.update()
+                if clock.remaining.isZero {
+                    core.giveBack(buffer)
+                    return .success(0)
+                }
+            }
+            extraLooksLeft = Wait.extraLooks
+        }
+    }
+
+    /// What one epoll wait gave.
+    enum Look {
+        case reported(Int32)
+        /// Only EVFILT_SIGNAL's handler ran, for a signal the application ignores: on FreeBSD
+        /// that signal is discarded and its knote wakes the wait. Wait on.
+        case interruptedTransparently
+        case failed(Errno)
+    }
+
+    /// One epoll wait: without waiting once something is written or pending, else for the
+    /// time left.
+    private mutating func look(on core: KQueueCore, requested: Int32) -> Look {
+        var zero = timespec(tv_sec: 0, tv_nsec: 0)
+        let ready = buffer.events.baseAddress!
+        Syscall.resetSignalInterruptions()
+        do throws(Errno) {
+            if context.written > 0 || unsignaled || (timeout != nil && clock.remaining.isZero) {
+                return .reported(try Syscall.epollWait(core.descriptor, ready, requested, &zero))
+            } else if timeout == nil {
+                return .reported(try Syscall.epollWait(core.descriptor, ready, requested, nil))
+            } else {
+                return .reported(try Syscall.epollWait(core.descriptor, ready, requested, &clock.remaining))
+            }
+        } catch {
+            if error == .interrupted && Syscall.interruptionWasTransparent() { return .interruptedTransparently }
+            return .failed(error)
+        }
+    }
+
+    /// What the scan of one look did.
+    enum Collected {
+        /// The call ends, returning this many events.
+        case returned(Int)
+        /// The kqueue was closed meanwhile.
+        case closed
+        /// Reports yielded no event and filled the batch: look again at once.
+        case lookAgain
+        /// Nothing usable (a spurious or filtered wake): never return 0 before the timeout has
+        /// passed (SPEC.md 2.7).
+        case nothingYet
+    }
+
+    /// Scans one look's reports under the lock. The lock that collects also ends the wait
+    /// when this look is the last one, so a call takes the kqueue lock twice, not three times.
+    private mutating func collect(_ count: Int32, requested: Int32, on core: KQueueCore) -> Collected {
+        let before = context.written
+        let mayLookAgain = count == requested && extraLooksLeft > 0
+        let polling = timeout != nil && clock.remaining.isZero
+        context.drainUnsignaled = unsignaled
+        unsignaled = false
+        let buffer = self.buffer
+        let startScan = newScan
+        let scan = context
+        let outcome = core.state.withLock { state -> ScanOutcome? in
+            if state.isClosed {
+                state.endWait(returning: buffer)
+                return nil
+            }
+            var scan = scan
+            state.collect(buffer.events.baseAddress!, count: Int(count), into: &scan, newScan: startScan)
+            let looksAgain = scan.hasRoom && mayLookAgain && scan.absorbed > 0
+            let ends = !looksAgain && (scan.written > 0 || polling)
+            if ends { state.endWait(returning: buffer) }
+            return ScanOutcome(context: scan, ended: ends)
+        }
+        guard let outcome else { return .closed }
+        context = outcome.context
+        if outcome.ended { return .returned(context.written) }
+        if context.written > before { newScan = false }
+        if context.hasRoom && mayLookAgain && context.absorbed > 0 {
+            extraLooksLeft -= 1
+            return .lookAgain
+        }
+        return .nothingYet
+    }
+}
+
+/// A scan's context after the lock, and whether it ended the wait.
+struct ScanOutcome: Sendable {
+    var context: ScanContext
+    var ended: Bool
+}
+
+/// A wait's timeout: the time left, and the monotonic deadline it counts down to.
+struct WaitClock {
+    var remaining = timespec()
+    private var deadline = timespec()
+    private var isFinite = false
+
+    mutating func start(_ timeout: timespec) {
+        remaining = timeout
+        isFinite = true
+        if !remaining.isZero { deadline = Syscall.monotonicNow().adding(remaining) }
+    }
+
+    /// Recomputes the time left (a no-op without a timeout or once it is zero).
+    mutating func update() {
+        guard isFinite, !remaining.isZero else { return }
+        remaining = deadline.remaining(after: Syscall.monotonicNow())
+    }
+}
