@@ -23,15 +23,15 @@ public func kevent_export(
 }
 
 #if DEBUG
-/// Test-only, debug builds only (not in `<sys/event.h>`): makes the internal system call
-/// named `call` (e.g. "epoll_ctl", "eventfd", "read") fail with `error`, after `skip`
-/// successful calls, `count` times; an `error` of 0 disarms. Returns 0, or -1 for an
-/// unknown name. Tests/C/faults.c finds it with dlsym and skips without it.
-@_cdecl("kqueue_test_inject_fault")
-public func kqueue_test_inject_fault_export(
-    _ call: UnsafePointer<CChar>?, _ error: Int32, _ skip: Int32, _ count: Int32
-) -> Int32 {
-    guard let call else { return -1 }
-    return kqueueTestInjectFault(call: String(cString: call), error: error, skip: Int(skip), count: Int(count))
-}
+    /// Test-only, debug builds only (not in `<sys/event.h>`): makes the internal system call
+    /// named `call` (e.g. "epoll_ctl", "eventfd", "read") fail with `error`, after `skip`
+    /// successful calls, `count` times; an `error` of 0 disarms. Returns 0, or -1 for an
+    /// unknown name. Tests/C/faults.c finds it with dlsym and skips without it.
+    @_cdecl("kqueue_test_inject_fault")
+    public func kqueue_test_inject_fault_export(
+        _ call: UnsafePointer<CChar>?, _ error: Int32, _ skip: Int32, _ count: Int32
+    ) -> Int32 {
+        guard let call else { return -1 }
+        return kqueueTestInjectFault(call: String(cString: call), error: error, skip: Int(skip), count: Int(count))
+    }
 #endif
