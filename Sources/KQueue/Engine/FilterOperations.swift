@@ -43,6 +43,9 @@ protocol FilterOperations {
     /// Called at the start of every scan while the filter is in
     /// ``QueueState/filtersScannedEveryTime`` and its source was not reported in that scan.
     static func scanStarting(in state: inout QueueState)
+    /// Called once at the end of a scan in which the filter asked for it
+    /// (``QueueState/requestScanEnd(_:)``), after the scan's wakeup was written.
+    static func scanEnded(in state: inout QueueState)
     /// The kqueue is closing: release the filter's internal sources.
     static func closeSources(in state: inout QueueState)
 }
@@ -79,5 +82,6 @@ extension FilterOperations {
     static func deliver(_ knote: Int32, into event: inout kevent, in state: inout QueueState) -> Bool { false }
     static func sourceReported(_ payload: UInt32, in state: inout QueueState) {}
     static func scanStarting(in state: inout QueueState) {}
+    static func scanEnded(in state: inout QueueState) {}
     static func closeSources(in state: inout QueueState) {}
 }

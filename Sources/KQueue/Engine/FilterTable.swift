@@ -180,6 +180,13 @@ extension FilterTable {
         visit(filter, Op(), in: &state)
     }
 
+    static func scanEnded(_ filter: Int16, in state: inout QueueState) {
+        struct Op: FilterVisitor {
+            func visit<F: FilterOperations>(_: F.Type, in state: inout QueueState) { F.scanEnded(in: &state) }
+        }
+        visit(filter, Op(), in: &state)
+    }
+
     static func closeSources(_ filter: Int16, in state: inout QueueState) {
         struct Op: FilterVisitor {
             func visit<F: FilterOperations>(_: F.Type, in state: inout QueueState) { F.closeSources(in: &state) }

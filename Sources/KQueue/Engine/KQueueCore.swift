@@ -207,6 +207,7 @@ extension QueueState {
 
     /// A waiter leaves: its buffer goes back to the pool, or, once the kqueue is closed,
     /// away, and the last waiter to leave a closed kqueue closes its internal descriptors.
+    @inline(__always)
     mutating func endWait(returning buffer: EpollBuffer) {
         waiters -= 1
         guard isClosed else {

@@ -44,19 +44,19 @@ enum KQueueRegistry {
     /// error of pthread_atfork (ENOMEM), which then fails every kqueue() (a kqueue a fork
     /// child would inherit must not exist).
     private static let hookInstallation: Int32 = {
-        kq_shim_set_close_hook { fd in KQueueRegistry.descriptorClosing(fd) }
+        Syscall.setCloseHook { fd in KQueueRegistry.descriptorClosing(fd) }
         // EVFILT_SIGNAL's lock is held across fork too, so no disposition is half-written in
         // the child (neither path ever holds both locks otherwise).
-        return kq_shim_install_fork_hooks(
-            {
+        return Syscall.installForkHooks(
+            prepare: {
                 pthread_mutex_lock(KQueueRegistry.lock)
-                kq_shim_signal_fork_prepare()
+                Syscall.signalForkPrepare()
             },
-            {
-                kq_shim_signal_fork_parent()
+            parent: {
+                Syscall.signalForkParent()
                 pthread_mutex_unlock(KQueueRegistry.lock)
             },
-            { KQueueRegistry.forkChild() })
+            child: { KQueueRegistry.forkChild() })
     }()
 
     /// Creates a kqueue and makes it known to the process.
@@ -123,17 +123,17 @@ enum KQueueRegistry {
     /// Called by the close(2) interposer before `fd` is closed: a kqueue descriptor releases
     /// its kqueue; any other descriptor loses its knotes in every kqueue (SPEC.md 2).
     static func descriptorClosing(_ fd: Int32) {
-        let (closingQueue, snapshot) = withLock { () -> (KQueueCore?, [KQueueCore]) in
+        let affected = withLock { () -> ClosingDescriptor in
             var closing: KQueueCore? = nil
             if fd >= 0, Int(fd) < queues.count, let core = queues[Int(fd)] {
                 queues[Int(fd)] = nil
                 liveCount -= 1
                 closing = core
             }
-            return (closing, queues.compactMap { $0 })
+            return ClosingDescriptor(kqueue: closing, others: queues.compactMap { $0 })
         }
-        closingQueue?.tearDown()
-        for core in snapshot {
+        affected.kqueue?.tearDown()
+        for core in affected.others {
             core.state.withLock { state in
                 if !state.isClosed { state.descriptorClosing(fd) }
             }
@@ -170,10 +170,17 @@ enum KQueueRegistry {
             forkOrphans.append(core)
         }
         for pidfd in processDescriptors { Syscall.closeInternal(pidfd) }
-        kq_shim_signal_fork_child()
+        Syscall.signalForkChild()
         processDescriptors = []
         queues = []
         liveCount = 0
         pthread_mutex_unlock(lock)
     }
+}
+
+/// The kqueues a close(2) concerns: the kqueue whose descriptor it is (if any), and the
+/// others, which lose their knotes on it.
+private struct ClosingDescriptor {
+    var kqueue: KQueueCore?
+    var others: [KQueueCore]
 }

@@ -35,6 +35,8 @@ struct QueueState: ~Copyable {
     var scanNumber: UInt32 = 0
     /// Filters whose ``FilterOperations/scanStarting(in:)`` runs at every scan (bit `~filter`).
     var filtersScannedEveryTime: UInt16 = 0
+    /// Filters whose ``FilterOperations/scanEnded(in:)`` runs at the end of this scan.
+    var filtersAwaitingScanEnd: UInt16 = 0
 
     init(epollFD: Int32, eventFD: Int32, internalDescriptors: InternalDescriptors) {
         self.epollFD = epollFD
@@ -175,6 +177,11 @@ struct QueueState: ~Copyable {
     mutating func setScannedEveryTime(_ filter: Int16, _ enabled: Bool) {
         let bit = UInt16(1) << UInt16(~filter)
         if enabled { filtersScannedEveryTime |= bit } else { filtersScannedEveryTime &= ~bit }
+    }
+
+    /// `filter`'s ``FilterOperations/scanEnded(in:)`` runs once the current scan ends.
+    mutating func requestScanEnd(_ filter: Int16) {
+        filtersAwaitingScanEnd |= UInt16(1) << UInt16(~filter)
     }
 
     // MARK: Descriptor lifetime

@@ -41,6 +41,7 @@ extension QueueState {
     /// happened before this call looked, so a knote they find already queued merges them into
     /// the event it is about to return. Filters that asked for it are scanned even when their
     /// source was not reported (reading inotify only when reported would leave changes behind).
+    @inline(__always)
     private mutating func routeSources(_ ready: UnsafeMutablePointer<epoll_event>, count: Int) {
         var reported: UInt16 = 0
         for k in 0..<count {
@@ -61,6 +62,7 @@ extension QueueState {
     /// returned is skipped by the drain), and so do knotes this call's own changes activated
     /// without a wakeup. Queued knotes left behind (no room, level events back at the tail) get
     /// a segment of their own, so a later wait, in this thread or another, returns them.
+    @inline(__always)
     private mutating func finishScan(_ context: inout ScanContext) {
         let activatedHere = deferredActivations > 0 || context.drainUnsignaled
         if !activeQueue.isEmpty && context.hasRoom && (!context.sawWakeup || activatedHere) {
@@ -69,7 +71,13 @@ extension QueueState {
         deferWakeup = false
         if !activeQueue.isEmpty && (context.sawWakeup || activatedHere) { signalWakeup() }
         context.drainUnsignaled = false
-        DescriptorFilter.scanEnded(in: &self)
+        var pending = filtersAwaitingScanEnd
+        filtersAwaitingScanEnd = 0
+        while pending != 0 {
+            let bit = pending.trailingZeroBitCount
+            pending &= pending - 1
+            FilterTable.scanEnded(~Int16(bit), in: &self)
+        }
     }
 
     /// Returns the knotes of the active queue queued under segments up to `covered`, in FIFO

@@ -82,6 +82,7 @@ struct Wait {
 
     /// One epoll wait: without waiting once something is written or pending, else for the
     /// time left.
+    @inline(__always)
     private mutating func look(on core: KQueueCore, requested: Int32) -> Look {
         var zero = timespec(tv_sec: 0, tv_nsec: 0)
         let ready = buffer.events.baseAddress!
@@ -115,6 +116,7 @@ struct Wait {
 
     /// Scans one look's reports under the lock. The lock that collects also ends the wait
     /// when this look is the last one, so a call takes the kqueue lock twice, not three times.
+    @inline(__always)
     private mutating func collect(_ count: Int32, requested: Int32, on core: KQueueCore) -> Collected {
         let before = context.written
         let mayLookAgain = count == requested && extraLooksLeft > 0
@@ -160,6 +162,7 @@ struct WaitClock {
     private var deadline = timespec()
     private var isFinite = false
 
+    @inline(__always)
     mutating func start(_ timeout: timespec) {
         remaining = timeout
         isFinite = true

@@ -78,13 +78,13 @@ extension DescriptorFilter {
             state.sources.descriptors.toMoveBack.count < state.sources.descriptors.toMoveBack.capacity
         else { return }
         state.sources.descriptors.toMoveBack.append(fd)
+        state.requestScanEnd(FilterID.read)
     }
 
     /// The end of a scan, after its wakeup was written: the descriptors to move go behind it,
     /// as on FreeBSD's single queue (rule 10): removing and adding a registration puts it at
     /// the tail of epoll's list.
-    static func scanEnded(in state: inout QueueState) {
-        guard !state.sources.descriptors.toMoveBack.isEmpty else { return }
+    static func movePendingToBack(in state: inout QueueState) {
         for fd in state.sources.descriptors.toMoveBack { reregister(fd: fd, in: &state) }
         state.sources.descriptors.toMoveBack.removeAll(keepingCapacity: true)
     }

@@ -42,6 +42,9 @@ enum ReadFilter: DescriptorFilterOperations {
         for index in state.sources.regularFiles.readChanges() { state.recheck(index) }
     }
 
+    /// Descriptors to move behind the scan's wakeup (shared with EVFILT_WRITE's delivery).
+    static func scanEnded(in state: inout QueueState) { DescriptorFilter.movePendingToBack(in: &state) }
+
     static func closeSources(in state: inout QueueState) {
         state.sources.regularFiles.close(registrar: state.registrar)
     }

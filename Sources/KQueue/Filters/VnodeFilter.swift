@@ -52,7 +52,8 @@ enum VnodeFilter: FilterOperations {
     private static func watch(_ knote: Int32, fd: Int32, status: stat, in state: inout QueueState) throws(Errno) {
         let mask = inotifyMask(for: state.table[knote].savedFlags)
         try state.sources.vnodes.watch(fd: fd, knote: knote, mask: mask, registrar: state.registrar)
-        state.sources.vnodes.baselines[knote] = (Int64(status.st_size), UInt64(status.st_nlink))
+        state.sources.vnodes.baselines[knote] = FileBaseline(
+            size: Int64(status.st_size), links: UInt64(status.st_nlink))
         state.setScannedEveryTime(filter, state.sources.vnodes.isWatching)
         Syscall.markWatched(fd)
     }
@@ -128,7 +129,7 @@ enum VnodeFilter: FilterOperations {
         {
             let size = Int64(status.st_size)
             let links = UInt64(status.st_nlink)
-            let before = state.sources.vnodes.baselines[index] ?? (size, links)
+            let before = state.sources.vnodes.baselines[index] ?? FileBaseline(size: size, links: links)
             if mask & UInt32(IN_MODIFY) != 0 {
                 notes |= Note.write
                 if size > before.size { notes |= Note.extend }
@@ -144,7 +145,7 @@ enum VnodeFilter: FilterOperations {
                     notes |= Note.attrib
                 }
             }
-            state.sources.vnodes.baselines[index] = (size, links)
+            state.sources.vnodes.baselines[index] = FileBaseline(size: size, links: links)
         } else if mask & UInt32(IN_MODIFY) != 0 {
             notes |= Note.write
         } else if mask & UInt32(IN_ATTRIB) != 0 {
@@ -163,9 +164,10 @@ enum VnodeFilter: FilterOperations {
             // LINK then, but not for one renamed within the directory (FreeBSD: WRITE only).
             if isDirectory, let status = try? Syscall.fileStatus(Int32(state.table[index].ident)) {
                 let links = UInt64(status.st_nlink)
-                let before = state.sources.vnodes.baselines[index] ?? (Int64(status.st_size), links)
+                let before =
+                    state.sources.vnodes.baselines[index] ?? FileBaseline(size: Int64(status.st_size), links: links)
                 if links != before.links { notes |= Note.link }
-                state.sources.vnodes.baselines[index] = (Int64(status.st_size), links)
+                state.sources.vnodes.baselines[index] = FileBaseline(size: Int64(status.st_size), links: links)
             }
         }
         return notes

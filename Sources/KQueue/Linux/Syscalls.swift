@@ -319,7 +319,24 @@ enum Syscall {
     /// After an EINTR: true when only EVFILT_SIGNAL's handler ran, for an ignored signal.
     static func interruptionWasTransparent() -> Bool { kq_shim_signal_interruption_was_transparent() != 0 }
 
-    // MARK: close(2) interposition (C shim)
+    // MARK: close(2) interposition and fork(2) handlers (C shim)
+
+    /// The function the close()/dup2()/dup3()/close_range() interposers call for a watched
+    /// number, before it is closed.
+    static func setCloseHook(_ hook: kq_shim_close_hook) { kq_shim_set_close_hook(hook) }
+
+    /// pthread_atfork(3): 0, or its error number (ENOMEM).
+    static func installForkHooks(
+        prepare: kq_shim_fork_hook, parent: kq_shim_fork_hook, child: kq_shim_fork_hook
+    ) -> Int32 {
+        kq_shim_install_fork_hooks(prepare, parent, child)
+    }
+
+    /// EVFILT_SIGNAL's fork handlers: its lock is held across fork; the child gets the
+    /// application's dispositions back (no kqueue survives fork).
+    static func signalForkPrepare() { kq_shim_signal_fork_prepare() }
+    static func signalForkParent() { kq_shim_signal_fork_parent() }
+    static func signalForkChild() { kq_shim_signal_fork_child() }
 
     /// A later close() of `fd` tells the engine first.
     static func markWatched(_ fd: Int32) { kq_shim_mark_watched(fd) }

@@ -16,7 +16,7 @@ struct VnodeWatcher {
     private var watchByKnote: [Int32: Int32] = [:]
     /// What each knote last saw of its file: the size (for NOTE_EXTEND) and the link count
     /// (for NOTE_LINK and NOTE_DELETE).
-    var baselines: [Int32: (size: Int64, links: UInt64)] = [:]
+    var baselines: [Int32: FileBaseline] = [:]
     private var reader = InotifyReader()
     private var occurrences: [Occurrence] = []
 
@@ -86,4 +86,10 @@ struct VnodeWatcher {
         watchByKnote = [:]
         baselines = [:]
     }
+}
+
+/// What a VNODE knote last saw of its file.
+struct FileBaseline {
+    var size: Int64
+    var links: UInt64
 }

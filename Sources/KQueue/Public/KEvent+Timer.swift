@@ -46,9 +46,7 @@ extension KEvent {
     /// The current wall-clock time since the Unix epoch (CLOCK_REALTIME), for
     /// ``timer(_:atWallClockTimeSinceEpoch:flags:udata:)``.
     public static var wallClockNow: Duration {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return .seconds(now.tv_sec) + .nanoseconds(now.tv_nsec)
+        .nanoseconds(Syscall.now(CLOCK_REALTIME))
     }
 
     /// `data` and unit for a duration: nanoseconds when they fit in 64 bits, else seconds
