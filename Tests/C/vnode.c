@@ -121,6 +121,50 @@ TEST(test_vnode_link_count_change_reports_link_and_last_unlink_reports_delete) {
     cleanup();
 }
 
+/* Several changes before one collection: every note of every occurrence is reported,
+ * whatever their order (fstat shows the file after all of them: a write must not hide the
+ * unlink that followed it). */
+static void check_changes_collected_together(const char *steps, unsigned expected) {
+    make_dir();
+    int kq = kq_new();
+    int fd = make_file("a", "x");
+    char a[128], b[128];
+    path_in_dir(a, sizeof a, "a");
+    path_in_dir(b, sizeof b, "b");
+    const char *name = a;
+    unsigned all = NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND | NOTE_ATTRIB | NOTE_LINK | NOTE_RENAME;
+    KQ_SET(kq, fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, all, 0, NULL);
+    for (const char *step = steps; *step; step++) {
+        switch (*step) {
+        case 'w': kq_write_all(fd, "more", 4); break;
+        case 'u': CHECK_SYS(unlink(name)); break;
+        case 'r': CHECK_SYS(rename(name, b)); name = b; break;
+        case 'c': CHECK_SYS(fchmod(fd, 0600)); break;
+        }
+    }
+    unsigned notes = wait_notes(kq, fd);
+    CHECK_MSG(notes == expected, "steps %s: fflags 0x%x, expected 0x%x", steps, notes, expected);
+    close(fd);
+    close(kq);
+    cleanup();
+}
+
+TEST(test_vnode_write_then_unlink_collected_together_reports_delete) {
+    check_changes_collected_together("wu", NOTE_WRITE | NOTE_EXTEND | NOTE_DELETE);
+}
+
+TEST(test_vnode_unlink_then_write_collected_together_reports_both) {
+    check_changes_collected_together("uw", NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND);
+}
+
+TEST(test_vnode_rename_write_unlink_collected_together_reports_all) {
+    check_changes_collected_together("rwu", NOTE_RENAME | NOTE_WRITE | NOTE_EXTEND | NOTE_DELETE);
+}
+
+TEST(test_vnode_chmod_then_unlink_collected_together_reports_attrib_and_delete) {
+    check_changes_collected_together("cu", NOTE_ATTRIB | NOTE_DELETE);
+}
+
 TEST(test_vnode_rename_reports_rename_and_watch_follows_the_inode) {
     make_dir();
     int kq = kq_new();

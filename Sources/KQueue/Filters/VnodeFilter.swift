@@ -52,8 +52,7 @@ enum VnodeFilter: FilterOperations {
     private static func watch(_ knote: Int32, fd: Int32, status: stat, in state: inout QueueState) throws(Errno) {
         let mask = inotifyMask(for: state.table[knote].savedFlags)
         try state.sources.vnodes.watch(fd: fd, knote: knote, mask: mask, registrar: state.registrar)
-        state.sources.vnodes.baselines[knote] = FileBaseline(
-            size: Int64(status.st_size), links: UInt64(status.st_nlink))
+        state.sources.vnodes.baselines[knote] = FileBaseline(status)
         state.setScannedEveryTime(filter, state.sources.vnodes.isWatching)
         Syscall.markWatched(fd)
     }
@@ -129,12 +128,18 @@ enum VnodeFilter: FilterOperations {
         {
             let size = Int64(status.st_size)
             let links = UInt64(status.st_nlink)
-            let before = state.sources.vnodes.baselines[index] ?? FileBaseline(size: size, links: links)
+            // fstat shows the file as it is now, after every occurrence still unread: each
+            // occurrence moves only the part of the baseline it concerns, so that a later
+            // occurrence (an unlink after a write) still sees its own change.
+            let now = FileBaseline(status)
+            let before = state.sources.vnodes.baselines[index] ?? now
+            var after = before
             if mask & UInt32(IN_MODIFY) != 0 {
                 notes |= Note.write
                 if size > before.size { notes |= Note.extend }
                 // Linux reports a truncation as a modification only; FreeBSD as ATTRIB too.
                 if size < before.size { notes |= Note.attrib }
+                after.size = size
             }
             if mask & UInt32(IN_ATTRIB) != 0 {
                 if links == 0 && before.links != 0 {
@@ -144,8 +149,12 @@ enum VnodeFilter: FilterOperations {
                 } else {
                     notes |= Note.attrib
                 }
+                if now.mode != before.mode || now.owner != before.owner { notes |= Note.attrib }
+                after.links = links
+                after.mode = now.mode
+                after.owner = now.owner
             }
-            state.sources.vnodes.baselines[index] = FileBaseline(size: size, links: links)
+            state.sources.vnodes.baselines[index] = after
         } else if mask & UInt32(IN_MODIFY) != 0 {
             notes |= Note.write
         } else if mask & UInt32(IN_ATTRIB) != 0 {
@@ -164,10 +173,10 @@ enum VnodeFilter: FilterOperations {
             // LINK then, but not for one renamed within the directory (FreeBSD: WRITE only).
             if isDirectory, let status = try? Syscall.fileStatus(Int32(state.table[index].ident)) {
                 let links = UInt64(status.st_nlink)
-                let before =
-                    state.sources.vnodes.baselines[index] ?? FileBaseline(size: Int64(status.st_size), links: links)
-                if links != before.links { notes |= Note.link }
-                state.sources.vnodes.baselines[index] = FileBaseline(size: Int64(status.st_size), links: links)
+                var baseline = state.sources.vnodes.baselines[index] ?? FileBaseline(status)
+                if links != baseline.links { notes |= Note.link }
+                baseline.links = links
+                state.sources.vnodes.baselines[index] = baseline
             }
         }
         return notes

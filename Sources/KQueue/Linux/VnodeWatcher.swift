@@ -92,4 +92,15 @@ struct VnodeWatcher {
 struct FileBaseline {
     var size: Int64
     var links: UInt64
+    /// Mode and owner: inotify merges a chmod's IN_ATTRIB with an unlink's that follows it
+    /// unread, so a change here is how the chmod's NOTE_ATTRIB is still seen.
+    var mode: UInt32
+    var owner: UInt64
+
+    init(_ status: stat) {
+        size = Int64(status.st_size)
+        links = UInt64(status.st_nlink)
+        mode = status.st_mode
+        owner = UInt64(status.st_uid) << 32 | UInt64(status.st_gid)
+    }
 }
