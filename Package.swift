@@ -1,5 +1,11 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
+
+// Warnings are errors in this package's own targets (SE-0480). SwiftPM applies these settings
+// only when this package is the root or a local (path) dependency: a package that depends on it
+// by URL builds it with warnings suppressed, so a new compiler's warnings never break a user.
+let warningsAreErrors: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+let cWarningsAreErrors: [CSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "KQueue",
@@ -16,9 +22,14 @@ let package = Package(
     ],
     targets: [
         // `<sys/event.h>`: FreeBSD's C ABI, exactly as SPEC.md section 1 gives it.
-        .target(name: "CKQueue"),
+        .target(name: "CKQueue", cSettings: cWarningsAreErrors),
         // What Swift cannot import directly: variadic syscalls, macros, the close() interposers.
-        .target(name: "CKQueueShim", dependencies: ["CKQueue"]),
+        .target(
+            name: "CKQueueShim", dependencies: ["CKQueue"],
+            // proc_connector.c's `struct cn_msg` inside another struct is a GNU extension: a warning
+            // that stays a warning until the file is changed; every other warning is an error.
+            cSettings: cWarningsAreErrors + [.treatWarning("gnu-variable-sized-type-not-at-end", as: .warning)]
+        ),
         .target(
             name: "KQueue",
             dependencies: [
@@ -26,20 +37,23 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
-            ]
+            ],
+            swiftSettings: warningsAreErrors
         ),
         // kqueue()/kevent() called from C, for Swift code that measures the C ABI.
-        .target(name: "CKQueueCalls", dependencies: ["CKQueue"]),
+        .target(name: "CKQueueCalls", dependencies: ["CKQueue"], cSettings: cWarningsAreErrors),
         // The exported C entry points of libkqueue.so.
-        .target(name: "KQueueCABI", dependencies: ["KQueue", "CKQueue"]),
+        .target(name: "KQueueCABI", dependencies: ["KQueue", "CKQueue"], swiftSettings: warningsAreErrors),
         .executableTarget(
             name: "kq",
             dependencies: [
                 "KQueue", "KQueueCABI", "CKQueue", "CKQueueShim", "CKQueueCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningsAreErrors
         ),
+        // Not warnings-as-errors yet: some tests still warn (unused results, a deprecated call).
         .testTarget(
             name: "KQueueTests",
             dependencies: [
