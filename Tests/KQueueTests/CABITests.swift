@@ -32,6 +32,54 @@ struct CABITests {
         }
     }
 
+    /// `<sys/event.h>` compiles on its own, first in a file, as C99, C11 and C++ with every
+    /// warning an error (it forward-declares `struct timespec` as FreeBSD's header does, and
+    /// includes only `<stdint.h>`), and works with `<time.h>` included after it.
+    @Test(
+        "<sys/event.h> stands alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
+        arguments: [
+            ["cc", "-x", "c", "-std=c99"], ["cc", "-x", "c", "-std=c11"], ["c++", "-x", "c++", "-std=c++11"],
+            ["c++", "-x", "c++", "-std=c++17"],
+        ])
+    func headerStandsAlone(_ compiler: [String]) throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-header-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        // Alone: no feature macro, nothing included before it.
+        let alone = """
+            #include <sys/event.h>
+            int only_the_header(int kq) {
+                struct kevent change;
+                EV_SET(&change, 1, EVFILT_USER, EV_ADD | EV_CLEAR, NOTE_FFNOP, 0, 0);
+                return kevent(kq, &change, 1, 0, 0, 0) + kqueue() + kqueuex(KQUEUE_CLOEXEC);
+            }
+
+            """
+        // With <time.h> after it (the feature macro makes -std=c99's <time.h> define timespec).
+        let withTimeout = """
+            #define _POSIX_C_SOURCE 200809L
+            #include <sys/event.h>
+            #include <time.h>
+            int with_a_timeout(int kq, struct kevent *events) {
+                struct timespec zero = {0, 0};
+                return kevent(kq, 0, 0, events, 1, &zero);
+            }
+
+            """
+        let include = Self.packageRoot.appendingPathComponent("Sources/CKQueue/include").path
+        for (name, text) in [("alone", alone), ("timeout", withTimeout)] {
+            let source = scratch.appendingPathComponent("\(name).txt")
+            try text.write(to: source, atomically: true, encoding: .utf8)
+            let arguments =
+                compiler + [
+                    "-Wall", "-Wextra", "-pedantic", "-Werror", "-I", include, "-c", source.path, "-o",
+                    scratch.appendingPathComponent("\(name).o").path,
+                ]
+            let result = try Self.run(arguments, timeout: 60)
+            #expect(result.status == 0, "\(arguments.joined(separator: " ")):\n\(result.output)")
+        }
+    }
+
     @Test("C program", arguments: programs)
     func cProgram(_ file: String) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-ctests-\(getpid())")

@@ -1,4 +1,5 @@
 import CKQueue
+import Glibc
 
 /// One change or one event: FreeBSD's `struct kevent`, with Swift names.
 ///

@@ -7,9 +7,7 @@
 #ifndef _SYS_EVENT_H_
 #define _SYS_EVENT_H_
 
-#include <stdint.h>
-#include <sys/types.h>
-#include <time.h>
+#include <stdint.h>  /* uintptr_t, int64_t, uint64_t: all the header needs */
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,6 +123,9 @@ struct kevent {
 
 /* Flags for kqueuex(2) */
 #define KQUEUE_CLOEXEC  0x00000001  /* close on exec */
+
+/* Declared, not defined, as on FreeBSD: a program that builds one includes <time.h>. */
+struct timespec;
 
 int kqueue(void);
 int kqueuex(unsigned int flags);
