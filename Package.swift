@@ -26,9 +26,7 @@ let package = Package(
         // What Swift cannot import directly: variadic syscalls, macros, the close() interposers.
         .target(
             name: "CKQueueShim", dependencies: ["CKQueue"],
-            // proc_connector.c's `struct cn_msg` inside another struct is a GNU extension: a warning
-            // that stays a warning until the file is changed; every other warning is an error.
-            cSettings: cWarningsAreErrors + [.treatWarning("gnu-variable-sized-type-not-at-end", as: .warning)]
+            cSettings: cWarningsAreErrors
         ),
         .target(
             name: "KQueue",

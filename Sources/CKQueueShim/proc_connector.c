@@ -31,19 +31,19 @@ int kq_shim_proc_connector_open(void) {
     /* A larger buffer: the connector reports every process of the system. */
     int size = 1 << 20;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    struct {
-        struct nlmsghdr header;
-        struct cn_msg message;
-        enum proc_cn_mcast_op operation;
-    } __attribute__((packed)) request;
-    memset(&request, 0, sizeof request);
-    request.header.nlmsg_len = sizeof request;
-    request.header.nlmsg_type = NLMSG_DONE;
-    request.message.id.idx = CN_IDX_PROC;
-    request.message.id.val = CN_VAL_PROC;
-    request.message.len = sizeof(enum proc_cn_mcast_op);
-    request.operation = PROC_CN_MCAST_LISTEN;
-    if (send(fd, &request, sizeof request, 0) < 0) {
+    /* The listen request: a netlink header, a connector message, the operation. */
+    enum proc_cn_mcast_op operation = PROC_CN_MCAST_LISTEN;
+    char request[NLMSG_SPACE(sizeof(struct cn_msg) + sizeof operation)] __attribute__((aligned(NLMSG_ALIGNTO)));
+    memset(request, 0, sizeof request);
+    struct nlmsghdr *header = (struct nlmsghdr *)request;
+    header->nlmsg_len = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof operation);
+    header->nlmsg_type = NLMSG_DONE;
+    struct cn_msg *message = (struct cn_msg *)NLMSG_DATA(header);
+    message->id.idx = CN_IDX_PROC;
+    message->id.val = CN_VAL_PROC;
+    message->len = sizeof operation;
+    memcpy(message->data, &operation, sizeof operation);
+    if (send(fd, request, header->nlmsg_len, 0) < 0) {
         int error = errno;
         kq_shim_real_close(fd);
         return -error;
