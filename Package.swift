@@ -57,7 +57,8 @@ let package = Package(
             dependencies: [
                 "KQueue", "CKQueue", "CKQueueShim",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningsAreErrors
         ),
     ],
     swiftLanguageModes: [.v6]

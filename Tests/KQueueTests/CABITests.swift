@@ -121,7 +121,9 @@ struct CABITests {
         if let environment { process.environment = environment }
         // Output goes to a file, so a chatty program can never block on a full pipe.
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("kq-ctest-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
+            return (-1, "cannot create \(log.path)")
+        }
         defer { try? FileManager.default.removeItem(at: log) }
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }

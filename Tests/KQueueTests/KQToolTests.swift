@@ -48,7 +48,7 @@ struct KQToolTests {
     @Test("kq watch prints a write to a watched file and a watched signal, then exits after --count")
     func watch() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kq-watch-\(getpid()).txt").path
-        FileManager.default.createFile(atPath: path, contents: Data("a".utf8))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("a".utf8)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)

@@ -117,6 +117,7 @@ private struct Delivery {
 
 /// Waits up to `timeout` for the next event of timer `ident`; nil (after recording an issue,
 /// unless `quiet`) if none came.
+@discardableResult
 private func nextTimerEvent(
     _ queue: KernelQueue, _ ident: UInt, within timeout: Duration = lateness, quiet: Bool = false,
     sourceLocation: SourceLocation = #_sourceLocation

@@ -11,7 +11,7 @@ struct VnodeFilterTests {
     func writeAndRename() throws {
         var template = Array("/tmp/kqvnode-swift.XXXXXX".utf8CString)
         let fd = try sys(mkstemp(&template))
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer {
             _ = close(fd)
             unlink(path)
