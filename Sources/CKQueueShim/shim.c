@@ -92,6 +92,29 @@ static int proc_stat_exit_code(pid_t pid) {
     return (int)code;
 }
 
+/* PIDFD_GET_INFO (Linux 6.15+): version 0 of struct pidfd_info, 64 bytes; exit_code took
+ * the place of its last spare word. Declared here: the installed kernel headers may predate it. */
+struct kq_pidfd_info {
+    uint64_t mask;
+    uint64_t cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+};
+_Static_assert(sizeof(struct kq_pidfd_info) == 64, "PIDFD_INFO_SIZE_VER0");
+#define KQ_PIDFD_INFO_EXIT (1ULL << 3)
+#define KQ_PIDFD_GET_INFO _IOWR(0xFF, 11, struct kq_pidfd_info)
+
+/* The wait status the kernel kept for a process that was reaped (by anyone): only once it
+ * was reaped does the pidfd carry it. */
+static int pidfd_info_exit_status(int pidfd, int *status) {
+    struct kq_pidfd_info info;
+    memset(&info, 0, sizeof info);
+    info.mask = KQ_PIDFD_INFO_EXIT;
+    if (ioctl(pidfd, KQ_PIDFD_GET_INFO, &info) != 0 || !(info.mask & KQ_PIDFD_INFO_EXIT)) return -1;
+    *status = info.exit_code;
+    return 0;
+}
+
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
@@ -104,11 +127,16 @@ int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status) {
         }
     }
     /* Not our child: the zombie's exit code, if the pidfd still names it before and after. */
-    if (pidfd_current_pid(pidfd) != pid) return -1;
-    int code = proc_stat_exit_code(pid);
-    if (code < 0 || pidfd_current_pid(pidfd) != pid) return -1;
-    *status = code;
-    return 0;
+    if (pidfd_current_pid(pidfd) == pid) {
+        int code = proc_stat_exit_code(pid);
+        if (code >= 0 && pidfd_current_pid(pidfd) == pid) {
+            *status = code;
+            return 0;
+        }
+    }
+    /* Reaped already (by the application, its SIGCHLD handler, another library): the status
+     * the kernel kept in the pidfd. */
+    return pidfd_info_exit_status(pidfd, status);
 }
 
 int kq_shim_tcp_accept_queue_length(int fd) {

@@ -92,10 +92,7 @@ struct Watch: ParsableCommand {
             return "vnode \(name): \(Self.names(VnodeNote(rawValue: event.fflags)))"
         case .process:
             var text = "proc \(event.ident): \(Self.names(ProcessNote(rawValue: event.fflags)))"
-            if event.fflags & ProcessNote.exit.rawValue != 0 {
-                let status = Int32(truncatingIfNeeded: event.data)
-                text += status & 0x7f == 0 ? " status \((status >> 8) & 0xff)" : " signal \(status & 0x7f)"
-            }
+            if let status = event.processExitStatus { text += ", \(status)" }
             return text
         case .signal:
             return "signal \(Self.signalName(Int32(event.ident))): \(event.data)"
@@ -127,6 +124,7 @@ struct Watch: ParsableCommand {
     static func names(_ notes: ProcessNote) -> String {
         let table: [(ProcessNote, String)] = [
             (.exit, "EXIT"), (.fork, "FORK"), (.exec, "EXEC"), (.child, "CHILD"), (.trackError, "TRACKERR"),
+            (.exitStatusUnknown, "EXIT_UNKNOWN"),
         ]
         return table.filter { notes.contains($0.0) }.map(\.1).joined(separator: "|")
     }

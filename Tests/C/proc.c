@@ -9,6 +9,8 @@
  */
 #include "kqtest.h"
 
+#include <sys/utsname.h>
+
 /* A child that waits for a byte on a pipe, then runs `then(code, signo)`, which does not
  * return. Returns its pid; *release is the pipe end that lets it go. */
 static pid_t start_gated_child(void (*then)(int code, int signo), int code, int signo, int *release) {
@@ -78,6 +80,42 @@ TEST(test_proc_note_exit_returns_wait_status_with_eof_and_oneshot) {
     CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
     CHECK_EQ_INT(WEXITSTATUS(status), 7);
     close(kq);
+}
+
+/* The exit status is exact even when someone else reaped the process before the event was
+ * collected (the application's waitpid, a SIGCHLD handler, Foundation.Process): the kernel
+ * keeps it in the pidfd (PIDFD_GET_INFO, Linux 6.15+). Where it cannot, the event says so
+ * with NOTE_EXIT_UNKNOWN instead of a status that looks like a clean exit. */
+static void check_status_after_reap(int code, int signo) {
+    int kq = kq_new();
+    int release;
+    pid_t pid = start_child(code, signo, &release);
+    KQ_SET(kq, pid, EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, NULL);
+    release_child(release);
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid); /* reaped before kevent() collects */
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 5000);
+    CHECK_EQ_INT(ev.ident, pid);
+    CHECK(ev.fflags & NOTE_EXIT);
+    if (ev.fflags & NOTE_EXIT_UNKNOWN) {
+        CHECK_EQ_INT(ev.data, 0);
+        struct utsname name;
+        uname(&name);
+        int major = 0, minor = 0;
+        sscanf(name.release, "%d.%d", &major, &minor);
+        CHECK_MSG(major < 6 || (major == 6 && minor < 15), "kernel %s has PIDFD_INFO_EXIT", name.release);
+        SKIP("kernel %s keeps no exit status in a pidfd: NOTE_EXIT_UNKNOWN, as documented", name.release);
+    }
+    CHECK_EQ_HEX(ev.fflags, NOTE_EXIT);
+    CHECK_EQ_INT((int)ev.data, status);
+    close(kq);
+}
+
+TEST(test_proc_exit_status_exact_after_the_application_reaped_it) { check_status_after_reap(42, 0); }
+
+TEST(test_proc_exit_status_exact_after_the_application_reaped_a_killed_process) {
+    check_status_after_reap(0, SIGKILL);
 }
 
 TEST(test_proc_note_exit_of_a_killed_process_reports_the_signal) {

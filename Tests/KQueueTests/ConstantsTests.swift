@@ -96,6 +96,9 @@ struct ConstantsTests {
         Pair("ProcessNote.track", ProcessNote.track.rawValue, "NOTE_TRACK", NOTE_TRACK),
         Pair("ProcessNote.trackError", ProcessNote.trackError.rawValue, "NOTE_TRACKERR", NOTE_TRACKERR),
         Pair("ProcessNote.child", ProcessNote.child.rawValue, "NOTE_CHILD", NOTE_CHILD),
+        Pair(
+            "ProcessNote.exitStatusUnknown", ProcessNote.exitStatusUnknown.rawValue, "NOTE_EXIT_UNKNOWN",
+            NOTE_EXIT_UNKNOWN),
 
         // VnodeNote: EVFILT_VNODE
         Pair("VnodeNote.delete", VnodeNote.delete.rawValue, "NOTE_DELETE", NOTE_DELETE),
@@ -176,6 +179,7 @@ struct ConstantsTests {
         Pair("Note.track", Note.track, "NOTE_TRACK", NOTE_TRACK),
         Pair("Note.trackError", Note.trackError, "NOTE_TRACKERR", NOTE_TRACKERR),
         Pair("Note.child", Note.child, "NOTE_CHILD", NOTE_CHILD),
+        Pair("Note.exitUnknown", Note.exitUnknown, "NOTE_EXIT_UNKNOWN", NOTE_EXIT_UNKNOWN),
         // Note: EVFILT_TIMER
         Pair("Note.seconds", Note.seconds, "NOTE_SECONDS", NOTE_SECONDS),
         Pair("Note.milliseconds", Note.milliseconds, "NOTE_MSECONDS", NOTE_MSECONDS),

@@ -31,6 +31,37 @@ struct ProcFilterTests {
         #expect(event.map { ($0.data >> 8) & 0xff } == 42)
         #expect(event?.flags == [.clear, .endOfFile, .oneShot])
         #expect(try reap(pid, timeout: .seconds(5)) == 42)
+        #expect(event?.processExitStatus == .exited(code: 42))
+    }
+
+    @Test("3.PROC: a typed exit status decodes exits, signals and core dumps, and says when it is unknown")
+    func typedExitStatus() {
+        #expect(ProcessExitStatus(waitStatus: 0) == .exited(code: 0))
+        #expect(ProcessExitStatus(waitStatus: 42 << 8) == .exited(code: 42))
+        #expect(ProcessExitStatus(waitStatus: SIGKILL) == .signaled(signal: SIGKILL, coreDumped: false))
+        #expect(ProcessExitStatus(waitStatus: SIGSEGV | 0x80) == .signaled(signal: SIGSEGV, coreDumped: true))
+        let unknown = KEvent(
+            ident: 1, filter: .process, flags: [.endOfFile],
+            fflags: ProcessNote([.exit, .exitStatusUnknown]).rawValue, data: 0)
+        #expect(unknown.processExitStatus == .unknown)
+        let fork = KEvent(ident: 1, filter: .process, flags: [], fflags: ProcessNote.fork.rawValue, data: 0)
+        #expect(fork.processExitStatus == nil)
+        #expect("\(ProcessExitStatus.signaled(signal: 9, coreDumped: true))" == "killed by signal 9 (core dumped)")
+    }
+
+    @Test("3.PROC: the exit status is exact after the application reaped the process first")
+    func exitStatusAfterReap() throws {
+        let queue = try KernelQueue()
+        let pid = fork()
+        if pid == 0 {
+            raise(SIGKILL)
+            _exit(0)
+        }
+        try sys(pid)
+        try queue.apply([.process(pid, note: .exit)])
+        #expect(try reap(pid, timeout: .seconds(5)) != nil)  // reaped before the event is collected
+        let event = try expectEvent(queue, ident: UInt(pid), filter: .process)
+        #expect(event?.processExitStatus == .signaled(signal: SIGKILL, coreDumped: false))
     }
 
     @Test("3.PROC: a missing pid is ESRCH; NOTE_FORK/EXEC/TRACK work or fail with ENOTSUP (no process connector)")

@@ -70,8 +70,9 @@ int kq_shim_pidfd_has_exited(int pidfd);
 /* EVFILT_PROC: the wait status (as from waitpid) of the exited process `pid` behind `pidfd`,
  * without reaping it: waitid(P_PIDFD, WNOWAIT) for a child, else the exit code the kernel
  * shows in /proc/PID/stat while the process is a zombie, checked against the pidfd so that
- * a reused pid is never read. Returns 0 and sets *status, or -1 when it cannot be known
- * (a process that is not our child and was already reaped by its parent). */
+ * a reused pid is never read, else (once someone reaped it) the status the kernel keeps in
+ * the pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15+). Returns 0 and sets *status,
+ * or -1 when it cannot be known (an older kernel, after a reap). */
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);

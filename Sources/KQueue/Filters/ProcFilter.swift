@@ -133,9 +133,14 @@ enum ProcFilter: FilterOperations {
         if state.table[knote].fflags & Note.child != 0 { return true }
         if state.table[knote].savedFlags & Note.exit != 0 && hasExited(knote, in: state) {
             let pidfd = Int32(truncatingIfNeeded: state.table[knote].filterState)
-            let status = Syscall.pidfdExitStatus(pidfd, pid: pid_t(state.table[knote].ident)) ?? 0
-            state.table[knote].fflags |= Note.exit
-            state.table[knote].data = Int64(status)
+            // A status the kernel cannot tell is said so (NOTE_EXIT_UNKNOWN), never shown as 0.
+            if let status = Syscall.pidfdExitStatus(pidfd, pid: pid_t(state.table[knote].ident)) {
+                state.table[knote].fflags |= Note.exit
+                state.table[knote].data = Int64(status)
+            } else {
+                state.table[knote].fflags |= Note.exit | Note.exitUnknown
+                state.table[knote].data = 0
+            }
             state.table[knote].flags |= EV.oneShot
             state.table[knote].status.insert(.endOfFile)
         }

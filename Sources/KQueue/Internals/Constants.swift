@@ -77,6 +77,7 @@ enum Note {
     static let track = UInt32(truncatingIfNeeded: NOTE_TRACK)
     static let trackError = UInt32(truncatingIfNeeded: NOTE_TRACKERR)
     static let child = UInt32(truncatingIfNeeded: NOTE_CHILD)
+    static let exitUnknown = UInt32(truncatingIfNeeded: NOTE_EXIT_UNKNOWN)
 
     // EVFILT_TIMER
     static let seconds = UInt32(truncatingIfNeeded: NOTE_SECONDS)

@@ -82,6 +82,10 @@ public struct ProcessNote: OptionSet, Hashable, Sendable {
     public static let trackError = ProcessNote(rawValue: 0x0000_0002)
     /// In a returned event: this process is a child followed by ``track``. C: `NOTE_CHILD`.
     public static let child = ProcessNote(rawValue: 0x0000_0004)
+    /// In a returned ``exit`` event: the kernel could not tell the exit status (a process
+    /// reaped by someone else, on a kernel before Linux 6.15), and `data` is 0, not a status.
+    /// Not in FreeBSD. C: `NOTE_EXIT_UNKNOWN`.
+    public static let exitStatusUnknown = ProcessNote(rawValue: 0x0000_0008)
 }
 
 /// `fflags` of ``Filter/vnode`` (EVFILT_VNODE): the changes to a file or directory wanted, and

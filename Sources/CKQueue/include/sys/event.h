@@ -112,6 +112,9 @@ struct kevent {
 #define NOTE_TRACK      0x00000001  /* follow across forks */
 #define NOTE_TRACKERR   0x00000002  /* could not track child */
 #define NOTE_CHILD      0x00000004  /* am a child process */
+/* Not in FreeBSD: with NOTE_EXIT, the kernel could not tell the exit status (a process
+ * reaped by someone else, on a kernel before Linux 6.15); data is then 0, not a status. */
+#define NOTE_EXIT_UNKNOWN 0x00000008
 
 /* additional flags for EVFILT_TIMER */
 #define NOTE_SECONDS    0x00000001  /* data is seconds */
