@@ -139,7 +139,10 @@ struct CABITests {
             return (-1, "timed out after \(timeout) s")
         }
         process.waitUntilExit()
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        // Foundation's String(contentsOf:) leaks its read buffer for an empty file (seen with
+        // LeakSanitizer): read only a log that has something in it.
+        let size = (try? FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int) ?? 0
+        let output = size == 0 ? "" : (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         return (process.terminationStatus, output)
     }
 }
