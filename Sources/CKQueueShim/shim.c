@@ -239,9 +239,41 @@ int kq_shim_is_watched(int fd) {
     return (atomic_load_explicit(&bits[word], memory_order_acquire) >> (fd % 64)) & 1;
 }
 
+/* A lazily allocated array of one atomic int per descriptor number (as many as the watched
+ * bitmap covers, at least 65,536); numbers past it have no slot. */
+struct fd_table {
+    _Atomic(_Atomic int *) slots;
+    _Atomic size_t count;
+};
+
+static _Atomic int *fd_table_slot(struct fd_table *table, int fd, int create) {
+    if (fd < 0) return NULL;
+    _Atomic int *slots = atomic_load_explicit(&table->slots, memory_order_acquire);
+    if (slots == NULL) {
+        if (!create) return NULL;
+        size_t count = atomic_load(&watched_words) * 64;
+        if (count < (1 << 16)) count = 1 << 16;
+        _Atomic int *fresh = calloc(count, sizeof(int));
+        if (fresh == NULL) return NULL;
+        _Atomic int *expected = NULL;
+        if (atomic_compare_exchange_strong(&table->slots, &expected, fresh)) {
+            atomic_store(&table->count, count);
+            slots = fresh;
+        } else {
+            free(fresh);
+            slots = expected;
+            while (atomic_load(&table->count) == 0) { }
+        }
+    }
+    if ((size_t)fd >= atomic_load_explicit(&table->count, memory_order_acquire)) return NULL;
+    return &slots[fd];
+}
+
 /* Socket errors the engine consumed from the kernel, kept for the application. */
-static _Atomic(_Atomic int *) kept_errors;
-static _Atomic size_t kept_errors_count;
+static struct fd_table kept_errors;
+/* Sockets whose sending side the application shut down (shutdown(2) with SHUT_WR or
+ * SHUT_RDWR): FreeBSD's SBS_CANTSENDMORE, which Linux's poll does not show. */
+static struct fd_table send_shutdowns;
 
 typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
 
@@ -256,27 +288,29 @@ static int real_getsockopt(int fd, int level, int name, void *value, socklen_t *
     return fn(fd, level, name, value, length);
 }
 
-static _Atomic int *kept_error_slot(int fd, int create) {
-    if (fd < 0) return NULL;
-    _Atomic int *slots = atomic_load_explicit(&kept_errors, memory_order_acquire);
-    if (slots == NULL) {
-        if (!create) return NULL;
-        size_t count = atomic_load(&watched_words) * 64;
-        if (count == 0) count = 1 << 16;
-        _Atomic int *fresh = calloc(count, sizeof(int));
-        if (fresh == NULL) return NULL;
-        _Atomic int *expected = NULL;
-        if (atomic_compare_exchange_strong(&kept_errors, &expected, fresh)) {
-            atomic_store(&kept_errors_count, count);
-            slots = fresh;
-        } else {
-            free(fresh);
-            slots = expected;
-            while (atomic_load(&kept_errors_count) == 0) { }
-        }
+static _Atomic int *kept_error_slot(int fd, int create) { return fd_table_slot(&kept_errors, fd, create); }
+
+typedef int (*shutdown_fn)(int, int);
+
+int shutdown(int fd, int how) {
+    static _Atomic(shutdown_fn) real;
+    shutdown_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (shutdown_fn)dlsym(RTLD_NEXT, "shutdown");
+        if (fn == NULL) return (int)syscall(SYS_shutdown, fd, how);
+        atomic_store_explicit(&real, fn, memory_order_relaxed);
     }
-    if ((size_t)fd >= atomic_load_explicit(&kept_errors_count, memory_order_acquire)) return NULL;
-    return &slots[fd];
+    int result = fn(fd, how);
+    if (result == 0 && (how == SHUT_WR || how == SHUT_RDWR)) {
+        _Atomic int *slot = fd_table_slot(&send_shutdowns, fd, 1);
+        if (slot != NULL) atomic_store_explicit(slot, 1, memory_order_relaxed);
+    }
+    return result;
+}
+
+int kq_shim_send_is_shut_down(int fd) {
+    _Atomic int *slot = fd_table_slot(&send_shutdowns, fd, 0);
+    return slot != NULL && atomic_load_explicit(slot, memory_order_relaxed) != 0;
 }
 
 int kq_shim_take_socket_error(int fd) {
@@ -311,6 +345,8 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
 
 static void notify_closing(int fd) {
     _Atomic int *slot = kept_error_slot(fd, 0);
+    if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
+    slot = fd_table_slot(&send_shutdowns, fd, 0);
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
     if (!kq_shim_is_watched(fd)) return;
     kq_shim_close_hook hook = atomic_load_explicit(&close_hook, memory_order_acquire);

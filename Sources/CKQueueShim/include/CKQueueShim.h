@@ -104,6 +104,10 @@ int kq_shim_is_watched(int fd);
  */
 int kq_shim_take_socket_error(int fd);
 
+/* shutdown(2) is interposed: true once the application shut down `fd`'s sending side
+ * (SHUT_WR or SHUT_RDWR), which EVFILT_WRITE reports as EV_EOF (FreeBSD's SBS_CANTSENDMORE). */
+int kq_shim_send_is_shut_down(int fd);
+
 /* fork(2): the child handler closes every kqueue (SPEC.md 2: not inherited by a child). */
 typedef void (*kq_shim_fork_hook)(void);
 int kq_shim_install_fork_hooks(kq_shim_fork_hook prepare, kq_shim_fork_hook parent,

@@ -18,6 +18,15 @@ enum WriteFilter: DescriptorFilterOperations {
 
     static func detaching(_ knote: Int32, fd: Int32, kind: DescriptorKind, in state: inout QueueState) {}
 
+    /// Linux reports a stream socket that never connected as hung up, and one whose
+    /// connection ended (a reset, a refused connect, a UNIX peer gone) the same way; only the
+    /// latter has its receiving side shut down as well (POLLRDHUP).
+    private static func isDisconnected(_ fd: Int32, revents: UInt32) -> Bool {
+        guard revents & UInt32(EPOLLHUP.rawValue) != 0 else { return false }
+        let rdhup = UInt32(EPOLLRDHUP.rawValue)
+        return Syscall.currentReadiness(fd, events: Int16(POLLOUT) | Int16(truncatingIfNeeded: rdhup)) & rdhup != 0
+    }
+
     private static func readerIsGone(_ fd: Int32) -> Bool {
         Syscall.currentReadiness(fd, events: Int16(POLLOUT)) & UInt32(EPOLLERR.rawValue) != 0
     }
@@ -28,17 +37,20 @@ enum WriteFilter: DescriptorFilterOperations {
         knote.fflags = 0
         switch entry.kind {
         case .streamSocket, .datagramSocket:
-            // A connection-oriented socket that is not connected never fires; Linux reports
-            // such a socket as writable and hung up.
-            if entry.kind == .streamSocket && revents & UInt32(EPOLLERR.rawValue) == 0
+            // FreeBSD's filt_sowrite: a socket that cannot send any more (SBS_CANTSENDMORE)
+            // fires with EV_EOF; one that is not connected, never.
+            var cannotSend = entry.kind == .streamSocket && Syscall.sendIsShutDown(fd)
+            if entry.kind == .streamSocket && !cannotSend && revents & UInt32(EPOLLERR.rawValue) == 0
                 && !DescriptorFilter.hasBeenConnected(fd, entry: &entry)
             {
-                return false
+                guard isDisconnected(fd, revents: revents) else { return false }
+                cannotSend = true
             }
             let size = Int64((try? Syscall.socketOption(fd, SOL_SOCKET, SO_SNDBUF)) ?? 0)
             knote.data = max(0, size - ((try? Syscall.bytesQueuedForSend(fd)) ?? 0))
-            if endOfFile { knote.fflags = DescriptorFilter.socketError(fd, revents: revents) }
-            DescriptorFilter.setEndOfFile(&knote, endOfFile)
+            if endOfFile || cannotSend { knote.fflags = DescriptorFilter.socketError(fd, revents: revents) }
+            DescriptorFilter.setEndOfFile(&knote, endOfFile || cannotSend)
+            if cannotSend { return true }
             return endOfFile || (revents & writable != 0 && knote.data >= (lowWater ?? 1))
         case .listeningSocket:
             return false

@@ -255,6 +255,11 @@ enum Syscall {
     /// (`CKQueueShim/shim.c`). 0 when none.
     static func socketError(_ fd: Int32) -> UInt32 { UInt32(bitPattern: kq_shim_take_socket_error(fd)) }
 
+    /// True once the application shut down the socket's sending side (the shutdown(2)
+    /// interposer records it; Linux's poll does not tell). One atomic load.
+    @inline(__always)
+    static func sendIsShutDown(_ fd: Int32) -> Bool { kq_shim_send_is_shut_down(fd) != 0 }
+
     /// Connections waiting on a listening socket (TCP_INFO, else UNIX sock_diag), or nil.
     static func acceptQueueLength(_ fd: Int32) -> Int64? {
         var queued = kq_shim_tcp_accept_queue_length(fd)
