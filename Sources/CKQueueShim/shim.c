@@ -2,6 +2,7 @@
 #include "CKQueueShim.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -138,6 +139,8 @@ int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status) {
      * the kernel kept in the pidfd. */
     return pidfd_info_exit_status(pidfd, status);
 }
+
+void kq_shim_return_free_memory(void) { (void)malloc_trim(0); }
 
 int kq_shim_tcp_accept_queue_length(int fd) {
     struct tcp_info info;

@@ -31,7 +31,7 @@ struct stress_snapshot {
     long anon_kb; /* resident minus file-backed/shared (statm fields 2 - 3): heap, stacks */
 };
 
-static struct stress_snapshot stress_snapshot(void) {
+KQ_UNUSED static struct stress_snapshot stress_snapshot(void) {
     malloc_trim(0);
     struct stress_snapshot s;
     s.fds = kq_fd_count();
@@ -49,7 +49,7 @@ static struct stress_snapshot stress_snapshot(void) {
 
 /* Non-NULL (the reason) when resident memory says nothing about leaks in this process: a
  * sanitizer runtime (quarantine, shadow memory) or valgrind is present. */
-static const char *stress_rss_unreliable(void) {
+KQ_UNUSED static const char *stress_rss_unreliable(void) {
     if (dlsym(RTLD_DEFAULT, "__asan_init") != NULL) return "AddressSanitizer runtime present";
     if (dlsym(RTLD_DEFAULT, "__tsan_init") != NULL) return "ThreadSanitizer runtime present";
     if (dlsym(RTLD_DEFAULT, "__msan_init") != NULL) return "MemorySanitizer runtime present";
@@ -60,7 +60,7 @@ static const char *stress_rss_unreliable(void) {
     return NULL;
 }
 
-static void stress_check_back_to_start(const char *what, struct stress_snapshot before,
+KQ_UNUSED static void stress_check_back_to_start(const char *what, struct stress_snapshot before,
                                        struct stress_snapshot after) {
     const char *unreliable = stress_rss_unreliable();
     printf("%s: descriptors before %d after %d; resident memory before %ld KiB after %ld KiB "

@@ -79,6 +79,9 @@ int kq_shim_tcp_accept_queue_length(int fd);
 /* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */
 int kq_shim_unix_accept_queue_length(int fd);
 
+/* malloc_trim(0): gives freed heap memory back to the system (after a large table went). */
+void kq_shim_return_free_memory(void);
+
 /* Calls close(2) itself, bypassing the interposer below (for the engine's own descriptors). */
 int kq_shim_real_close(int fd);
 

@@ -76,12 +76,16 @@ struct IdentTable: ~Copyable {
             next = (next + 1) & mask
         }
         entries[hole].value = -1
+        // Shrink at one eighth full (it grows at one half): no resize thrash, and a table that
+        // held a million timers gives its memory back as they go.
+        if count * 8 < mask + 1 && mask + 1 > 1024 { resize(to: (mask + 1) / 2) }
     }
 
-    private mutating func grow() {
+    private mutating func grow() { resize(to: (mask + 1) * 2) }
+
+    private mutating func resize(to size: Int) {
         let old = entries
         let oldSize = mask + 1
-        let size = oldSize * 2
         entries = .allocate(capacity: size)
         entries.initialize(repeating: Entry(ident: 0, filter: 0, value: -1), count: size)
         mask = size - 1

@@ -4,6 +4,12 @@
 struct KnoteTable: ~Copyable {
     private(set) var slots = SlotBuffer<Knote>(capacity: 64)
     private var freeList: [Int32] = []
+    /// Every slot from here to the end of the slab is free.
+    private var trailingFreeStart = 0
+    /// Slabs larger than this give memory back once their upper half is free (a million
+    /// timers deleted must not leave their memory behind); smaller ones keep their room, so
+    /// a steady add/delete cycle never allocates.
+    static let releaseThreshold = 4096
     var others = IdentTable()
 
     @inline(__always)
@@ -17,15 +23,32 @@ struct KnoteTable: ~Copyable {
         knote.status.insert(.inUse)
         if let index = freeList.popLast() {
             slots[Int(index)] = knote
+            trailingFreeStart = max(trailingFreeStart, Int(index) + 1)
             return index
         }
         slots.append(knote)
+        trailingFreeStart = slots.count
         return Int32(slots.count - 1)
     }
 
     mutating func free(_ index: Int32) {
         slots[Int(index)] = Knote()
         freeList.append(index)
+        guard Int(index) == trailingFreeStart - 1 else { return }
+        // The free run at the end grew: extend it over slots freed earlier (each slot is
+        // passed once per time it is freed, so this is amortized O(1)).
+        trailingFreeStart -= 1
+        while trailingFreeStart > 0 && !slots[trailingFreeStart - 1].status.contains(.inUse) { trailingFreeStart -= 1 }
+        if slots.count > Self.releaseThreshold && trailingFreeStart * 2 <= slots.count { trim() }
+    }
+
+    /// Cuts the free run off the end of the slab (indices are never moved: other tables hold
+    /// them) and gives the memory back. Rare: the slab halves each time.
+    private mutating func trim() {
+        let end = trailingFreeStart
+        slots.truncate(to: end, capacity: max(end, 64))
+        freeList = (0..<end).filter { !slots[$0].status.contains(.inUse) }.map { Int32($0) }
+        Syscall.returnFreeMemory()
     }
 
     /// The live knotes, for teardown and counting.

@@ -63,6 +63,14 @@ struct SlotBuffer<Element: BitwiseCopyable>: ~Copyable {
         count = newCount
     }
 
+    /// Drops the elements from `newCount` on and gives the memory past `capacity` back.
+    mutating func truncate(to newCount: Int, capacity: Int) {
+        precondition(newCount <= count && newCount <= capacity)
+        count = newCount
+        self.capacity = max(capacity, 1)
+        base = Self.resize(base, to: self.capacity)
+    }
+
     private mutating func reserve(_ needed: Int) {
         guard needed > capacity else { return }
         let newCapacity = max(needed, capacity * 2)

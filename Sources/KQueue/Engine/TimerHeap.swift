@@ -39,6 +39,27 @@ struct TimerHeap {
         siftUp(knotes.count - 1)
     }
 
+    /// A heap that grew large and is now mostly empty gives its memory back (see
+    /// ``KnoteTable/releaseThreshold``): its arrays are copied to their size, the positions
+    /// of knote indices past the last scheduled one dropped. Amortized O(1) per removal.
+    private mutating func compactIfSparse() {
+        guard knotes.capacity > KnoteTable.releaseThreshold, knotes.count * 4 < knotes.capacity else { return }
+        deadlines = Self.copy(deadlines[...])
+        knotes = Self.copy(knotes[...])
+        var end = positions.count
+        while end > 0 && positions[end - 1] < 0 { end -= 1 }
+        positions = Self.copy(positions[..<end])
+    }
+
+    /// A new array of just the elements' size (an Array made from a slice may share the old
+    /// buffer, and removals never shrink one).
+    private static func copy<T>(_ elements: ArraySlice<T>) -> [T] {
+        var copy: [T] = []
+        copy.reserveCapacity(elements.count)
+        copy.append(contentsOf: elements)
+        return copy
+    }
+
     mutating func remove(_ knote: Int32) {
         guard contains(knote) else { return }
         let slot = Int(positions[Int(knote)])
@@ -54,6 +75,7 @@ struct TimerHeap {
             deadlines.removeLast()
             knotes.removeLast()
         }
+        compactIfSparse()
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.

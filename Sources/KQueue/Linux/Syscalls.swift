@@ -249,6 +249,10 @@ enum Syscall {
         return now
     }
 
+    /// malloc_trim(3): gives freed heap memory back to the system, after a large table was
+    /// released (rare: its cost does not matter).
+    static func returnFreeMemory() { kq_shim_return_free_memory() }
+
     // MARK: Sockets (C shim)
 
     /// A socket's pending error, read without consuming it for the application
