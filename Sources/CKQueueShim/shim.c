@@ -329,6 +329,14 @@ int kq_shim_take_socket_error(int fd) {
     return atomic_load(slot);
 }
 
+int kq_shim_kept_socket_error(int fd, int take) {
+    /* The fast path of every interposed read and write: one load while nothing was kept. */
+    if (__builtin_expect(atomic_load_explicit(&kept_errors.slots, memory_order_relaxed) == NULL, 1)) return 0;
+    _Atomic int *slot = kept_error_slot(fd, 0);
+    if (slot == NULL || atomic_load_explicit(slot, memory_order_relaxed) == 0) return 0;
+    return take ? atomic_exchange(slot, 0) : atomic_load(slot);
+}
+
 int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
     if (level == SOL_SOCKET && name == SO_ERROR && value != NULL && length != NULL && *length >= sizeof(int)) {
         _Atomic int *slot = kept_error_slot(fd, 0);

@@ -106,6 +106,9 @@ int kq_shim_is_watched(int fd);
  * it to the application afterwards, so the application still sees its error exactly once.
  */
 int kq_shim_take_socket_error(int fd);
+/* The error kept for `fd` (0 if none), cleared when `take` is set: what the application's
+ * read, recv, write, send and connect get back (socket_errors.c). */
+int kq_shim_kept_socket_error(int fd, int take);
 
 /* shutdown(2) is interposed: true once the application shut down `fd`'s sending side
  * (SHUT_WR or SHUT_RDWR), which EVFILT_WRITE reports as EV_EOF (FreeBSD's SBS_CANTSENDMORE). */
