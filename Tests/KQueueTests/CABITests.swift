@@ -80,6 +80,20 @@ struct CABITests {
         }
     }
 
+    /// The README's C example: compiled as the README says (only `-I` and `-lkqueue`), run.
+    @Test("Examples/countdown.c builds as the README shows and runs")
+    func readmeExample() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-example-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let binary = scratch.appendingPathComponent("countdown")
+        let built = try Self.compile(Self.packageRoot.appendingPathComponent("Examples/countdown.c"), to: binary)
+        try #require(built.status == 0, "Examples/countdown.c does not compile:\n\(built.output)")
+        let result = try Self.run([binary.path], timeout: 30)
+        #expect(result.status == 0, "countdown exited \(result.status):\n\(result.output)")
+        #expect(result.output.hasSuffix("done\n"), "output: \(result.output)")
+    }
+
     @Test("C program", arguments: programs)
     func cProgram(_ file: String) throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-ctests-\(getpid())")
