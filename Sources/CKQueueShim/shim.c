@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
+#include "next_symbol.h"
 
 #include <dlfcn.h>
 #include <malloc.h>
@@ -279,31 +280,22 @@ static struct fd_table kept_errors;
 static struct fd_table send_shutdowns;
 
 typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
+NEXT_SYMBOL(getsockopt, getsockopt_fn)
 
 static int real_getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
-    static _Atomic(getsockopt_fn) real;
-    getsockopt_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
-        if (fn == NULL) { errno = ENOSYS; return -1; }
-        atomic_store_explicit(&real, fn, memory_order_relaxed);
-    }
+    getsockopt_fn fn = next_getsockopt();
+    if (fn == NULL) { errno = ENOSYS; return -1; }
     return fn(fd, level, name, value, length);
 }
 
 static _Atomic int *kept_error_slot(int fd, int create) { return fd_table_slot(&kept_errors, fd, create); }
 
 typedef int (*shutdown_fn)(int, int);
+NEXT_SYMBOL(shutdown, shutdown_fn)
 
 int shutdown(int fd, int how) {
-    static _Atomic(shutdown_fn) real;
-    shutdown_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (shutdown_fn)dlsym(RTLD_NEXT, "shutdown");
-        if (fn == NULL) return (int)syscall(SYS_shutdown, fd, how);
-        atomic_store_explicit(&real, fn, memory_order_relaxed);
-    }
-    int result = fn(fd, how);
+    shutdown_fn fn = next_shutdown();
+    int result = fn ? fn(fd, how) : (int)syscall(SYS_shutdown, fd, how);
     if (result == 0 && (how == SHUT_WR || how == SHUT_RDWR)) {
         _Atomic int *slot = fd_table_slot(&send_shutdowns, fd, 1);
         if (slot != NULL) atomic_store_explicit(slot, 1, memory_order_relaxed);
@@ -368,17 +360,14 @@ typedef int (*close_fn)(int);
 typedef int (*dup2_fn)(int, int);
 typedef int (*dup3_fn)(int, int, int);
 typedef int (*close_range_fn)(unsigned int, unsigned int, int);
-
-static void *next_symbol(const char *name) { return dlsym(RTLD_NEXT, name); }
+NEXT_SYMBOL(close, close_fn)
+NEXT_SYMBOL(dup2, dup2_fn)
+NEXT_SYMBOL(dup3, dup3_fn)
+NEXT_SYMBOL(close_range, close_range_fn)
 
 int kq_shim_real_close(int fd) {
-    static _Atomic(close_fn) real;
-    close_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (close_fn)next_symbol("close");
-        if (fn == NULL) return (int)syscall(SYS_close, fd);
-        atomic_store_explicit(&real, fn, memory_order_relaxed);
-    }
+    close_fn fn = next_close();
+    if (fn == NULL) return (int)syscall(SYS_close, fd);
     return fn(fd);
 }
 
@@ -388,38 +377,23 @@ int close(int fd) {
 }
 
 int dup2(int oldfd, int newfd) {
-    static _Atomic(dup2_fn) real;
-    dup2_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (dup2_fn)next_symbol("dup2");
-        if (fn == NULL) { errno = ENOSYS; return -1; }
-        atomic_store_explicit(&real, fn, memory_order_relaxed);
-    }
+    dup2_fn fn = next_dup2();
+    if (fn == NULL) { errno = ENOSYS; return -1; }
     /* dup2 closes newfd first, unless it is oldfd itself or oldfd is not open. */
     if (oldfd != newfd && kq_shim_is_watched(newfd) && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
     return fn(oldfd, newfd);
 }
 
 int dup3(int oldfd, int newfd, int flags) {
-    static _Atomic(dup3_fn) real;
-    dup3_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (dup3_fn)next_symbol("dup3");
-        if (fn == NULL) { errno = ENOSYS; return -1; }
-        atomic_store_explicit(&real, fn, memory_order_relaxed);
-    }
+    dup3_fn fn = next_dup3();
+    if (fn == NULL) { errno = ENOSYS; return -1; }
     if (oldfd != newfd && kq_shim_is_watched(newfd) && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
     return fn(oldfd, newfd, flags);
 }
 
 int close_range(unsigned int first, unsigned int last, int flags) {
-    static _Atomic(close_range_fn) real;
-    close_range_fn fn = atomic_load_explicit(&real, memory_order_relaxed);
-    if (fn == NULL) {
-        fn = (close_range_fn)next_symbol("close_range");
-        if (fn == NULL) { errno = ENOSYS; return -1; }
-        atomic_store_explicit(&real, fn, memory_order_relaxed);
-    }
+    close_range_fn fn = next_close_range();
+    if (fn == NULL) { errno = ENOSYS; return -1; }
 #ifdef CLOSE_RANGE_CLOEXEC
     if (!(flags & CLOSE_RANGE_CLOEXEC))
 #endif

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
+#include "next_symbol.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -19,18 +20,6 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-/* The next definition of `name` (libc's), looked up once. */
-#define REAL(name, type)                                                       \
-    static _Atomic(type) real_##name;                                          \
-    static type next_##name(void) {                                            \
-        type fn = atomic_load_explicit(&real_##name, memory_order_relaxed);    \
-        if (fn == NULL) {                                                      \
-            fn = (type)dlsym(RTLD_NEXT, #name);                                \
-            atomic_store_explicit(&real_##name, fn, memory_order_relaxed);     \
-        }                                                                      \
-        return fn;                                                             \
-    }
 
 typedef ssize_t (*read_fn)(int, void *, size_t);
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
@@ -42,15 +31,15 @@ typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockad
 typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
 
-REAL(read, read_fn)
-REAL(recv, recv_fn)
-REAL(recvfrom, recvfrom_fn)
-REAL(recvmsg, recvmsg_fn)
-REAL(write, write_fn)
-REAL(send, send_fn)
-REAL(sendto, sendto_fn)
-REAL(sendmsg, sendmsg_fn)
-REAL(connect, connect_fn)
+NEXT_SYMBOL(read, read_fn)
+NEXT_SYMBOL(recv, recv_fn)
+NEXT_SYMBOL(recvfrom, recvfrom_fn)
+NEXT_SYMBOL(recvmsg, recvmsg_fn)
+NEXT_SYMBOL(write, write_fn)
+NEXT_SYMBOL(send, send_fn)
+NEXT_SYMBOL(sendto, sendto_fn)
+NEXT_SYMBOL(sendmsg, sendmsg_fn)
+NEXT_SYMBOL(connect, connect_fn)
 
 /* A kept error a receive gets now: only once nothing is left to read. */
 static int error_for_receive(int fd) {

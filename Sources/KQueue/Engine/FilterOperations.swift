@@ -74,6 +74,12 @@ extension FilterOperations {
     }
 
     static func registered(_ knote: Int32, justAttached: Bool, in state: inout QueueState) {
+        checkAndQueue(knote, in: &state)
+    }
+
+    /// Checks the source once (``event(_:in:)``) and queues the knote if it is ready, or was
+    /// already active, unless it is disabled: FreeBSD's check after registration.
+    static func checkAndQueue(_ knote: Int32, in state: inout QueueState) {
         guard !state.table[knote].status.contains(.disabled) else { return }
         if event(knote, in: &state) { state.table[knote].status.insert(.active) }
         if state.table[knote].status.contains(.active) { state.enqueue(knote) }

@@ -81,9 +81,7 @@ extension DescriptorFilterOperations {
     static func registered(_ knote: Int32, justAttached: Bool, in state: inout QueueState) {
         let fd = Int32(state.table[knote].ident)
         guard state.sources.descriptors.entries[Int(fd)].kind.usesEpoll else {
-            guard !state.table[knote].status.contains(.disabled) else { return }
-            if event(knote, in: &state) { state.table[knote].status.insert(.active) }
-            if state.table[knote].status.contains(.active) { state.enqueue(knote) }
+            checkAndQueue(knote, in: &state)
             return
         }
         if justAttached { return }  // attaching added or modified the registration: re-polled
