@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
 #include "next_symbol.h"
+#include "signal_consumers.h"
 
 #include <dlfcn.h>
 #include <malloc.h>
@@ -347,6 +348,7 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
 }
 
 static void notify_closing(int fd) {
+    kq_shim_signalfd_forget(fd);
     _Atomic int *slot = kept_error_slot(fd, 0);
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
     slot = fd_table_slot(&send_shutdowns, fd, 0);

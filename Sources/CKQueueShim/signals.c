@@ -12,13 +12,27 @@
  * - A fork child gets the application's dispositions back (no kqueue survives fork), so a
  *   program it execs inherits SIG_IGN where the application ignored a signal.
  *
- * Not observed (documented in docs/GUARANTEES.md): a signal that stays blocked and is
- * consumed by sigwait/sigtimedwait/signalfd (the handler never runs); SIGKILL and SIGSTOP
- * (cannot be caught). Several sends of a standard signal while it is pending count once
- * (Linux merges them).
+ * - A signal blocked in every thread is counted when it is generated and stays pending for
+ *   the application (FreeBSD activates the knote at generation, whatever the mask): a
+ *   process-wide signalfd, never read, wakes every kqueue (edge-triggered) when a watched
+ *   signal is queued, and kq_shim_signal_observe_pending() counts each watched signal it finds
+ *   pending and not counted yet. Such an instance is then "counted while pending"
+ *   (counted_pending): when it is later dequeued (the interposed sigwait, sigwaitinfo,
+ *   sigtimedwait, or a read of an application signalfd) or delivered to the handler (after
+ *   it is unblocked), it is not counted again; an instance nobody counted yet is counted
+ *   there. So each instance is counted exactly once, at generation when the library can see
+ *   it, at the latest when it is dequeued or delivered.
+ *
+ * Limits (docs/GUARANTEES.md): several sends of a standard signal while it is pending count
+ * once (the kernel keeps one); several instances of a blocked real-time signal queued while an
+ * earlier one is pending count as one at generation and the others when they are dequeued or
+ * delivered; a signal directed at another thread that blocks it (pthread_kill) is counted when
+ * it is dequeued or delivered; SIGKILL and SIGSTOP cannot be observed.
  */
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
+#include "next_symbol.h"
+#include "signal_consumers.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -28,6 +42,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -62,6 +77,17 @@ static struct sigaction application[KQ_NSIG];
 static _Atomic unsigned sequence[KQ_NSIG];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int wake_fd = -1;
+/* The process-wide signalfd whose mask is the watched signals: polled (edge-triggered) by the
+ * kqueues with signal knotes, never read. Created and updated under `lock`. */
+static _Atomic int pending_fd = -1;
+
+/* Instances of each signal counted while still pending, not yet dequeued or delivered. */
+static _Atomic int counted_pending[KQ_NSIG];
+/* The observer's thread id while kq_shim_signal_observe_pending() looks at the pending set
+ * (observers serialize on observe_lock, with every signal blocked), else 0: dequeuers wait
+ * for it to clear, so that an instance is counted by exactly one side. */
+static _Atomic int observing;
+static pthread_mutex_t observe_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Per thread, since the last kq_shim_signal_interruptions_reset(): our handler ran for a signal
  * the application ignores (or whose default is to ignore), and: an application handler ran.
@@ -134,15 +160,42 @@ static void unlock_restoring_signals(const sigset_t *saved) {
 
 static int install(int sig, const struct sigaction *app);
 
-/* Runs asynchronously, unknown to a sanitizer runtime: not instrumented. */
-KQ_UNINSTRUMENTED static void handler(int sig, siginfo_t *info, void *context) {
-    int saved = errno;
+/* Counts one more delivery of `sig` and wakes every kqueue. Async-signal-safe. */
+KQ_UNINSTRUMENTED static void count_delivery(int sig) {
     atomic_fetch_add_explicit(&delivered[sig], 1, memory_order_relaxed);
     int fd = atomic_load_explicit(&wake_fd, memory_order_relaxed);
     if (fd >= 0) {
         uint64_t one = 1;
-        (void)!write(fd, &one, sizeof one);
+        /* Raw write: the interposed one checks socket errors, and this is a signal handler. */
+        (void)!syscall(SYS_write, fd, &one, sizeof one);
     }
+}
+
+/* An instance of `sig` left the pending set (dequeued by the application, or delivered to the
+ * handler): counted now unless it was counted while pending. Async-signal-safe; the wait for
+ * an observer is a few system calls long, on another thread (an observer blocks every signal,
+ * so it never runs a handler). */
+KQ_UNINSTRUMENTED static void account_dequeued(int sig) {
+    int observer = atomic_load_explicit(&observing, memory_order_seq_cst);
+    if (observer != 0) {
+        /* Never on the observer's own thread (a sanitizer runtime may run a deferred handler
+         * there, whatever the mask): that would wait forever. */
+        int self = (int)syscall(SYS_gettid);
+        while (observer != 0 && observer != self) observer = atomic_load_explicit(&observing, memory_order_seq_cst);
+    }
+    int counted = atomic_load_explicit(&counted_pending[sig], memory_order_seq_cst);
+    while (counted > 0) {
+        if (atomic_compare_exchange_weak_explicit(&counted_pending[sig], &counted, counted - 1, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+            return;
+    }
+    count_delivery(sig);
+}
+
+/* Runs asynchronously, unknown to a sanitizer runtime: not instrumented. */
+KQ_UNINSTRUMENTED static void handler(int sig, siginfo_t *info, void *context) {
+    int saved = errno;
+    account_dequeued(sig);
     struct sigaction app;
     read_application(sig, &app);
     errno = saved;
@@ -205,9 +258,13 @@ KQ_UNINSTRUMENTED static int install(int sig, const struct sigaction *app) {
     return 0;
 }
 
+/* SIGKILL and SIGSTOP cannot be caught or blocked: accepted as on FreeBSD, never observed
+ * (their dispositions are not even read: the kernel's are fixed). */
+static int observable_at_all(int sig) { return sig != SIGKILL && sig != SIGSTOP; }
+
 /* Whether our handler can stand in for `app` on `sig`. */
 static int observable(int sig, const struct sigaction *app) {
-    if (sig == SIGKILL || sig == SIGSTOP) return 0; /* cannot be caught: the knote never fires */
+    if (!observable_at_all(sig)) return 0;
     /* FreeBSD does not record an ignored SIGCHLD; replacing it would change reaping. */
     return !(sig == SIGCHLD && is_ignore(app));
 }
@@ -220,6 +277,22 @@ static int apply_watched(int sig, const struct sigaction *app) {
     if (fn && fn(sig, app, NULL) != 0) return errno;
     atomic_store_explicit(&installed[sig], 0, memory_order_release);
     return 0;
+}
+
+/* The kernel's sigset_t size (signalfd4 wants it, not glibc's 128 bytes). */
+#define KQ_SIGSET_BYTES 8
+
+/* The signalfd's mask: every watched signal. Called with `lock` held. */
+static void update_pending_mask(void) {
+    int fd = atomic_load_explicit(&pending_fd, memory_order_relaxed);
+    if (fd < 0) return;
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig = 1; sig < KQ_NSIG; sig++) {
+        if (watchers[sig] > 0 && sig != SIGKILL && sig != SIGSTOP) sigaddset(&mask, sig);
+    }
+    /* Only EINVAL/EBADF can fail this, for a descriptor made above: nothing to report. */
+    (void)syscall(SYS_signalfd4, fd, &mask, KQ_SIGSET_BYTES, 0);
 }
 
 int kq_shim_signal_watch(int sig) {
@@ -236,7 +309,17 @@ int kq_shim_signal_watch(int sig) {
             atomic_store_explicit(&wake_fd, fd, memory_order_release);
         }
     }
-    if (error == 0 && watchers[sig] == 0) {
+    if (error == 0 && atomic_load_explicit(&pending_fd, memory_order_relaxed) < 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        int fd = (int)syscall(SYS_signalfd4, -1, &none, KQ_SIGSET_BYTES, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd < 0) {
+            error = errno;
+        } else {
+            atomic_store_explicit(&pending_fd, fd, memory_order_release);
+        }
+    }
+    if (error == 0 && watchers[sig] == 0 && observable_at_all(sig)) {
         sigaction_fn fn = real_sigaction();
         struct sigaction current;
         if (!fn || fn(sig, NULL, &current) != 0) {
@@ -246,7 +329,7 @@ int kq_shim_signal_watch(int sig) {
             error = apply_watched(sig, &current);
         }
     }
-    if (error == 0) watchers[sig]++;
+    if (error == 0 && watchers[sig]++ == 0) update_pending_mask();
     unlock_restoring_signals(&saved);
     return error;
 }
@@ -255,12 +338,17 @@ void kq_shim_signal_unwatch(int sig) {
     if (!valid_signal(sig)) return;
     sigset_t saved;
     lock_blocking_signals(&saved);
-    if (watchers[sig] > 0 && --watchers[sig] == 0 && atomic_load_explicit(&installed[sig], memory_order_relaxed)) {
-        struct sigaction app;
-        read_application(sig, &app);
-        sigaction_fn fn = real_sigaction();
-        if (fn) fn(sig, &app, NULL);
-        atomic_store_explicit(&installed[sig], 0, memory_order_release);
+    if (watchers[sig] > 0 && --watchers[sig] == 0) {
+        if (atomic_load_explicit(&installed[sig], memory_order_relaxed)) {
+            struct sigaction app;
+            read_application(sig, &app);
+            sigaction_fn fn = real_sigaction();
+            if (fn) fn(sig, &app, NULL);
+            atomic_store_explicit(&installed[sig], 0, memory_order_release);
+        }
+        /* Unwatched, nobody counts: a later watch starts from what is pending then. */
+        atomic_store_explicit(&counted_pending[sig], 0, memory_order_seq_cst);
+        update_pending_mask();
     }
     unlock_restoring_signals(&saved);
 }
@@ -274,11 +362,40 @@ void kq_shim_signal_interruptions_reset(void) {
     application_interruptions = 0;
 }
 
+int kq_shim_signal_application_handler_ran(void) { return application_interruptions; }
+
 int kq_shim_signal_interruption_was_transparent(void) {
     return transparent_interruptions && !application_interruptions;
 }
 
 int kq_shim_signal_wake_fd(void) { return atomic_load_explicit(&wake_fd, memory_order_acquire); }
+
+int kq_shim_signal_pending_fd(void) { return atomic_load_explicit(&pending_fd, memory_order_acquire); }
+
+int kq_shim_signal_observe_pending(void) {
+    sigset_t all, saved, pending;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    pthread_mutex_lock(&observe_lock);
+    atomic_store_explicit(&observing, (int)syscall(SYS_gettid), memory_order_seq_cst);
+    int counted = 0;
+    /* With every signal blocked here, sigpending() is the whole pending set this thread can
+     * see: the process's and this thread's own. */
+    if (sigpending(&pending) == 0) {
+        for (int sig = 1; sig < KQ_NSIG; sig++) {
+            if (!atomic_load_explicit(&installed[sig], memory_order_acquire) || !sigismember(&pending, sig)) continue;
+            int none = 0;
+            if (atomic_compare_exchange_strong(&counted_pending[sig], &none, 1)) {
+                atomic_fetch_add_explicit(&delivered[sig], 1, memory_order_relaxed);
+                counted++;
+            }
+        }
+    }
+    atomic_store_explicit(&observing, 0, memory_order_seq_cst);
+    pthread_mutex_unlock(&observe_lock);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return counted;
+}
 
 /* fork: the lock is held across fork (so no disposition is half-written in the child). */
 void kq_shim_signal_fork_prepare(void) {
@@ -303,6 +420,11 @@ void kq_shim_signal_fork_child(void) {
     }
     int fd = atomic_exchange_explicit(&wake_fd, -1, memory_order_relaxed);
     if (fd >= 0) kq_shim_real_close(fd);
+    fd = atomic_exchange_explicit(&pending_fd, -1, memory_order_relaxed);
+    if (fd >= 0) kq_shim_real_close(fd);
+    for (int sig = 1; sig < KQ_NSIG; sig++) atomic_store_explicit(&counted_pending[sig], 0, memory_order_relaxed);
+    atomic_store_explicit(&observing, 0, memory_order_relaxed);
+    pthread_mutex_init(&observe_lock, NULL);
     pthread_mutex_init(&lock, NULL);
     pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL);
 }
@@ -326,7 +448,7 @@ static int watched_sigaction(sigaction_fn fn, int sig, const struct sigaction *a
     /* Always under the lock: a watch that starts meanwhile must not miss this change. */
     sigset_t saved;
     lock_blocking_signals(&saved);
-    if (watchers[sig] == 0) {
+    if (watchers[sig] == 0 || !observable_at_all(sig)) {
         int result = fn(sig, act, old);
         int error = errno;
         unlock_restoring_signals(&saved);
@@ -361,4 +483,78 @@ KQ_UNINSTRUMENTED sighandler_t signal(int sig, sighandler_t handler_function) {
     act.sa_flags = SA_RESTART;
     if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
     return old.sa_handler;
+}
+
+/* ---- interposers: the application's own dequeues of a pending signal ------------------- */
+
+/* An instance the application dequeued: counted unless counted while pending. */
+KQ_UNINSTRUMENTED static void application_dequeued(int sig) {
+    if (valid_signal(sig) && atomic_load_explicit(&installed[sig], memory_order_acquire)) account_dequeued(sig);
+}
+
+typedef int (*sigwait_fn)(const sigset_t *, int *);
+typedef int (*sigwaitinfo_fn)(const sigset_t *, siginfo_t *);
+typedef int (*sigtimedwait_fn)(const sigset_t *, siginfo_t *, const struct timespec *);
+typedef int (*signalfd_fn)(int, const sigset_t *, int);
+NEXT_SYMBOL(sigwait, sigwait_fn)
+NEXT_SYMBOL(sigwaitinfo, sigwaitinfo_fn)
+NEXT_SYMBOL(sigtimedwait, sigtimedwait_fn)
+NEXT_SYMBOL(signalfd, signalfd_fn)
+
+int sigwait(const sigset_t *set, int *sig) {
+    sigwait_fn fn = next_sigwait();
+    if (fn == NULL) return ENOSYS;
+    int result = fn(set, sig);
+    if (result == 0) application_dequeued(*sig);
+    return result;
+}
+
+int sigwaitinfo(const sigset_t *set, siginfo_t *info) {
+    sigwaitinfo_fn fn = next_sigwaitinfo();
+    if (fn == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int result = fn(set, info);
+    if (result > 0) application_dequeued(result);
+    return result;
+}
+
+int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout) {
+    sigtimedwait_fn fn = next_sigtimedwait();
+    if (fn == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int result = fn(set, info, timeout);
+    if (result > 0) application_dequeued(result);
+    return result;
+}
+
+/* The application's signalfds (numbers below 65,536), whose reads dequeue signals. */
+#define KQ_SIGNALFD_WORDS 1024
+static _Atomic uint64_t application_signalfds[KQ_SIGNALFD_WORDS];
+_Atomic int kq_shim_application_signalfds_exist;
+
+int signalfd(int fd, const sigset_t *mask, int flags) {
+    signalfd_fn fn = next_signalfd();
+    int result = fn ? fn(fd, mask, flags) : (int)syscall(SYS_signalfd4, fd, mask, KQ_SIGSET_BYTES, flags);
+    if (result >= 0 && result < KQ_SIGNALFD_WORDS * 64) {
+        atomic_fetch_or(&application_signalfds[result / 64], 1ULL << (result % 64));
+        atomic_store(&kq_shim_application_signalfds_exist, 1);
+    }
+    return result;
+}
+
+void kq_shim_signalfd_forget(int fd) {
+    if (atomic_load_explicit(&kq_shim_application_signalfds_exist, memory_order_relaxed) == 0) return;
+    if (fd < 0 || fd >= KQ_SIGNALFD_WORDS * 64) return;
+    atomic_fetch_and(&application_signalfds[fd / 64], ~(1ULL << (fd % 64)));
+}
+
+void kq_shim_signalfd_was_read(int fd, const void *buffer, ssize_t length) {
+    if (fd < 0 || fd >= KQ_SIGNALFD_WORDS * 64 || length <= 0) return;
+    if (!((atomic_load(&application_signalfds[fd / 64]) >> (fd % 64)) & 1)) return;
+    const struct signalfd_siginfo *records = buffer;
+    for (ssize_t i = 0; i < length / (ssize_t)sizeof *records; i++) application_dequeued((int)records[i].ssi_signo);
 }

@@ -8,11 +8,13 @@
  * would have returned it. Each error is given once.
  *
  * While no error is kept (no socket error was ever reported through a kqueue), each call
- * costs one relaxed atomic load before the real one.
+ * costs one relaxed atomic load before the real one (read: one more after it, for the
+ * application's signalfds, signals.c).
  */
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
 #include "next_symbol.h"
+#include "signal_consumers.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -62,7 +64,11 @@ ssize_t read(int fd, void *buffer, size_t count) {
     int error = error_for_receive(fd);
     if (__builtin_expect(error != 0, 0)) FAIL_WITH(error);
     read_fn fn = next_read();
-    return fn ? fn(fd, buffer, count) : syscall(SYS_read, fd, buffer, count);
+    ssize_t result = fn ? fn(fd, buffer, count) : syscall(SYS_read, fd, buffer, count);
+    /* A read of the application's signalfd dequeues signals EVFILT_SIGNAL may have counted. */
+    if (__builtin_expect(atomic_load_explicit(&kq_shim_application_signalfds_exist, memory_order_relaxed) != 0, 0))
+        kq_shim_signalfd_was_read(fd, buffer, result);
+    return result;
 }
 
 ssize_t recv(int fd, void *buffer, size_t count, int flags) {

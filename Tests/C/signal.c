@@ -7,6 +7,9 @@
  */
 #include "kqtest.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 
 /* True once `pid` is blocked in epoll_wait or epoll_pwait2 (/proc/PID/syscall). */
@@ -313,6 +316,247 @@ TEST(test_signal_fork_child_gets_application_dispositions_back) {
     int status = 0;
     CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(kq);
+}
+
+/* ---- signals blocked in every thread (issue: counted at generation, left pending) -------- */
+
+
+static void block_signal(int sig) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    CHECK_EQ_INT(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+}
+
+static int is_pending(int sig) {
+    sigset_t set;
+    CHECK_SYS(sigpending(&set));
+    return sigismember(&set, sig);
+}
+
+/* Dequeues one pending `sig` without waiting: 1 if there was one. */
+static int take_pending(int sig) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    struct timespec zero = {0, 0};
+    int got = sigtimedwait(&set, NULL, &zero);
+    if (got == sig) return 1;
+    CHECK_EQ_INT(errno, EAGAIN);
+    return 0;
+}
+
+TEST(test_signal_blocked_everywhere_counted_at_generation_and_left_pending) {
+    block_signal(SIGUSR1);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_NO_EVENT(kq);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    /* Still the application's: pending, and sigtimedwait gets it. */
+    CHECK(is_pending(SIGUSR1));
+    CHECK_EQ_INT(take_pending(SIGUSR1), 1);
+    /* Dequeuing an instance already counted does not count it again. */
+    CHECK_NO_EVENT(kq);
+    /* The next one is a new generation. */
+    CHECK_SYS(raise(SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    CHECK_EQ_INT(take_pending(SIGUSR1), 1);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_blocked_wakes_a_wait_with_the_event_not_eintr) {
+    block_signal(SIGUSR2);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    pid_t pid = signal_me_once_blocked(SIGUSR2);
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR2), 1);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    CHECK_EQ_INT(take_pending(SIGUSR2), 1);
+    close(kq);
+}
+
+TEST(test_signal_blocked_then_unblocked_runs_the_handler_and_counts_once) {
+    CHECK(signal(SIGUSR1, count_handler) != SIG_ERR);
+    block_signal(SIGUSR1);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    CHECK_EQ_INT(handled, 0);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    CHECK_EQ_INT(pthread_sigmask(SIG_UNBLOCK, &set, NULL), 0); /* delivered here */
+    CHECK_EQ_INT(handled, 1);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_blocked_dequeued_before_collection_still_counted_once) {
+    block_signal(SIGUSR1);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(take_pending(SIGUSR1), 1); /* the application is first */
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_blocked_read_through_the_application_signalfd_counted_once) {
+    block_signal(SIGUSR1);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    int sfd = (int)CHECK_SYS(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    struct signalfd_siginfo info;
+    for (int round = 0; round < 3; round++) {
+        CHECK_SYS(kill(getpid(), SIGUSR1));
+        if (round == 1) {
+            /* The application reads first, then the kqueue collects. */
+            CHECK_EQ_INT(read(sfd, &info, sizeof info), (int)sizeof info);
+            CHECK_EQ_INT(info.ssi_signo, SIGUSR1);
+            CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+        } else {
+            CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+            CHECK_EQ_INT(read(sfd, &info, sizeof info), (int)sizeof info);
+            CHECK_EQ_INT(info.ssi_signo, SIGUSR1);
+        }
+        CHECK_NO_EVENT(kq);
+    }
+    CHECK_EQ_INT(read(sfd, &info, sizeof info), -1);
+    CHECK_EQ_INT(errno, EAGAIN);
+    close(sfd);
+    close(kq);
+}
+
+struct sigwait_thread {
+    int sig;
+    int rounds;
+    _Atomic int received;
+};
+
+static void *sigwait_loop(void *argument) {
+    struct sigwait_thread *t = argument;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, t->sig);
+    for (int i = 0; i < t->rounds; i++) {
+        int got = 0;
+        if (sigwait(&set, &got) != 0 || got != t->sig) break;
+        atomic_fetch_add(&t->received, 1);
+    }
+    return NULL;
+}
+
+TEST(test_signal_blocked_taken_by_a_sigwait_thread_each_generation_counted_once) {
+    block_signal(SIGUSR1); /* before the thread: it inherits the mask */
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    struct sigwait_thread t = {.sig = SIGUSR1, .rounds = 50};
+    pthread_t thread;
+    CHECK_EQ_INT(pthread_create(&thread, NULL, sigwait_loop, &t), 0);
+    int64_t total = 0;
+    for (int i = 1; i <= t.rounds; i++) {
+        CHECK_SYS(kill(getpid(), SIGUSR1));
+        /* Each send is counted exactly once, whoever sees it first. */
+        total += wait_signal_event(kq, SIGUSR1);
+        CHECK_EQ_INT(total, i);
+        for (int spin = 0; atomic_load(&t.received) < i && spin < 10000000; spin++) sched_yield();
+        CHECK_EQ_INT(atomic_load(&t.received), i);
+    }
+    CHECK_EQ_INT(pthread_join(thread, NULL), 0);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_blocked_standard_signal_sent_again_while_pending_counts_once) {
+    /* Limit (docs/GUARANTEES.md): the kernel keeps one instance of a pending standard
+     * signal and discards the others unseen; FreeBSD would count 3. */
+    block_signal(SIGUSR1);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    for (int i = 0; i < 3; i++) CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(kq, SIGUSR1), 1);
+    CHECK_EQ_INT(take_pending(SIGUSR1), 1);
+    CHECK_EQ_INT(take_pending(SIGUSR1), 0);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_blocked_realtime_each_queued_instance_counted_once) {
+    int sig = SIGRTMIN + 2;
+    block_signal(sig);
+    int kq = kq_new();
+    KQ_SET(kq, sig, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    union sigval value = {.sival_int = 7};
+    CHECK_SYS(sigqueue(getpid(), sig, value));
+    CHECK_EQ_INT(wait_signal_event(kq, sig), 1);
+    /* Two more while the first is pending: the library cannot see how many are queued
+     * (limit, docs/GUARANTEES.md); each is counted when the application dequeues it. */
+    CHECK_SYS(sigqueue(getpid(), sig, value));
+    CHECK_SYS(sigqueue(getpid(), sig, value));
+    CHECK_NO_EVENT(kq);
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(take_pending(sig), 1);
+    CHECK_EQ_INT(take_pending(sig), 0);
+    CHECK_EQ_INT(wait_signal_event(kq, sig), 2);
+    CHECK_NO_EVENT(kq);
+    /* Once none is pending, the next instance is counted at generation again. */
+    CHECK_SYS(sigqueue(getpid(), sig, value));
+    CHECK_EQ_INT(wait_signal_event(kq, sig), 1);
+    CHECK_EQ_INT(take_pending(sig), 1);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_registered_later_sees_only_later_signals) {
+    block_signal(SIGUSR1);
+    int first = kq_new();
+    KQ_SET(first, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR1)); /* pending before the second kqueue registers */
+    int later = kq_new();
+    KQ_SET(later, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_NO_EVENT(later);
+    CHECK_EQ_INT(wait_signal_event(first, SIGUSR1), 1);
+    CHECK_EQ_INT(take_pending(SIGUSR1), 1);
+    CHECK_NO_EVENT(later);
+    CHECK_NO_EVENT(first);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK_EQ_INT(wait_signal_event(later, SIGUSR1), 1);
+    CHECK_EQ_INT(wait_signal_event(first, SIGUSR1), 1);
+    close(later);
+    close(first);
+}
+
+TEST(test_signal_blocked_unregistered_signal_stays_pending_untouched) {
+    /* The last knote gone, nothing is counted and the pending signal is the application's. */
+    block_signal(SIGUSR1);
+    int kq = kq_new();
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_DELETE, 0, 0, NULL);
+    CHECK_SYS(kill(getpid(), SIGUSR1));
+    CHECK(is_pending(SIGUSR1));
+    KQ_SET(kq, SIGUSR1, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_NO_EVENT(kq); /* generated before this registration */
+    CHECK_EQ_INT(take_pending(SIGUSR1), 1);
+    CHECK_NO_EVENT(kq);
+    close(kq);
+}
+
+TEST(test_signal_sigkill_and_sigstop_accepted_as_on_freebsd) {
+    /* FreeBSD accepts any valid number; these two cannot be caught or blocked here, so
+     * their knotes never fire (docs/GUARANTEES.md). */
+    int kq = kq_new();
+    KQ_SET(kq, SIGKILL, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    KQ_SET(kq, SIGSTOP, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    CHECK_NO_EVENT(kq);
+    KQ_SET(kq, SIGKILL, EVFILT_SIGNAL, EV_DELETE, 0, 0, NULL);
+    KQ_SET(kq, SIGSTOP, EVFILT_SIGNAL, EV_DELETE, 0, 0, NULL);
     close(kq);
 }
 

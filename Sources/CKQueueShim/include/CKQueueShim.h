@@ -40,11 +40,19 @@ int kq_shim_signal_watch(int sig);
 void kq_shim_signal_unwatch(int sig);
 uint64_t kq_shim_signal_count(int sig);
 int kq_shim_signal_wake_fd(void);
+/* The process-wide signalfd (never read) whose mask is the watched signals: readable while
+ * one is pending, it wakes the kqueues when a blocked signal is generated (-1 before the first
+ * watch). kq_shim_signal_observe_pending() then counts each watched signal pending and not yet
+ * counted, and returns how many it counted. */
+int kq_shim_signal_pending_fd(void);
+int kq_shim_signal_observe_pending(void);
 /* A wait that fails with EINTR because only EVFILT_SIGNAL's handler ran for a signal the
  * application ignores was not interrupted for the application: reset before each wait, ask
  * after an EINTR. */
 void kq_shim_signal_interruptions_reset(void);
 int kq_shim_signal_interruption_was_transparent(void);
+/* Since the reset, the application's handler (or a default action) ran in this thread. */
+int kq_shim_signal_application_handler_ran(void);
 /* fork handlers: prepare takes the signal lock, the parent releases it, the child restores
  * the application's dispositions (no kqueue survives fork). */
 void kq_shim_signal_fork_prepare(void);

@@ -54,6 +54,13 @@ struct Wait {
                 return .failure(error == .invalidArgument ? .badFileDescriptor : error)
             case .reported(let n):
                 count = n
+            case .interruptedAfterReports(let n):
+                guard context.written == 0 else {
+                    count = n
+                    break
+                }
+                absorb(n, on: core)
+                return .failure(.interrupted)  // SPEC.md 2.8
             }
             switch collect(count, requested: requested, on: core) {
             case .returned(let written): return .success(written)
@@ -77,6 +84,11 @@ struct Wait {
         /// Only EVFILT_SIGNAL's handler ran, for a signal the application ignores: on FreeBSD
         /// that signal is discarded and its knote wakes the wait. Wait on.
         case interruptedTransparently
+        /// An application's signal handler ran as the wait returned these reports (a signal
+        /// delivered at the end of the system call, after epoll collected them, e.g. the
+        /// wake of the very signal it caught): the call ends with EINTR as on FreeBSD, once
+        /// the reports are kept for the next call.
+        case interruptedAfterReports(Int32)
         case failed(Errno)
     }
 
@@ -88,16 +100,34 @@ struct Wait {
         let ready = buffer.events.baseAddress!
         Syscall.resetSignalInterruptions()
         do throws(Errno) {
+            let n: Int32
             if context.written > 0 || unsignaled || (timeout != nil && clock.remaining.isZero) {
-                return .reported(try Syscall.epollWait(core.descriptor, ready, requested, &zero))
+                n = try Syscall.epollWait(core.descriptor, ready, requested, &zero)
             } else if timeout == nil {
-                return .reported(try Syscall.epollWait(core.descriptor, ready, requested, nil))
+                n = try Syscall.epollWait(core.descriptor, ready, requested, nil)
             } else {
-                return .reported(try Syscall.epollWait(core.descriptor, ready, requested, &clock.remaining))
+                n = try Syscall.epollWait(core.descriptor, ready, requested, &clock.remaining)
             }
+            return n > 0 && Syscall.applicationHandlerRan() ? .interruptedAfterReports(n) : .reported(n)
         } catch {
             if error == .interrupted && Syscall.interruptionWasTransparent() { return .interruptedTransparently }
             return .failed(error)
+        }
+    }
+
+    /// Ends an interrupted call: the look's reports go into the kqueue's queue (a scan with no
+    /// room keeps what it finds queued and re-arms the wakeup), none is returned.
+    private mutating func absorb(_ count: Int32, on core: KQueueCore) {
+        let buffer = self.buffer
+        let startScan = newScan
+        let signal = unsignaled
+        var noRoom = ScanContext(events: context.events, capacity: 0)
+        core.state.withLock { state in
+            if !state.isClosed {
+                state.collect(buffer.events.baseAddress!, count: Int(count), into: &noRoom, newScan: startScan)
+                if signal { state.signalWakeup() }
+            }
+            state.endWait(returning: buffer)
         }
     }
 

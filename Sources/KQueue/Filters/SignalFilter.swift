@@ -3,15 +3,18 @@ import CKQueueShim
 import Glibc
 import SystemPackage
 
-/// EVFILT_SIGNAL (SPEC.md 3): how many times a signal was delivered since the last retrieval.
+/// EVFILT_SIGNAL (SPEC.md 3): how many times a signal was generated since the last retrieval.
 ///
 /// The process-wide half is in C (`CKQueueShim/signals.c`): a handler, installed while some
 /// knote watches the signal, counts each delivery, writes one process-wide eventfd, and then
 /// does what the application asked for (its handler, SIG_IGN or the default action);
-/// sigaction() and signal() are interposed so the application keeps its own view. Each kqueue
-/// with signal knotes registers that eventfd (edge-triggered); at its report the kqueue
-/// compares each knote's baseline (`filterState`) with the process-wide count. No descriptor
-/// per signal, none per kqueue.
+/// sigaction() and signal() are interposed so the application keeps its own view. A signal
+/// blocked in every thread is counted at generation and left pending: a process-wide signalfd
+/// (never read) wakes the kqueues, which ask the shim to count what is pending; the shim's
+/// sigwait/sigtimedwait/signalfd-read interposers and the handler make sure each instance is
+/// counted once. Each kqueue with signal knotes registers both descriptors (edge-triggered);
+/// at a report it compares each knote's baseline (`filterState`) with the process-wide count.
+/// No descriptor per signal, none per kqueue.
 enum SignalFilter: FilterOperations {
     static var filter: Int16 { FilterID.signal }
     /// Valid idents: 1 to NSIG − 1 (64 on Linux).
@@ -31,20 +34,39 @@ enum SignalFilter: FilterOperations {
             }
         }
         state.sources.signalKnotes.append(knote)
+        // What is pending now was generated before this knote: counted into the baseline.
+        Syscall.observePendingSignals()
         state.table[knote].filterState = Int64(bitPattern: Syscall.signalCount(signal))
         state.table[knote].flags |= EV.clear  // SPEC.md 2: SIGNAL adds EV_CLEAR
     }
 
-    /// The process-wide eventfd goes into this kqueue's epoll instance (it is not the
+    /// The two process-wide descriptors, as this kqueue's epoll payloads.
+    private enum Source: UInt32 {
+        /// The eventfd the handler and the dequeue interposers write: a count changed.
+        case counted = 0
+        /// The signalfd: a watched signal was queued, maybe blocked everywhere.
+        case pending = 1
+
+        var descriptor: Int32 {
+            self == .counted ? Syscall.signalWakeDescriptor() : Syscall.signalPendingDescriptor()
+        }
+    }
+
+    /// The process-wide descriptors go into this kqueue's epoll instance (they are not the
     /// kqueue's own: registered, never published or closed here).
     private static func registerWakeDescriptor(in state: inout QueueState) throws(Errno) {
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        do throws(Errno) {
-            try Syscall.epollCtl(
-                state.epollFD, EPOLL_CTL_ADD, Syscall.signalWakeDescriptor(), events: edge,
-                data: EpollTag.source(filter: filter))
-        } catch {
-            guard error == .fileExists else { throw error }  // EEXIST: already registered
+        for source in [Source.counted, .pending] {
+            do throws(Errno) {
+                try Syscall.epollCtl(
+                    state.epollFD, EPOLL_CTL_ADD, source.descriptor, events: edge,
+                    data: EpollTag.source(filter: filter, payload: source.rawValue))
+            } catch {
+                guard error == .fileExists else {  // EEXIST: already registered
+                    if source == .pending { Syscall.epollRemove(state.epollFD, Source.counted.descriptor) }
+                    throw error
+                }
+            }
         }
     }
 
@@ -52,7 +74,8 @@ enum SignalFilter: FilterOperations {
         Syscall.signalUnwatch(Int32(state.table[knote].ident))
         state.sources.signalKnotes.removeAll { $0 == knote }
         if state.sources.signalKnotes.isEmpty {
-            Syscall.epollRemove(state.epollFD, Syscall.signalWakeDescriptor())
+            Syscall.epollRemove(state.epollFD, Source.counted.descriptor)
+            Syscall.epollRemove(state.epollFD, Source.pending.descriptor)
         }
     }
 
@@ -78,8 +101,9 @@ enum SignalFilter: FilterOperations {
         return true
     }
 
-    /// The process-wide eventfd reported: some watched signal was delivered.
+    /// A process-wide descriptor reported: a watched signal was delivered, dequeued, or queued.
     static func sourceReported(_ payload: UInt32, in state: inout QueueState) {
+        if payload == Source.pending.rawValue { Syscall.observePendingSignals() }
         for index in state.sources.signalKnotes where pending(index, in: state) > 0 {
             state.recheck(index)
         }

@@ -322,8 +322,17 @@ enum Syscall {
     /// The process-wide eventfd the signal handler writes.
     static func signalWakeDescriptor() -> Int32 { kq_shim_signal_wake_fd() }
 
+    /// The process-wide signalfd (never read) that is readable while a watched signal is pending.
+    static func signalPendingDescriptor() -> Int32 { kq_shim_signal_pending_fd() }
+
+    /// Counts each watched signal that is pending and not counted yet (blocked in every thread).
+    static func observePendingSignals() { _ = kq_shim_signal_observe_pending() }
+
     /// Resets, before a wait, the flag that tells whether an EINTR was only EVFILT_SIGNAL's own.
     static func resetSignalInterruptions() { kq_shim_signal_interruptions_reset() }
+
+    /// Since the reset: the application's own handler ran (or a default action) in this thread.
+    static func applicationHandlerRan() -> Bool { kq_shim_signal_application_handler_ran() != 0 }
 
     /// After an EINTR: true when only EVFILT_SIGNAL's handler ran, for an ignored signal.
     static func interruptionWasTransparent() -> Bool { kq_shim_signal_interruption_was_transparent() != 0 }
