@@ -19,10 +19,19 @@ import SystemPackage
 ///   NOTE_EXIT never share one event.
 ///
 /// Events accumulate in `fflags` until returned (EV_CLEAR is added, so they reset then).
+///
+/// The exit is recorded where it is learnt (the check after registration, the pidfd's report,
+/// the return of a NOTE_CHILD event), never by the scan's `event`: recording it sets EV_ONESHOT,
+/// and the scan drops a knote that was a oneshot when it took it from the queue. An exit the
+/// scan found by itself would go out on a knote that stays, whose pidfd then reports again (the
+/// exit's own edge, or the kernel's wakeup when the process is reaped): a second NOTE_EXIT.
 enum ProcFilter: FilterOperations {
     static var filter: Int16 { FilterID.proc }
     /// The notes that need the process connector.
     static let connectorNotes: UInt32 = Note.fork | Note.exec | Note.track
+    /// In `filterState`, above the pidfd's 32 bits: the knote's EV_ONESHOT was added by its
+    /// recorded exit, not asked for (a child it forks earlier inherits only what was asked).
+    private static let oneShotFromExit: Int64 = 1 << 32
 
     static func attach(_ knote: Int32, in state: inout QueueState) throws(Errno) {
         let wanted = state.table[knote].savedFlags
@@ -107,7 +116,8 @@ enum ProcFilter: FilterOperations {
         state.sources.processEvents.close(registrar: state.registrar)
     }
 
-    /// Epoll reported the pidfd of the knote at `index` (maybe a knote since dropped).
+    /// Epoll reported the pidfd of the knote at `index` (maybe a knote since dropped): at the
+    /// process's exit, and again when it is reaped.
     private static func pidfdReported(_ index: Int32, in state: inout QueueState) {
         guard index >= 0, Int(index) < state.table.slots.count, state.table[index].status.contains(.inUse),
             state.table[index].filter == FilterID.proc
@@ -118,7 +128,8 @@ enum ProcFilter: FilterOperations {
             state.drop(index)  // FreeBSD's EV_DROP: the process is gone, nothing was asked
             return
         }
-        state.recheck(index)
+        // Merges into an event already queued (NOTE_EXEC|NOTE_EXIT), as FreeBSD's filt_proc.
+        if recordExit(index, in: &state) { state.activate(index) }
     }
 
     private static func hasExited(_ index: Int32, in state: borrowing QueueState) -> Bool {
@@ -126,35 +137,50 @@ enum ProcFilter: FilterOperations {
         return pidfd >= 0 && Syscall.pidfdHasExited(pidfd)
     }
 
-    /// f_event: what happened since the last return (fork, exec from the connector; the exit
-    /// from the pidfd, with the wait status, EV_EOF and EV_ONESHOT).
-    static func event(_ knote: Int32, in state: inout QueueState) -> Bool {
-        // A pending NOTE_CHILD event goes out alone; the exit follows in its own event.
-        if state.table[knote].fflags & Note.child != 0 { return true }
-        if state.table[knote].savedFlags & Note.exit != 0 && hasExited(knote, in: state) {
-            let pidfd = Int32(truncatingIfNeeded: state.table[knote].filterState)
-            // A status the kernel cannot tell is said so (NOTE_EXIT_UNKNOWN), never shown as 0.
-            if let status = Syscall.pidfdExitStatus(pidfd, pid: pid_t(state.table[knote].ident)) {
-                state.table[knote].fflags |= Note.exit
-                state.table[knote].data = Int64(status)
-            } else {
-                state.table[knote].fflags |= Note.exit | Note.exitUnknown
-                state.table[knote].data = 0
-            }
-            state.table[knote].flags |= EV.oneShot
-            state.table[knote].status.insert(.endOfFile)
+    /// Records the exit once, if the process exited and NOTE_EXIT is wanted: NOTE_EXIT with the
+    /// wait status, EV_EOF and EV_ONESHOT (FreeBSD's filt_proc at NOTE_EXIT), so the knote is
+    /// dropped when its event is returned. Not while a NOTE_CHILD event is pending (the exit
+    /// follows it, ``deliver(_:into:in:)``). Returns true when it recorded the exit now.
+    private static func recordExit(_ knote: Int32, in state: inout QueueState) -> Bool {
+        guard state.table[knote].savedFlags & Note.exit != 0, !state.table[knote].status.contains(.endOfFile),
+            state.table[knote].fflags & Note.child == 0, hasExited(knote, in: state)
+        else { return false }
+        let pidfd = Int32(truncatingIfNeeded: state.table[knote].filterState)
+        // A status the kernel cannot tell is said so (NOTE_EXIT_UNKNOWN), never shown as 0.
+        if let status = Syscall.pidfdExitStatus(pidfd, pid: pid_t(state.table[knote].ident)) {
+            state.table[knote].fflags |= Note.exit
+            state.table[knote].data = Int64(status)
+        } else {
+            state.table[knote].fflags |= Note.exit | Note.exitUnknown
+            state.table[knote].data = 0
         }
-        return state.table[knote].fflags != 0
+        if state.table[knote].flags & EV.oneShot == 0 { state.table[knote].filterState |= oneShotFromExit }
+        state.table[knote].flags |= EV.oneShot
+        state.table[knote].status.insert(.endOfFile)
+        return true
     }
 
-    /// After a NOTE_CHILD event is returned, the child's exit (if any) gets an event of its own.
+    /// After EV_ADD, EV_ENABLE or a change: a process that already exited (a zombie, or one
+    /// that exited while the knote was disabled) reports its exit at once.
+    static func registered(_ knote: Int32, justAttached: Bool, in state: inout QueueState) {
+        if recordExit(knote, in: &state) { state.table[knote].status.insert(.active) }
+        checkAndQueue(knote, in: &state)
+    }
+
+    /// f_event: what was recorded since the last return (fork and exec from the connector,
+    /// NOTE_CHILD, the exit).
+    static func event(_ knote: Int32, in state: inout QueueState) -> Bool {
+        state.table[knote].fflags != 0
+    }
+
+    /// A NOTE_CHILD event goes out alone. Its knote is cleared here, and a known exit becomes
+    /// the knote's next event (a oneshot, returned as recorded).
     static func deliver(_ knote: Int32, into event: inout kevent, in state: inout QueueState) -> Bool {
-        if event.fflags & Note.child != 0 && state.table[knote].savedFlags & Note.exit != 0
-            && hasExited(knote, in: state)
-        {
-            state.enqueue(knote)
-        }
-        return false
+        guard event.fflags & Note.child != 0, state.table[knote].flags & EV.oneShot == 0 else { return false }
+        state.table[knote].fflags = 0
+        state.table[knote].data = 0
+        if recordExit(knote, in: &state) { state.enqueue(knote) }
+        return true
     }
 
     /// Reads the connector's fork and exec events and records them in the knotes watching
@@ -207,7 +233,10 @@ enum ProcFilter: FilterOperations {
         -> Bool
     {
         let parentKnote = state.table[parentIndex]
-        let stored = parentKnote.flags & (EV.oneShot | EV.clear | EV.dispatch)
+        var stored = parentKnote.flags & (EV.oneShot | EV.clear | EV.dispatch)
+        // A parent whose exit is already recorded (its fork is read late) passes on the
+        // EV_ONESHOT it was asked for, not the one of its exit.
+        if parentKnote.filterState & oneShotFromExit != 0 { stored &= ~EV.oneShot }
         let change = kevent(
             ident: UInt(UInt32(bitPattern: pid)), filter: FilterID.proc, flags: stored | EV.add | EV.enable,
             fflags: parentKnote.savedFlags, data: 0, udata: parentKnote.udata, ext: parentKnote.ext)
@@ -215,10 +244,12 @@ enum ProcFilter: FilterOperations {
         else {
             return false
         }
-        // Its first event is NOTE_CHILD alone, even if it already exited (the exit follows).
+        // Its first event is NOTE_CHILD alone, even if it already exited (the exit follows,
+        // recorded when NOTE_CHILD is returned).
         state.table[index].flags = stored | EV.clear
+        state.table[index].filterState &= ~oneShotFromExit
         state.table[index].status.remove(.endOfFile)
-        state.table[index].fflags = (state.table[index].fflags & ~Note.exit) | Note.child
+        state.table[index].fflags = Note.child
         state.table[index].data = Int64(parent)
         state.activate(index)
         return true
