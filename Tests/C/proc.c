@@ -552,9 +552,10 @@ static int tree_all_exited(void) {
  * events `plan->buffer` at a time until every tracked process exited, then reaps what is left
  * (the test is the orphans' subreaper) and checks that nothing more comes: each exit exactly
  * once, never with NOTE_CHILD, each NOTE_CHILD with its real parent in `data`, each exit with
- * the status the process ended with. Returns the number of NOTE_TRACKERR seen.
+ * the status the process ended with, every process followed (no NOTE_TRACKERR, even for a
+ * child reaped before its fork was read).
  */
-static int track_tree(const struct tree_plan *plan) {
+static void track_tree(const struct tree_plan *plan) {
     CHECK_SYS(prctl(PR_SET_CHILD_SUBREAPER, 1));
     int gate[2], reports[2];
     CHECK_SYS(pipe(gate));
@@ -596,17 +597,133 @@ static int track_tree(const struct tree_plan *plan) {
     struct tree_report report;
     while (read(reports[0], &report, sizeof report) == (ssize_t)sizeof report) {
         struct tracked_process *process = tree_find(report.pid);
-        if (!process) continue; /* not followed: its parent's event carried NOTE_TRACKERR */
+        CHECK_MSG(process, "pid %d (forked by %d) was never followed", (int)report.pid, (int)report.parent);
         CHECK_MSG(process->parent == report.parent, "pid %d: NOTE_CHILD data %d, parent %d", (int)report.pid,
                   (int)process->parent, (int)report.parent);
         if (process->exit_event.fflags & NOTE_EXIT_UNKNOWN) continue; /* kernels before 6.15 */
         CHECK_MSG(process->exit_event.data == report.status, "pid %d: exit %s, status 0x%x", (int)report.pid,
                   kq_ev_str(&process->exit_event), report.status);
     }
+    CHECK_EQ_INT(track_errors, 0);
     close(reports[0]);
     close(gate[1]);
     close(kq);
-    return track_errors;
+}
+
+/* A tracked root forks children that exit at once: the first stays a zombie, the second is
+ * reaped before the watcher reads anything; the root reports both pids, then waits on `gate`.
+ * After a byte on `gate` it reaps the zombie and reports 0, then exits when `gate` closes. */
+static pid_t start_root_of_exited_children(int *gate_out, int *reports_out) {
+    int gate[2], reports[2];
+    CHECK_SYS(pipe(gate));
+    CHECK_SYS(pipe(reports));
+    pid_t root = fork();
+    CHECK(root >= 0);
+    if (root == 0) {
+        close(gate[1]);
+        close(reports[0]);
+        char byte;
+        if (read(gate[0], &byte, 1) != 1) _exit(0);
+        pid_t zombie = fork();
+        if (zombie == 0) _exit(4);
+        siginfo_t info;
+        waitid(P_PID, (id_t)zombie, &info, WEXITED | WNOWAIT);
+        pid_t reaped = fork();
+        if (reaped == 0) _exit(6);
+        waitpid(reaped, NULL, 0);
+        pid_t pids[2] = {zombie, reaped};
+        (void)!write(reports[1], pids, sizeof pids);
+        (void)!read(gate[0], &byte, 1);
+        waitpid(zombie, NULL, 0);
+        pid_t done = 0;
+        (void)!write(reports[1], &done, sizeof done);
+        (void)!read(gate[0], &byte, 1);
+        _exit(0);
+    }
+    close(gate[0]);
+    close(reports[1]);
+    *gate_out = gate[1];
+    *reports_out = reports[0];
+    return root;
+}
+
+/* Collects events (bounded) until both children had `wanted` (NOTE_CHILD, or NOTE_EXIT);
+ * fails on NOTE_TRACKERR and on NOTE_CHILD with NOTE_EXIT. Returns the children's exit events
+ * in exits[] (fflags 0 when none came). */
+static void collect_children(int kq, pid_t root, const pid_t children[2], unsigned wanted, struct kevent exits[2]) {
+    int seen[2] = {0, 0};
+    int64_t deadline = kq_now_ns() + 5000000000LL;
+    while (!(seen[0] && seen[1])) {
+        CHECK_MSG(kq_now_ns() < deadline, "no %s for both children within 5 s", wanted == NOTE_EXIT ? "exit" : "NOTE_CHILD");
+        struct kevent ev[4];
+        int n = KQ_WAIT(kq, ev, 4, 200);
+        for (int k = 0; k < n; k++) {
+            CHECK_MSG(!(ev[k].fflags & NOTE_TRACKERR), "NOTE_TRACKERR: %s", kq_ev_str(&ev[k]));
+            CHECK_MSG((ev[k].fflags & (NOTE_CHILD | NOTE_EXIT)) != (NOTE_CHILD | NOTE_EXIT), "%s", kq_ev_str(&ev[k]));
+            if (ev[k].ident == (uintptr_t)root) continue;
+            int which = ev[k].ident == (uintptr_t)children[0] ? 0 : 1;
+            CHECK_MSG(ev[k].ident == (uintptr_t)children[which], "event for another pid: %s", kq_ev_str(&ev[k]));
+            if (ev[k].fflags & NOTE_CHILD) CHECK_EQ_INT(ev[k].data, root);
+            if (ev[k].fflags & NOTE_EXIT) exits[which] = ev[k];
+            if (ev[k].fflags & wanted) seen[which] = 1;
+        }
+    }
+}
+
+TEST(test_proc_note_track_follows_children_that_exited_before_their_fork_was_read) {
+    /* FreeBSD makes the child's knote at fork: a child that is a zombie, or already reaped,
+     * when the watcher reads its fork is followed all the same. NOTE_CHILD, then NOTE_EXIT
+     * with the real status (for the reaped one, from the connector's exit message). */
+    int kq = kq_new();
+    int gate, reports;
+    pid_t root = start_root_of_exited_children(&gate, &reports);
+    watch_or_skip(kq, root, NOTE_TRACK | NOTE_FORK | NOTE_EXIT);
+    CHECK_EQ_INT(write(gate, "x", 1), 1);
+    pid_t children[2];
+    CHECK_EQ_INT(read(reports, children, sizeof children), (int)sizeof children);
+    struct kevent exits[2];
+    memset(exits, 0, sizeof exits);
+    collect_children(kq, root, children, NOTE_CHILD, exits);
+    collect_children(kq, root, children, NOTE_EXIT, exits);
+    CHECK_EQ_HEX(exits[0].fflags, NOTE_EXIT);
+    CHECK_EQ_INT(exits[0].data, 4 << 8);
+    CHECK_EQ_HEX(exits[1].fflags, NOTE_EXIT);
+    CHECK_EQ_INT(exits[1].data, 6 << 8);
+    CHECK_EQ_HEX(exits[1].flags & (EV_EOF | EV_ONESHOT), EV_EOF | EV_ONESHOT);
+    CHECK_NO_EVENT(kq);
+    close(gate);
+    int64_t status = -1;
+    CHECK(collect_until_exit(kq, root, &status) & NOTE_EXIT);
+    CHECK_EQ_INT(waitpid(root, NULL, 0), root);
+    close(reports);
+    close(kq);
+}
+
+TEST(test_proc_note_track_without_note_exit_follows_children_that_exited) {
+    /* Without NOTE_EXIT: NOTE_CHILD for both, and no NOTE_TRACKERR; then each knote goes away
+     * when its process is gone for good (the reaped one at once, the zombie once reaped). */
+    int kq = kq_new();
+    int gate, reports;
+    pid_t root = start_root_of_exited_children(&gate, &reports);
+    watch_or_skip(kq, root, NOTE_TRACK | NOTE_FORK);
+    CHECK_EQ_INT(write(gate, "x", 1), 1);
+    pid_t children[2];
+    CHECK_EQ_INT(read(reports, children, sizeof children), (int)sizeof children);
+    struct kevent exits[2];
+    memset(exits, 0, sizeof exits);
+    collect_children(kq, root, children, NOTE_CHILD, exits);
+    CHECK_EQ_HEX(exits[0].fflags | exits[1].fflags, 0);
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)children[1], EVFILT_PROC, EV_DELETE, 0, 0, NULL), ENOENT);
+    CHECK_EQ_INT(write(gate, "x", 1), 1); /* the root reaps the zombie */
+    pid_t done = -1;
+    CHECK_EQ_INT(read(reports, &done, sizeof done), (int)sizeof done);
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)children[0], EVFILT_PROC, EV_DELETE, 0, 0, NULL), ENOENT);
+    close(gate);
+    CHECK_EQ_INT(waitpid(root, NULL, 0), root);
+    close(reports);
+    close(kq);
 }
 
 TEST(test_proc_note_track_tree_each_exit_once_one_event_per_call) {
