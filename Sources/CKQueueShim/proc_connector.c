@@ -1,7 +1,8 @@
 /*
  * EVFILT_PROC's NOTE_FORK / NOTE_EXEC / NOTE_TRACK source: the kernel's process connector
  * (netlink, NETLINK_CONNECTOR, group CN_IDX_PROC), which reports fork, exec and exit of every
- * process of the system. Listening needs CAP_NET_ADMIN in the initial network namespace's
+ * process of the system, in the order they happened to each process: a process's fork comes
+ * before its exit, and its exit before it can be reaped. Listening needs CAP_NET_ADMIN in the initial network namespace's
  * user namespace; without it opening fails and those notes fail with ENOTSUP.
  */
 #define _GNU_SOURCE
@@ -81,11 +82,22 @@ int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capaci
                 out->kind = KQ_PROC_EVENT_FORK;
                 out->pid = event.event_data.fork.child_tgid;
                 out->parent = event.event_data.fork.parent_tgid;
+                out->status = 0;
                 break;
             case PROC_EVENT_EXEC:
                 out->kind = KQ_PROC_EVENT_EXEC;
                 out->pid = event.event_data.exec.process_tgid;
                 out->parent = 0;
+                out->status = 0;
+                break;
+            case PROC_EVENT_EXIT:
+                /* Sent by each exiting thread (before the process can be reaped); the thread
+                 * group leader's carries the process's wait status. */
+                if (event.event_data.exit.process_pid != event.event_data.exit.process_tgid) continue;
+                out->kind = KQ_PROC_EVENT_EXIT;
+                out->pid = event.event_data.exit.process_tgid;
+                out->parent = 0;
+                out->status = (int)event.event_data.exit.exit_code;
                 break;
             default:
                 continue;

@@ -9,6 +9,7 @@
  */
 #include "kqtest.h"
 
+#include <sys/prctl.h>
 #include <sys/utsname.h>
 
 /* A child that waits for a byte on a pipe, then runs `then(code, signo)`, which does not
@@ -439,6 +440,343 @@ static void grandchild_watcher(void *arg) {
 
 TEST(test_proc_note_exit_of_a_process_that_is_not_a_child) {
     kq_run_child(grandchild_watcher, NULL, 10000);
+}
+
+/* ---- NOTE_TRACK over whole trees of short-lived processes -------------------------------- */
+
+/* What each grandchild does once forked. */
+enum tree_work { WORK_TRUE, WORK_EXIT, WORK_SH_EXIT, WORK_SH_TREE, WORK_KINDS, WORK_MIXED = WORK_KINDS };
+/* When the root reaps its children. */
+enum tree_reaping { ROOT_REAPS_AT_ONCE, ROOT_REAPS_AT_THE_END, ROOT_EXITS_FIRST };
+
+struct tree_plan {
+    int children;           /* the root forks this many; each forks one grandchild */
+    enum tree_work work;    /* WORK_MIXED: each grandchild in turn does another one */
+    int child_reaps;        /* the child waits for its grandchild (else it exits first) */
+    enum tree_reaping root;
+    int buffer;             /* events per kevent() call: 1 and 2 make merges across calls */
+};
+
+/* What a process of the tree tells the test about a child it forked. */
+struct tree_report {
+    pid_t pid, parent;
+    int status; /* the wait status it will end with */
+};
+
+static int grandchild_status(enum tree_work work) { return work == WORK_TRUE ? 0 : 3 << 8; }
+
+static void do_tree_work(enum tree_work work) {
+    switch (work) {
+    case WORK_TRUE: execl("/bin/true", "true", (char *)NULL); break;
+    case WORK_EXIT: _exit(3);
+    case WORK_SH_EXIT: execl("/bin/sh", "sh", "-c", "exit 3", (char *)NULL); break;
+    default: execl("/bin/sh", "sh", "-c", "/bin/true; (exit 3)", (char *)NULL); break;
+    }
+    _exit(127);
+}
+
+static void report_child(int fd, pid_t pid, int status) {
+    struct tree_report report = {pid, getpid(), status};
+    (void)!write(fd, &report, sizeof report); /* under PIPE_BUF: one piece */
+}
+
+/* The tracked root: forks children that fork grandchildren, then ends as the plan says. */
+__attribute__((noreturn)) static void run_tree(const struct tree_plan *plan, int gate, int reports) {
+    char byte;
+    if (read(gate, &byte, 1) != 1) _exit(0); /* the test skipped */
+    for (int i = 0; i < plan->children; i++) {
+        enum tree_work work = plan->work == WORK_MIXED ? (enum tree_work)(i % WORK_KINDS) : plan->work;
+        pid_t child = fork();
+        if (child == 0) {
+            pid_t grandchild = fork();
+            if (grandchild == 0) do_tree_work(work);
+            if (grandchild > 0) report_child(reports, grandchild, grandchild_status(work));
+            if (plan->child_reaps) waitpid(grandchild, NULL, 0);
+            _exit(i & 7);
+        }
+        if (child > 0) report_child(reports, child, (i & 7) << 8);
+        if (child > 0 && plan->root == ROOT_REAPS_AT_ONCE) waitpid(child, NULL, 0);
+    }
+    if (plan->root == ROOT_REAPS_AT_THE_END) {
+        while (wait(NULL) > 0) {}
+    }
+    _exit(0);
+}
+
+struct tracked_process {
+    pid_t pid, parent;
+    int exits;
+    struct kevent exit_event;
+};
+
+#define TREE_MAX 4096
+static struct tracked_process tree[TREE_MAX];
+static int tree_size;
+
+static struct tracked_process *tree_find(pid_t pid) {
+    for (int k = 0; k < tree_size; k++)
+        if (tree[k].pid == pid) return &tree[k];
+    return NULL;
+}
+
+/* Checks one event against what the tree did so far and records it. */
+static void tree_record(const struct kevent *ev, int *track_errors) {
+    CHECK_MSG(ev->filter == EVFILT_PROC && !(ev->flags & EV_ERROR), "unexpected event %s", kq_ev_str(ev));
+    if (ev->fflags & NOTE_TRACKERR) (*track_errors)++;
+    if (ev->fflags & NOTE_CHILD) {
+        CHECK_MSG(!(ev->fflags & NOTE_EXIT), "NOTE_CHILD shares an event with NOTE_EXIT: %s", kq_ev_str(ev));
+        CHECK_MSG(tree_find((pid_t)ev->data), "NOTE_CHILD whose parent is not in the tree: %s", kq_ev_str(ev));
+        CHECK_MSG(!tree_find((pid_t)ev->ident), "a second NOTE_CHILD for one pid: %s", kq_ev_str(ev));
+        CHECK(tree_size < TREE_MAX);
+        tree[tree_size++] = (struct tracked_process){(pid_t)ev->ident, (pid_t)ev->data, 0, {0}};
+    }
+    struct tracked_process *process = tree_find((pid_t)ev->ident);
+    CHECK_MSG(process, "an event for a pid the tracked tree never had: %s", kq_ev_str(ev));
+    if (ev->fflags & NOTE_EXIT) {
+        CHECK_MSG(process->exits == 0, "pid %d exited twice: first %s, then %s", (int)process->pid,
+                  kq_ev_str(&process->exit_event), kq_ev_str(ev));
+        CHECK_MSG(ev->flags & EV_EOF, "NOTE_EXIT without EV_EOF: %s", kq_ev_str(ev));
+        process->exits = 1;
+        process->exit_event = *ev;
+    }
+}
+
+static int tree_all_exited(void) {
+    for (int k = 0; k < tree_size; k++)
+        if (!tree[k].exits) return 0;
+    return 1;
+}
+
+/*
+ * Tracks (NOTE_TRACK|NOTE_FORK|NOTE_EXEC|NOTE_EXIT) a root running `plan` and collects its
+ * events `plan->buffer` at a time until every tracked process exited, then reaps what is left
+ * (the test is the orphans' subreaper) and checks that nothing more comes: each exit exactly
+ * once, never with NOTE_CHILD, each NOTE_CHILD with its real parent in `data`, each exit with
+ * the status the process ended with, every process followed (no NOTE_TRACKERR, even for a
+ * child reaped before its fork was read).
+ */
+static void track_tree(const struct tree_plan *plan) {
+    CHECK_SYS(prctl(PR_SET_CHILD_SUBREAPER, 1));
+    int gate[2], reports[2];
+    CHECK_SYS(pipe(gate));
+    CHECK_SYS(pipe2(reports, O_NONBLOCK));
+    pid_t root = fork();
+    CHECK(root >= 0);
+    if (root == 0) {
+        close(gate[1]);
+        close(reports[0]);
+        run_tree(plan, gate[0], reports[1]);
+    }
+    close(gate[0]);
+    close(reports[1]);
+    int kq = kq_new();
+    watch_or_skip(kq, root, NOTE_TRACK | NOTE_FORK | NOTE_EXEC | NOTE_EXIT);
+    tree_size = 0;
+    tree[tree_size++] = (struct tracked_process){root, getpid(), 0, {0}};
+    CHECK_EQ_INT(write(gate[1], "x", 1), 1);
+    int track_errors = 0;
+    struct kevent events[64];
+    CHECK(plan->buffer <= 64);
+    int64_t deadline = kq_now_ns() + 5000000000LL;
+    for (;;) {
+        /* Once every known process exited, forks not read yet are already in the connector:
+         * a poll finds them; else wait (bounded) for more. */
+        int done = tree_all_exited();
+        int n = kq_wait(kq, events, plan->buffer, done ? 0 : 200);
+        if (n < 0 && errno == EINTR) continue;
+        CHECK_SYS(n);
+        for (int k = 0; k < n; k++) tree_record(&events[k], &track_errors);
+        if (n == 0 && done) break;
+        CHECK_MSG(kq_now_ns() < deadline, "not every tracked process exited within 5 s (%d tracked)", tree_size);
+    }
+    while (waitpid(-1, NULL, 0) > 0) {} /* the root and the orphans; the kernel wakes pidfds */
+    int n = kq_wait(kq, events, plan->buffer, 50);
+    for (int k = 0; k < n; k++) tree_record(&events[k], &track_errors);
+    CHECK_EQ_INT(n, 0);
+    /* What the tree says it forked: parents and statuses of the processes that were tracked. */
+    struct tree_report report;
+    while (read(reports[0], &report, sizeof report) == (ssize_t)sizeof report) {
+        struct tracked_process *process = tree_find(report.pid);
+        CHECK_MSG(process, "pid %d (forked by %d) was never followed", (int)report.pid, (int)report.parent);
+        CHECK_MSG(process->parent == report.parent, "pid %d: NOTE_CHILD data %d, parent %d", (int)report.pid,
+                  (int)process->parent, (int)report.parent);
+        if (process->exit_event.fflags & NOTE_EXIT_UNKNOWN) continue; /* kernels before 6.15 */
+        CHECK_MSG(process->exit_event.data == report.status, "pid %d: exit %s, status 0x%x", (int)report.pid,
+                  kq_ev_str(&process->exit_event), report.status);
+    }
+    CHECK_EQ_INT(track_errors, 0);
+    close(reports[0]);
+    close(gate[1]);
+    close(kq);
+}
+
+/* A tracked root forks children that exit at once: the first stays a zombie, the second is
+ * reaped before the watcher reads anything; the root reports both pids, then waits on `gate`.
+ * After a byte on `gate` it reaps the zombie and reports 0, then exits when `gate` closes. */
+static pid_t start_root_of_exited_children(int *gate_out, int *reports_out) {
+    int gate[2], reports[2];
+    CHECK_SYS(pipe(gate));
+    CHECK_SYS(pipe(reports));
+    pid_t root = fork();
+    CHECK(root >= 0);
+    if (root == 0) {
+        close(gate[1]);
+        close(reports[0]);
+        char byte;
+        if (read(gate[0], &byte, 1) != 1) _exit(0);
+        pid_t zombie = fork();
+        if (zombie == 0) _exit(4);
+        siginfo_t info;
+        waitid(P_PID, (id_t)zombie, &info, WEXITED | WNOWAIT);
+        pid_t reaped = fork();
+        if (reaped == 0) _exit(6);
+        waitpid(reaped, NULL, 0);
+        pid_t pids[2] = {zombie, reaped};
+        (void)!write(reports[1], pids, sizeof pids);
+        (void)!read(gate[0], &byte, 1);
+        waitpid(zombie, NULL, 0);
+        pid_t done = 0;
+        (void)!write(reports[1], &done, sizeof done);
+        (void)!read(gate[0], &byte, 1);
+        _exit(0);
+    }
+    close(gate[0]);
+    close(reports[1]);
+    *gate_out = gate[1];
+    *reports_out = reports[0];
+    return root;
+}
+
+/* Collects events (bounded) until both children had `wanted` (NOTE_CHILD, or NOTE_EXIT);
+ * fails on NOTE_TRACKERR and on NOTE_CHILD with NOTE_EXIT. Returns the children's exit events
+ * in exits[] (fflags 0 when none came). */
+static void collect_children(int kq, pid_t root, const pid_t children[2], unsigned wanted, struct kevent exits[2]) {
+    int seen[2] = {0, 0};
+    int64_t deadline = kq_now_ns() + 5000000000LL;
+    while (!(seen[0] && seen[1])) {
+        CHECK_MSG(kq_now_ns() < deadline, "no %s for both children within 5 s", wanted == NOTE_EXIT ? "exit" : "NOTE_CHILD");
+        struct kevent ev[4];
+        int n = KQ_WAIT(kq, ev, 4, 200);
+        for (int k = 0; k < n; k++) {
+            CHECK_MSG(!(ev[k].fflags & NOTE_TRACKERR), "NOTE_TRACKERR: %s", kq_ev_str(&ev[k]));
+            CHECK_MSG((ev[k].fflags & (NOTE_CHILD | NOTE_EXIT)) != (NOTE_CHILD | NOTE_EXIT), "%s", kq_ev_str(&ev[k]));
+            if (ev[k].ident == (uintptr_t)root) continue;
+            int which = ev[k].ident == (uintptr_t)children[0] ? 0 : 1;
+            CHECK_MSG(ev[k].ident == (uintptr_t)children[which], "event for another pid: %s", kq_ev_str(&ev[k]));
+            if (ev[k].fflags & NOTE_CHILD) CHECK_EQ_INT(ev[k].data, root);
+            if (ev[k].fflags & NOTE_EXIT) exits[which] = ev[k];
+            if (ev[k].fflags & wanted) seen[which] = 1;
+        }
+    }
+}
+
+TEST(test_proc_note_track_follows_children_that_exited_before_their_fork_was_read) {
+    /* FreeBSD makes the child's knote at fork: a child that is a zombie, or already reaped,
+     * when the watcher reads its fork is followed all the same. NOTE_CHILD, then NOTE_EXIT
+     * with the real status (for the reaped one, from the connector's exit message). */
+    int kq = kq_new();
+    int gate, reports;
+    pid_t root = start_root_of_exited_children(&gate, &reports);
+    watch_or_skip(kq, root, NOTE_TRACK | NOTE_FORK | NOTE_EXIT);
+    CHECK_EQ_INT(write(gate, "x", 1), 1);
+    pid_t children[2];
+    CHECK_EQ_INT(read(reports, children, sizeof children), (int)sizeof children);
+    struct kevent exits[2];
+    memset(exits, 0, sizeof exits);
+    collect_children(kq, root, children, NOTE_CHILD, exits);
+    collect_children(kq, root, children, NOTE_EXIT, exits);
+    CHECK_EQ_HEX(exits[0].fflags, NOTE_EXIT);
+    CHECK_EQ_INT(exits[0].data, 4 << 8);
+    CHECK_EQ_HEX(exits[1].fflags, NOTE_EXIT);
+    CHECK_EQ_INT(exits[1].data, 6 << 8);
+    CHECK_EQ_HEX(exits[1].flags & (EV_EOF | EV_ONESHOT), EV_EOF | EV_ONESHOT);
+    CHECK_NO_EVENT(kq);
+    close(gate);
+    int64_t status = -1;
+    CHECK(collect_until_exit(kq, root, &status) & NOTE_EXIT);
+    CHECK_EQ_INT(waitpid(root, NULL, 0), root);
+    close(reports);
+    close(kq);
+}
+
+TEST(test_proc_note_track_without_note_exit_follows_children_that_exited) {
+    /* Without NOTE_EXIT: NOTE_CHILD for both, and no NOTE_TRACKERR; then each knote goes away
+     * when its process is gone for good (the reaped one at once, the zombie once reaped). */
+    int kq = kq_new();
+    int gate, reports;
+    pid_t root = start_root_of_exited_children(&gate, &reports);
+    watch_or_skip(kq, root, NOTE_TRACK | NOTE_FORK);
+    CHECK_EQ_INT(write(gate, "x", 1), 1);
+    pid_t children[2];
+    CHECK_EQ_INT(read(reports, children, sizeof children), (int)sizeof children);
+    struct kevent exits[2];
+    memset(exits, 0, sizeof exits);
+    collect_children(kq, root, children, NOTE_CHILD, exits);
+    CHECK_EQ_HEX(exits[0].fflags | exits[1].fflags, 0);
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)children[1], EVFILT_PROC, EV_DELETE, 0, 0, NULL), ENOENT);
+    CHECK_EQ_INT(write(gate, "x", 1), 1); /* the root reaps the zombie */
+    pid_t done = -1;
+    CHECK_EQ_INT(read(reports, &done, sizeof done), (int)sizeof done);
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)children[0], EVFILT_PROC, EV_DELETE, 0, 0, NULL), ENOENT);
+    close(gate);
+    CHECK_EQ_INT(waitpid(root, NULL, 0), root);
+    close(reports);
+    close(kq);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_one_event_per_call) {
+    struct tree_plan plan = {40, WORK_MIXED, 1, ROOT_REAPS_AT_THE_END, 1};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_exec_and_reaped_at_once) {
+    struct tree_plan plan = {40, WORK_TRUE, 1, ROOT_REAPS_AT_ONCE, 1};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_two_events_per_call_parents_exit_first) {
+    struct tree_plan plan = {40, WORK_MIXED, 0, ROOT_EXITS_FIRST, 2};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_shells_forking) {
+    struct tree_plan plan = {30, WORK_SH_TREE, 1, ROOT_REAPS_AT_THE_END, 2};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_large_buffer) {
+    struct tree_plan plan = {60, WORK_MIXED, 1, ROOT_REAPS_AT_ONCE, 64};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_large_buffer_parents_exit_first) {
+    struct tree_plan plan = {60, WORK_MIXED, 0, ROOT_EXITS_FIRST, 64};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_tree_each_exit_once_no_exec) {
+    struct tree_plan plan = {60, WORK_EXIT, 0, ROOT_EXITS_FIRST, 1};
+    track_tree(&plan);
+}
+
+TEST(test_proc_note_track_of_a_process_that_never_existed_is_esrch) {
+    int kq = kq_new();
+    long pid_max = 0;
+    FILE *file = fopen("/proc/sys/kernel/pid_max", "r");
+    if (file) {
+        if (fscanf(file, "%ld", &pid_max) != 1) pid_max = 0;
+        fclose(file);
+    }
+    unsigned notes = NOTE_TRACK | NOTE_FORK | NOTE_EXEC | NOTE_EXIT;
+    if (pid_max > 0 && pid_max < INT_MAX)
+        CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)pid_max, EVFILT_PROC, EV_ADD, notes, 0, NULL), ESRCH);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)INT_MAX, EVFILT_PROC, EV_ADD, notes, 0, NULL), ESRCH);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)INT_MAX + 1, EVFILT_PROC, EV_ADD, notes, 0, NULL), ESRCH);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)-1, EVFILT_PROC, EV_ADD, notes, 0, NULL), ESRCH);
+    CHECK_NO_EVENT(kq);
+    close(kq);
 }
 
 RUN_TESTS()

@@ -60,16 +60,17 @@ void kq_shim_signal_fork_parent(void);
 void kq_shim_signal_fork_child(void);
 
 /* EVFILT_PROC's process connector (proc_connector.c). */
-enum { KQ_PROC_EVENT_FORK = 1, KQ_PROC_EVENT_EXEC = 2 };
+enum { KQ_PROC_EVENT_FORK = 1, KQ_PROC_EVENT_EXEC = 2, KQ_PROC_EVENT_EXIT = 3 };
 struct kq_proc_event {
     int kind;   /* KQ_PROC_EVENT_* */
-    int pid;    /* the new process (fork) or the process that exec'd */
+    int pid;    /* the new process (fork), the process that exec'd or exited */
     int parent; /* fork: the process that forked */
+    int status; /* exit: the wait status (as from waitpid) */
 };
 /* A connector socket listening to process events, or -errno (EPERM without CAP_NET_ADMIN). */
 int kq_shim_proc_connector_open(void);
-/* Reads pending events (forks of processes, execs) into `events`; returns how many. Sets
- * *overflowed when the socket lost events. */
+/* Reads pending events (forks of processes, execs, exits) into `events`; returns how many.
+ * Sets *overflowed when the socket lost events. */
 int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capacity, int *overflowed);
 
 /* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */

@@ -13,6 +13,9 @@ struct ProcessEventSource {
     private(set) var descriptor: Int32 = -1
     /// Knotes whose notes need the connector.
     private(set) var users = 0
+    /// The child EVFILT_PROC is registering for NOTE_TRACK (0: none): it existed at its fork
+    /// even if it is gone now.
+    var following: pid_t = 0
 
     /// One more knote needs the connector.
     mutating func retain(registrar: InternalRegistrar) throws(Errno) {
