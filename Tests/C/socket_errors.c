@@ -140,4 +140,60 @@ TEST(test_socket_error_write_gets_the_error_after_kevent) {
     close(fd);
 }
 
+/* Bad input: a socket that never connected. Watched through a kqueue (READ and WRITE, which
+ * report nothing for it, as FreeBSD's filters), every call still gives what the kernel
+ * gives without a kqueue, and no error is made up. */
+TEST(test_socket_error_never_connected_socket_calls_unchanged) {
+    signal(SIGPIPE, SIG_IGN);
+    for (int watched = 0; watched <= 1; watched++) {
+        int fd = (int)CHECK_SYS(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        int kq = kq_new();
+        if (watched) {
+            KQ_SET(kq, fd, EVFILT_READ, EV_ADD, 0, 0, NULL);
+            KQ_SET(kq, fd, EVFILT_WRITE, EV_ADD, 0, 0, NULL);
+            CHECK_NO_EVENT(kq);
+        }
+        char buffer[4];
+        CHECK_ERRNO(read(fd, buffer, sizeof buffer), ENOTCONN);
+        CHECK_ERRNO(recv(fd, buffer, sizeof buffer, 0), ENOTCONN);
+        CHECK_ERRNO(write(fd, "x", 1), EPIPE);
+        CHECK_ERRNO(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE);
+        int value = -1;
+        socklen_t length = sizeof value;
+        CHECK_SYS(getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length));
+        CHECK_EQ_INT(value, 0);
+        close(kq);
+        close(fd);
+    }
+}
+
+/* Bad input: descriptors that are not sockets pass through the interposers untouched, also
+ * once the engine keeps an error for some socket (the kept-error table exists). */
+TEST(test_socket_error_non_sockets_pass_through_with_an_error_kept) {
+    struct sockaddr_in address;
+    int failed = socket_with_error(REFUSED, &address);
+    wait_for_error(failed, 1, ECONNREFUSED); /* kept, not yet handed back */
+    int p[2];
+    kq_pipe(p);
+    CHECK_EQ_INT(write(p[1], "ab", 2), 2);
+    char buffer[4];
+    CHECK_EQ_INT(read(p[0], buffer, sizeof buffer), 2);
+    int value = 0;
+    socklen_t length = sizeof value;
+    CHECK_ERRNO(getsockopt(p[0], SOL_SOCKET, SO_ERROR, &value, &length), ENOTSOCK);
+    CHECK_ERRNO(recv(p[0], buffer, sizeof buffer, 0), ENOTSOCK);
+    CHECK_ERRNO(send(p[1], "x", 1, 0), ENOTSOCK);
+    int file = (int)CHECK_SYS(open("/dev/null", O_RDWR | O_CLOEXEC));
+    CHECK_EQ_INT(write(file, "x", 1), 1);
+    CHECK_EQ_INT(read(file, buffer, sizeof buffer), 0);
+    CHECK_ERRNO(connect(file, (struct sockaddr *)&address, sizeof address), ENOTSOCK);
+    close(file);
+    close(p[0]);
+    close(p[1]);
+    /* The socket's own error is still there for it. */
+    CHECK_SYS(getsockopt(failed, SOL_SOCKET, SO_ERROR, &value, &length));
+    CHECK_EQ_INT(value, ECONNREFUSED);
+    close(failed);
+}
+
 RUN_TESTS()

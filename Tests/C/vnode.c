@@ -413,4 +413,25 @@ TEST(test_vnode_many_watched_files_use_one_descriptor) {
     cleanup();
 }
 
+/* Bad input: a file deleted before registration. Its descriptor still names the inode, so
+ * the registration succeeds (FreeBSD watches the vnode); the deletion already happened and is
+ * not reported; later writes are. */
+TEST(test_vnode_file_deleted_before_registration_watched_through_its_descriptor) {
+    make_dir();
+    int fd = make_file("gone", "");
+    char path[128];
+    path_in_dir(path, sizeof path, "gone");
+    CHECK_SYS(unlink(path));
+    int kq = kq_new();
+    KQ_SET(kq, fd, EVFILT_VNODE, EV_ADD | EV_CLEAR, NOTE_DELETE | NOTE_WRITE | NOTE_EXTEND, 0, NULL);
+    CHECK_NO_EVENT(kq);
+    CHECK_EQ_INT(write(fd, "data", 4), 4);
+    CHECK_EQ_INT(wait_notes(kq, fd), NOTE_WRITE | NOTE_EXTEND);
+    CHECK_NO_EVENT(kq);
+    close(fd);
+    CHECK_EQ_INT(kq_change_errno(kq, (uintptr_t)fd, EVFILT_VNODE, EV_DELETE, 0, 0, NULL), EBADF);
+    close(kq);
+    cleanup();
+}
+
 RUN_TESTS()
