@@ -118,7 +118,7 @@ if bash scripts/install.sh --no-build "$prefix" >"$out/install.log" 2>&1; then
   [ "$version" = "$KQ_CLIB_VERSION" ] && pass "pkg-config $KQ_CLIB_PC: version $version" ||
     fail "pkg-config --modversion $KQ_CLIB_PC: '$version', not $KQ_CLIB_VERSION"
   flags=$(pkg-config --cflags --libs "$KQ_CLIB_PC")
-  if grep -q -- "-rpath" <<<"$flags"; then fail "pkg-config flags force a run path: $flags"; fi
+  if grep -q -- "-rpath" <<<"$flags"; then fail "pkg-config flags force a run path: $flags"; else pass "pkg-config flags add no run path"; fi
   # shellcheck disable=SC2086 # the flags are words
   if cc -std=gnu11 -Wall -Werror Examples/countdown.c -o "$out/countdown-installed" $flags \
     "-Wl,-rpath,$(pkg-config --variable=libdir "$KQ_CLIB_PC")" >"$out/build.log" 2>&1 &&
