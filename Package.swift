@@ -11,7 +11,9 @@ let package = Package(
     name: "KQueue",
     products: [
         .library(name: "KQueue", targets: ["KQueue"]),
-        // `swift build -c release --product kqueue` yields libkqueue.so for C programs.
+        // libkqueue.so for C programs. The deployable one (Swift runtime linked in, SONAME
+        // libkqueue.so.12, only the C ABI exported) is built by scripts/build-clib.sh, which
+        // gives its link flags on the command line: none of them belongs here.
         .library(name: "kqueue", type: .dynamic, targets: ["KQueueCABI"]),
         .executable(name: "kq", targets: ["kq"]),
     ],

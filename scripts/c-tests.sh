@@ -5,7 +5,9 @@
 #   scripts/c-tests.sh [--sanitize address|thread] [--lib DIR] [PROGRAM...]
 #
 #   --lib DIR        directory with libkqueue.so (default: .build/debug, or the sanitizer
-#                    stage's .build-asan/debug / .build-tsan/debug)
+#                    stage's .build-asan/debug / .build-tsan/debug); .build/clib is the
+#                    deployable library of scripts/build-clib.sh (libkqueue.so is a symlink to
+#                    the SONAME libkqueue.so.12, which the programs load through their rpath)
 #   --sanitize address
 #                    programs built with the toolchain's clang -fsanitize=address,undefined
 #                    (the ASan-built libkqueue.so expects the ASan runtime in the executable);
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --sanitize=*) sanitize=${1#--sanitize=}; shift ;;
     --lib) lib=$2; shift 2 ;;
     --lib=*) lib=${1#--lib=}; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) programs+=("$1"); shift ;;
   esac
 done

@@ -1,17 +1,55 @@
 #!/usr/bin/env bash
-# Builds libkqueue.so (release) and installs it with <sys/event.h> and a pkg-config file.
-#   scripts/install.sh [PREFIX]        (default PREFIX: /usr/local)
-# Then: cc prog.c $(pkg-config --cflags --libs libkqueue)
+# Installs the deployable C library (scripts/build-clib.sh), <sys/event.h> and a pkg-config
+# file:
+#   scripts/install.sh [--no-build] [PREFIX]     (default PREFIX: /usr/local)
+#
+#   PREFIX/lib/libkqueue.so.12.0.0               the library (SONAME libkqueue.so.12, no RUNPATH)
+#   PREFIX/lib/libkqueue.so.12 -> ...12.0.0      what programs load
+#   PREFIX/lib/libkqueue.so -> libkqueue.so.12   what -lkqueue links with
+#   PREFIX/include/sys/event.h
+#   PREFIX/lib/pkgconfig/kqueue-freebsd.pc       cc prog.c $(pkg-config --cflags --libs kqueue-freebsd)
+#
+# --no-build installs what scripts/build-clib.sh left in .build/clib (e.g. as root, on a
+# machine where the build ran as another user). DESTDIR is honoured (staged installs: files
+# go to DESTDIR/PREFIX, the .pc file names PREFIX). The library needs no Swift toolchain at
+# run time. A libkqueue.pc that an older version of this script installed is removed (that
+# name is the other libkqueue's; see docs/C-LIBRARY.md).
 set -euo pipefail
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-build) build=0; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -*) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
 prefix="${1:-/usr/local}"
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-swift build -c release --product kqueue
-bin="$(swift build -c release --show-bin-path)"
-install -d "$prefix/lib/pkgconfig" "$prefix/include/sys"
-install -m 0755 "$bin/libkqueue.so" "$prefix/lib/libkqueue.so"
-install -m 0644 Sources/CKQueue/include/sys/event.h "$prefix/include/sys/event.h"
-sed "s|@PREFIX@|$prefix|" scripts/libkqueue.pc.in > "$prefix/lib/pkgconfig/libkqueue.pc"
-command -v ldconfig >/dev/null 2>&1 && ldconfig "$prefix/lib" 2>/dev/null || true
-echo "installed libkqueue.so, sys/event.h and libkqueue.pc under $prefix"
-echo "compile with: cc prog.c \$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs libkqueue)"
+case "$prefix" in /*) ;; *) echo "install.sh: PREFIX must be an absolute path" >&2; exit 2 ;; esac
+destdir="${DESTDIR:-}"
+cd "$(dirname "$0")/.."
+# shellcheck source=clib.env
+. scripts/clib.env
+
+[ $build -eq 1 ] && bash scripts/build-clib.sh
+[ -f "$KQ_CLIB_DIR/$KQ_CLIB_FILE" ] || { echo "install.sh: no $KQ_CLIB_DIR/$KQ_CLIB_FILE (run scripts/build-clib.sh)" >&2; exit 2; }
+
+lib="$destdir$prefix/lib"
+install -d "$lib/pkgconfig" "$destdir$prefix/include/sys"
+install -m 0755 "$KQ_CLIB_DIR/$KQ_CLIB_FILE" "$lib/$KQ_CLIB_FILE"
+ln -sfn "$KQ_CLIB_FILE" "$lib/$KQ_CLIB_SONAME"
+ln -sfn "$KQ_CLIB_SONAME" "$lib/libkqueue.so"
+install -m 0644 Sources/CKQueue/include/sys/event.h "$destdir$prefix/include/sys/event.h"
+sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$KQ_CLIB_VERSION|" -e "s|@SONAME@|$KQ_CLIB_SONAME|g" \
+  scripts/kqueue-freebsd.pc.in > "$lib/pkgconfig/$KQ_CLIB_PC.pc"
+if [ -f "$lib/pkgconfig/libkqueue.pc" ] && grep -q "KQueue's C ABI" "$lib/pkgconfig/libkqueue.pc"; then
+  rm -f "$lib/pkgconfig/libkqueue.pc"
+  echo "removed $lib/pkgconfig/libkqueue.pc (installed by an older version of this script)"
+fi
+# Refresh the loader's cache (it only lists the directories of /etc/ld.so.conf, so this is
+# harmless for any other prefix).
+if [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then ldconfig || true; fi
+
+echo "installed $KQ_CLIB_FILE ($KQ_CLIB_SONAME, libkqueue.so), sys/event.h and $KQ_CLIB_PC.pc under $destdir$prefix"
+echo "compile with: cc prog.c \$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs $KQ_CLIB_PC)"
+echo "(a PREFIX the dynamic loader does not search also needs -Wl,-rpath,$prefix/lib or LD_LIBRARY_PATH)"

@@ -32,6 +32,40 @@ struct CABITests {
         }
     }
 
+    /// The deployable library of scripts/build-clib.sh (docs/C-LIBRARY.md): its SONAME is
+    /// libkqueue.so.12 (never the other libkqueue's libkqueue.so.0), it has no run path, and it
+    /// needs no Swift runtime library. `swift test` builds only the debug library, so this
+    /// test is skipped until .build/clib exists; CI's clib stage builds it and runs
+    /// scripts/check-clib.sh, which checks the same and fails when the library is missing.
+    static let deployableLibrary = packageRoot.appendingPathComponent(".build/clib/libkqueue.so.12")
+
+    @Test(
+        "the deployable libkqueue.so: SONAME libkqueue.so.12, no RUNPATH/RPATH, no libswift* in NEEDED",
+        .enabled(
+            if: FileManager.default.fileExists(atPath: deployableLibrary.path),
+            "no .build/clib/libkqueue.so.12: run scripts/build-clib.sh (CI's clib stage builds and checks it)"))
+    func deployableLibraryStandsAlone() throws {
+        let result = try Self.run(["readelf", "-d", Self.deployableLibrary.path], timeout: 30)
+        try #require(result.status == 0, "readelf -d failed:\n\(result.output)")
+        func entries(_ tag: String) -> [String] {
+            result.output.split(separator: "\n").filter { $0.contains("(\(tag))") }.compactMap { line in
+                guard let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
+                return String(line[line.index(after: open)..<close])
+            }
+        }
+        #expect(entries("SONAME") == ["libkqueue.so.12"])
+        #expect(
+            entries("RUNPATH").isEmpty && entries("RPATH").isEmpty, "run path: \(entries("RUNPATH") + entries("RPATH"))"
+        )
+        let needed = entries("NEEDED")
+        #expect(!needed.isEmpty)
+        #expect(
+            needed.allSatisfy {
+                !$0.hasPrefix("libswift") && !$0.hasPrefix("libstdc++") && !$0.hasPrefix("libdispatch")
+            },
+            "NEEDED: \(needed)")
+    }
+
     /// `<sys/event.h>` compiles on its own, first in a file, as C99, C11 and C++ with every
     /// warning an error (it forward-declares `struct timespec` as FreeBSD's header does, and
     /// includes only `<stdint.h>`), and works with `<time.h>` included after it.

@@ -20,15 +20,20 @@ extension KEvent {
         timer(ident, every: delay, flags: flags.union(.oneShot), udata: udata)
     }
 
-    /// A one-shot timer that fires at `deadline` on the continuous (monotonic) clock; a
-    /// deadline in the past fires at once.
-    public static func timer(
-        _ ident: UInt, at deadline: ContinuousClock.Instant, flags: Flags = [.add, .oneShot],
-        udata: UnsafeMutableRawPointer? = nil
-    ) -> KEvent {
-        let delay = ContinuousClock.now.duration(to: deadline)
-        return timer(ident, after: delay < .zero ? .zero : delay, flags: flags, udata: udata)
-    }
+    // ContinuousClock lives in the _Concurrency runtime, which brings libdispatch and their
+    // load-time initializers; scripts/build-clib.sh defines KQUEUE_C_LIBRARY so that the
+    // deployable libkqueue.so (the C ABI, no Swift API) links neither.
+    #if !KQUEUE_C_LIBRARY
+        /// A one-shot timer that fires at `deadline` on the continuous (monotonic) clock; a
+        /// deadline in the past fires at once.
+        public static func timer(
+            _ ident: UInt, at deadline: ContinuousClock.Instant, flags: Flags = [.add, .oneShot],
+            udata: UnsafeMutableRawPointer? = nil
+        ) -> KEvent {
+            let delay = ContinuousClock.now.duration(to: deadline)
+            return timer(ident, after: delay < .zero ? .zero : delay, flags: flags, udata: udata)
+        }
+    #endif
 
     /// A timer that fires once at a wall-clock time, given as the time since the Unix epoch
     /// (NOTE_ABSTIME on CLOCK_REALTIME: it follows changes of the system clock). A time in
