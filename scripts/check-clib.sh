@@ -33,6 +33,7 @@ finish() {
 
 lib=$root/$KQ_CLIB_DIR
 real=$lib/$KQ_CLIB_FILE
+clib_objects=$(cd "$root" && swift build -c release --scratch-path "$KQ_CLIB_SCRATCH" --show-bin-path)
 if [ ! -f "$real" ]; then
   fail "no $KQ_CLIB_DIR/$KQ_CLIB_FILE: run scripts/build-clib.sh first"
   finish
@@ -71,6 +72,19 @@ if [ "$exported" = "$expected" ]; then
   pass "exports exactly the $(wc -l <<<"$expected") symbols of scripts/libkqueue.map"
 else
   fail "exports differ from scripts/libkqueue.map: $(diff <(echo "$expected") <(echo "$exported") | grep '^[<>]' | tr '\n' ' ')"
+fi
+
+# 2b. Every libc call the shim interposes is in that list: the C shim's objects define them
+#     (the Swift engine defines no libc name), so a new interposer missing from the map (it
+#     would be local: silently not interposing) fails here.
+libc_names=$(nm -D --defined-only "$(cc -print-file-name=libc.so.6)" | awk '{print $3}' | sed 's/@.*//' | sort -u)
+shim_defined=$(for object in "$clib_objects"/CKQueueShim.build/*.o; do nm --defined-only "$object" | awk '$2 == "T" {print $3}'; done | sort -u)
+interposed=$(comm -12 <(echo "$libc_names") <(echo "$shim_defined"))
+missing=$(comm -23 <(echo "$interposed") <(echo "$expected"))
+if [ -n "$interposed" ] && [ -z "$missing" ]; then
+  pass "every libc call the shim defines ($(wc -l <<<"$interposed")) is exported"
+else
+  fail "interposers missing from scripts/libkqueue.map: $(echo $missing)"
 fi
 
 # 3. A C program, with the toolchain hidden.
