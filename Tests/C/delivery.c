@@ -420,4 +420,34 @@ TEST(test_delivery_ident_and_filter_returned_as_registered) {
     close(kq);
 }
 
+/* Found by the fuzzer: a level-triggered knote that a scan returned without meeting its
+ * wakeup edge (an internal report, here a timer deleted after it fired, took the only room
+ * of the epoll batch) went back to the queue unsignalled, and the next call missed it. */
+TEST(test_delivery_level_event_returned_without_its_wakeup_is_returned_by_the_next_call) {
+    char path[] = "/tmp/kqdelivery.XXXXXX";
+    int fd = (int)CHECK_SYS(mkstemp(path));
+    CHECK_SYS(unlink(path));
+    int kq = kq_new();
+    struct kevent changes[3], error;
+    EV_SET(&changes[0], fd, EVFILT_WRITE, EV_ADD, 0, 0, NULL); /* a regular file: always writable */
+    /* A disabled timer armed to fire at once, then deleted: its timerfd still reports. */
+    EV_SET(&changes[1], 9, EVFILT_TIMER, EV_ADD | EV_DISABLE | EV_DELETE, 0, 0, NULL);
+    /* A failed change ends the call without a scan: the wakeup is written last, behind the
+     * timer's report. */
+    EV_SET(&changes[2], 77, EVFILT_USER, EV_DELETE, 0, 0, NULL);
+    struct timespec zero = {0, 0};
+    CHECK_EQ_INT(kevent(kq, changes, 3, &error, 1, &zero), 1);
+    CHECK(error.flags & EV_ERROR);
+    CHECK_EQ_INT(error.data, ENOENT);
+    for (int call = 0; call < 4; call++) {
+        struct kevent ev[8];
+        int capacity = call == 0 ? 1 : 8;
+        CHECK_EQ_INT(kevent(kq, NULL, 0, ev, capacity, &zero), 1);
+        CHECK_EQ_INT(ev[0].ident, fd);
+        CHECK_EQ_INT(ev[0].filter, EVFILT_WRITE);
+    }
+    close(fd);
+    close(kq);
+}
+
 RUN_TESTS()

@@ -166,9 +166,7 @@ struct DeliveryProcessWideTests {
     @Test("2.D: PROC adds EV_CLEAR itself")
     func processAddsClear() throws {
         let queue = try KernelQueue()
-        let pid = fork()
-        if pid == 0 { _exit(3) }
-        try sys(pid)
+        let pid = try spawnShell("exit 3")
         defer { _ = try? reap(pid, timeout: .seconds(5)) }
         // A zombie is accepted when NOTE_EXIT is wanted (its exit is reported at once).
         try queue.apply([KEvent(ident: UInt(pid), filter: .process, flags: .add, fflags: 0x8000_0000)])

@@ -13,17 +13,11 @@ struct ProcFilterTests {
         let queue = try KernelQueue()
         var gate: [Int32] = [-1, -1]
         try sys(pipe(&gate))
-        let pid = fork()
-        if pid == 0 {
-            var byte: UInt8 = 0
-            _ = read(gate[0], &byte, 1)
-            _exit(42)
-        }
-        try sys(pid)
+        let pid = try spawnShell("read -r line; exit 42", input: gate[0])
         _ = close(gate[0])
         try queue.apply([.process(pid, note: .exit)])
         #expect(try queue.events(maxEvents: 4, timeout: .zero).isEmpty)
-        var byte: UInt8 = 1
+        var byte = UInt8(ascii: "\n")  // the line the shell waits for
         _ = write(gate[1], &byte, 1)
         _ = close(gate[1])
         let event = try expectEvent(queue, ident: UInt(pid), filter: .process)
@@ -52,12 +46,7 @@ struct ProcFilterTests {
     @Test("3.PROC: the exit status is exact after the application reaped the process first")
     func exitStatusAfterReap() throws {
         let queue = try KernelQueue()
-        let pid = fork()
-        if pid == 0 {
-            raise(SIGKILL)
-            _exit(0)
-        }
-        try sys(pid)
+        let pid = try spawnShell("kill -KILL $$")
         try queue.apply([.process(pid, note: .exit)])
         #expect(try reap(pid, timeout: .seconds(5)) != nil)  // reaped before the event is collected
         let event = try expectEvent(queue, ident: UInt(pid), filter: .process)
@@ -67,9 +56,7 @@ struct ProcFilterTests {
     @Test("3.PROC: a missing pid is ESRCH; NOTE_FORK/EXEC/TRACK work or fail with ENOTSUP (no process connector)")
     func errors() throws {
         let queue = try KernelQueue()
-        let pid = fork()
-        if pid == 0 { _exit(0) }
-        try sys(pid)
+        let pid = try spawnShell("exit 0")
         _ = try reap(pid, timeout: .seconds(5))
         #expect(throws: Errno.noSuchProcess) { try queue.apply([.process(pid, note: .exit)]) }
         for note: ProcessNote in [[.exit, .fork], .exec, .track] {

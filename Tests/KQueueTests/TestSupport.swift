@@ -516,6 +516,27 @@ func runInForkedChild(timeout: Duration = .seconds(10), _ child: () -> Int32) th
     return try reap(pid, timeout: timeout)
 }
 
+/// Starts `/bin/sh -c script` through posix_spawn, with `input` (if given) as its standard
+/// input. Tests that only need a process to watch use this rather than fork(): a forked copy
+/// of the multithreaded test process now and then hangs under ThreadSanitizer.
+func spawnShell(_ script: String, input: Int32? = nil) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    var result = posix_spawn_file_actions_init(&actions)
+    guard result == 0 else { throw Errno(rawValue: result) }
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let input {
+        result = posix_spawn_file_actions_adddup2(&actions, input, 0)
+        guard result == 0 else { throw Errno(rawValue: result) }
+    }
+    let words: [String] = ["/bin/sh", "-c", script]
+    let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+    defer { arguments.forEach { free($0) } }
+    var pid: pid_t = 0
+    result = posix_spawn(&pid, "/bin/sh", &actions, nil, arguments, environ)
+    guard result == 0 else { throw Errno(rawValue: result) }
+    return pid
+}
+
 /// Waits at most `timeout` for child `pid` to exit (SIGKILL after that) and reaps it.
 func reap(_ pid: pid_t, timeout: Duration) throws -> Int32? {
     var killed = false

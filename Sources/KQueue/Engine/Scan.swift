@@ -69,7 +69,10 @@ extension QueueState {
             drainActiveQueue(into: &context, upTo: wakeups.nextSequence)
         }
         deferWakeup = false
-        if !activeQueue.isEmpty && (context.sawWakeup || activatedHere) { signalWakeup() }
+        // Counted after the drain: a level knote it returned went back to the queue under a
+        // segment no edge covers yet, and needs one (else the next call would miss it).
+        let queuedHere = deferredActivations > 0 || context.drainUnsignaled
+        if !activeQueue.isEmpty && (context.sawWakeup || queuedHere) { signalWakeup() }
         context.drainUnsignaled = false
         var pending = filtersAwaitingScanEnd
         filtersAwaitingScanEnd = 0
