@@ -104,10 +104,13 @@ static void load_engine(void) {
     const char *front = NULL;
     if (dladdr((void *)&load_engine, &info) != 0 && info.dli_fname != NULL) {
         front = info.dli_fname;
-        /* The engine resolves its kq_shim_* references in the global scope: put this library
-         * there, in case a program loaded it with dlopen(RTLD_LOCAL) (a no-op when the program
-         * was linked with it, as usual). */
-        (void)dlopen(front, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+        /* The engine resolves its kq_shim_* references in the global scope (what a lookup
+         * through the main program's handle searches). A program linked with this library has
+         * it there; one that loaded it with dlopen(RTLD_LOCAL) has not: then it is promoted
+         * (about 12 µs, so only when needed). */
+        void *global = dlopen(NULL, RTLD_NOW);
+        if (global == NULL || dlsym(global, "kq_shim_set_close_hook") == NULL)
+            (void)dlopen(front, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
         /* A relative path (a relative LD_LIBRARY_PATH entry) is relative to the working
          * directory at start-up, which may have changed since: tried last. */
         if (front[0] == '/') engine = open_engine_in(front, directory_length(front));
