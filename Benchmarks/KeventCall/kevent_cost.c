@@ -10,9 +10,16 @@
  * point kqueue_engine_kevent directly (found with dlopen(RTLD_NOLOAD) + dlsym once kqueue()
  * has loaded it): the difference is what the front's kevent() adds (one load and an indirect
  * call). ROUNDS rounds of CALLS calls each, the variants interleaved in every round; prints
- * the median over the rounds of the ns per call.
+ * the median over the rounds of the ns per call, and of the difference kevent() minus entry
+ * point within each round (the front's cost).
  *
- *   kevent_cost [ENGINE]
+ *   kevent_cost [ENGINE [front|engine N]]
+ *
+ * With `front` or `engine` and N after ENGINE it only makes N user-event calls, through
+ * kevent() or the entry point, and prints nothing (ENGINE `-`: a one-file library, kevent()
+ * only): run.sh counts the instructions of two
+ * such runs with valgrind (callgrind), whose difference over N is what the front adds per
+ * call, exactly, whatever else runs on the machine (the wall-clock figures move with it).
  */
 #define _GNU_SOURCE
 #include <sys/event.h>
@@ -71,6 +78,14 @@ int main(int argc, char **argv) {
     EV_SET(&add, 1, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
     if (kevent(user, &add, 1, NULL, 0, NULL) != 0) return 1;
     kevent_fn direct = NULL;
+    if (argc > 3 && argv[1][0] == '-') {
+        struct kevent trigger, event;
+        EV_SET(&trigger, 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+        for (long i = atol(argv[3]); i > 0; i--) {
+            if (kevent(user, &trigger, 1, &event, 1, &zero) != 1) return 1;
+        }
+        return 0;
+    }
     if (argc > 1) {
         void *engine = dlopen(argv[1], RTLD_NOW | RTLD_NOLOAD);
         direct = engine ? (kevent_fn)dlsym(engine, "kqueue_engine_kevent") : NULL;
@@ -78,6 +93,15 @@ int main(int argc, char **argv) {
             fprintf(stderr, "kevent_cost: %s is not loaded or has no kqueue_engine_kevent\n", argv[1]);
             return 1;
         }
+    }
+    if (direct && argc > 3) {
+        kevent_fn call = argv[2][0] == 'f' ? kevent : direct;
+        struct kevent trigger, event;
+        EV_SET(&trigger, 1, EVFILT_USER, 0, NOTE_TRIGGER, 0, NULL);
+        for (long i = atol(argv[3]); i > 0; i--) {
+            if (call(user, &trigger, 1, &event, 1, &zero) != 1) return 1;
+        }
+        return 0;
     }
     static double times[4][ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
@@ -88,12 +112,27 @@ int main(int argc, char **argv) {
             times[3][round] = user_event(direct, user);
         }
     }
+    /* The front's own cost, paired within each round (so that a slower moment of the machine
+     * shows in both halves of a difference, not in one variant). */
+    static double added[2][ROUNDS];
+    if (direct) {
+        for (int round = 0; round < ROUNDS; round++) {
+            added[0][round] = times[0][round] - times[2][round];
+            added[1][round] = times[1][round] - times[3][round];
+        }
+    }
     static const char *names[4] = {"empty poll, kevent()", "user event, kevent()",
                                    "empty poll, engine entry point", "user event, engine entry point"};
     for (int k = 0; k < (direct ? 4 : 2); k++) {
         qsort(times[k], ROUNDS, sizeof times[k][0], compare);
         printf("%-32s %7.1f ns per call (p10 %.1f, p90 %.1f)\n", names[k], times[k][ROUNDS / 2],
                times[k][ROUNDS / 10], times[k][ROUNDS * 9 / 10]);
+    }
+    for (int k = 0; direct && k < 2; k++) {
+        qsort(added[k], ROUNDS, sizeof added[k][0], compare);
+        printf("%-32s %+7.1f ns per call (p10 %+.1f, p90 %+.1f)\n",
+               k == 0 ? "empty poll, front's cost" : "user event, front's cost", added[k][ROUNDS / 2],
+               added[k][ROUNDS / 10], added[k][ROUNDS * 9 / 10]);
     }
     close(empty);
     close(user);

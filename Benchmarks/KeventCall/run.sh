@@ -10,6 +10,9 @@
 #   --before DIR  a one-file libkqueue.so to compare with (e.g. the build of an earlier
 #                 commit's scripts/build-clib.sh): kevent() straight into the Swift engine
 #   --times N     runs of each program, alternated (default 3)
+# Then, with valgrind, the instructions per user-event call through kevent() and through the
+# entry point (callgrind), and their difference: what the front adds, exactly, in a measure
+# that other work on the machine does not disturb.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
     --lib) lib=$2; shift 2 ;;
     --before) before=$2; shift 2 ;;
     --times) times=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -48,3 +51,24 @@ for run in $(seq "$times"); do
     "$out/before" | sed 's/^/  /'
   fi
 done
+
+if command -v valgrind >/dev/null 2>&1; then
+  calls=20000
+  instructions() { # program engine|- front|engine N: the instructions callgrind counts in the whole run
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$out/$1" "$2" "$3" "$4" 2>&1 |
+      sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+  }
+  f0=$(instructions split "$lib/$KQ_CLIB_ENGINE" front 0) e0=$(instructions split "$lib/$KQ_CLIB_ENGINE" engine 0)
+  f1=$(instructions split "$lib/$KQ_CLIB_ENGINE" front $calls) e1=$(instructions split "$lib/$KQ_CLIB_ENGINE" engine $calls)
+  awk -v f0="$f0" -v e0="$e0" -v f1="$f1" -v e1="$e1" -v n="$calls" 'BEGIN {
+    printf "callgrind, %d user-event calls: %.1f instructions per call through kevent(), %.1f through the entry point: the front adds %.2f\n",
+      n, (f1 - f0) / n, (e1 - e0) / n, ((f1 - f0) - (e1 - e0)) / n }'
+  if [ -n "$before" ]; then
+    b0=$(instructions before - front 0) b1=$(instructions before - front $calls)
+    awk -v b0="$b0" -v b1="$b1" -v f0="$f0" -v f1="$f1" -v n="$calls" 'BEGIN {
+      printf "callgrind, the one-file library: %.1f instructions per call through kevent() (the split library: %+.1f)\n",
+        (b1 - b0) / n, ((f1 - f0) - (b1 - b0)) / n }'
+  fi
+else
+  echo "(no valgrind: no instruction counts)"
+fi
