@@ -10,14 +10,18 @@
  * the library but has not created a kqueue yet pays nothing for the Swift runtime: the loader
  * maps and relocates only this small library at start-up.
  *
- * The engine is found next to this library, wherever that was installed: the directory of
- * the path the dynamic loader loaded it from (dladdr), else the directory of the file mapped
- * at this code's address (/proc/self/maps: symbolic links resolved, an absolute path even when
- * the loader's was relative). Never LD_LIBRARY_PATH or a run path.
+ * The engine is found next to this library, wherever that was installed: in the directory of
+ * the path the dynamic loader loaded it from (dladdr) when that path is absolute, else in the
+ * directory of the file mapped at this code's address (/proc/self/maps: symbolic links
+ * resolved, always absolute), and last in the loader's relative path's directory (relative to
+ * the working directory, which may have changed since start-up). Never through
+ * LD_LIBRARY_PATH or a run path.
  *
  * The engine's references to the shim's kq_shim_* functions are resolved to this library's
  * definitions when it is loaded (they are exported for that), so the process has one copy of
- * the shim's state: signal counts, kept socket errors, the close hook.
+ * the shim's state: signal counts, kept socket errors, the close hook. A program that loaded
+ * this library with dlopen(RTLD_LOCAL) has it outside the global scope, where the engine's
+ * references are looked up: it is promoted there first.
  *
  * If the engine cannot be loaded (missing, or its dependencies cannot be satisfied):
  * kqueue() and kqueuex() fail with ELIBACC, every time; kevent() fails with EBADF, as for any
