@@ -11,9 +11,10 @@ let package = Package(
     name: "KQueue",
     products: [
         .library(name: "KQueue", targets: ["KQueue"]),
-        // libkqueue.so for C programs. The deployable one (Swift runtime linked in, SONAME
-        // libkqueue.so.12, only the C ABI exported) is built by scripts/build-clib.sh, which
-        // gives its link flags on the command line: none of them belongs here.
+        // libkqueue.so for C programs. The deployable one (two files: a plain-C front with
+        // SONAME libkqueue.so.12 and the Swift engine it loads, docs/C-LIBRARY.md) is built by
+        // scripts/build-clib.sh, which gives its link flags on the command line: none of them
+        // belongs here.
         .library(name: "kqueue", type: .dynamic, targets: ["KQueueCABI"]),
         .executable(name: "kq", targets: ["kq"]),
     ],

@@ -7,7 +7,8 @@
 #   --lib DIR        directory with libkqueue.so (default: .build/debug, or the sanitizer
 #                    stage's .build-asan/debug / .build-tsan/debug); .build/clib is the
 #                    deployable library of scripts/build-clib.sh (libkqueue.so is a symlink to
-#                    the SONAME libkqueue.so.12, which the programs load through their rpath)
+#                    the SONAME libkqueue.so.12, the front, which the programs load through
+#                    their rpath, and which loads libkqueue-engine.so.12.0.0 next to it)
 #   --sanitize address
 #                    programs built with the toolchain's clang -fsanitize=address,undefined
 #                    (the ASan-built libkqueue.so expects the ASan runtime in the executable);

@@ -2,25 +2,51 @@ import CKQueue
 import Glibc
 @_spi(CABI) @_spi(Testing) import KQueue
 
-// The symbols of libkqueue.so, as declared in <sys/event.h>.
+// The C entry points, as declared in <sys/event.h>.
+//
+// `swift build` (the `kqueue` product: the tests' libkqueue.so) exports them under their C
+// names. scripts/build-clib.sh builds with KQUEUE_C_LIBRARY: there they are the entry points
+// of the engine library (libkqueue-engine.so), which the plain-C front library libkqueue.so.12
+// loads on the first kqueue() and calls through function pointers (docs/C-LIBRARY.md); the
+// front defines kqueue, kqueuex and kevent itself.
 
-@_cdecl("kqueue")
-public func kqueue_export() -> Int32 {
-    CABI.kqueue()
-}
+#if KQUEUE_C_LIBRARY
+    @_cdecl("kqueue_engine_kqueue")
+    public func kqueue_export() -> Int32 {
+        CABI.kqueue()
+    }
 
-@_cdecl("kqueuex")
-public func kqueuex_export(_ flags: UInt32) -> Int32 {
-    CABI.kqueue(flags: flags)
-}
+    @_cdecl("kqueue_engine_kqueuex")
+    public func kqueuex_export(_ flags: UInt32) -> Int32 {
+        CABI.kqueue(flags: flags)
+    }
 
-@_cdecl("kevent")
-public func kevent_export(
-    _ kq: Int32, _ changelist: UnsafePointer<kevent>?, _ nchanges: Int32,
-    _ eventlist: UnsafeMutablePointer<kevent>?, _ nevents: Int32, _ timeout: UnsafePointer<timespec>?
-) -> Int32 {
-    CABI.kevent(kq, changelist, nchanges, eventlist, nevents, timeout)
-}
+    @_cdecl("kqueue_engine_kevent")
+    public func kevent_export(
+        _ kq: Int32, _ changelist: UnsafePointer<kevent>?, _ nchanges: Int32,
+        _ eventlist: UnsafeMutablePointer<kevent>?, _ nevents: Int32, _ timeout: UnsafePointer<timespec>?
+    ) -> Int32 {
+        CABI.kevent(kq, changelist, nchanges, eventlist, nevents, timeout)
+    }
+#else
+    @_cdecl("kqueue")
+    public func kqueue_export() -> Int32 {
+        CABI.kqueue()
+    }
+
+    @_cdecl("kqueuex")
+    public func kqueuex_export(_ flags: UInt32) -> Int32 {
+        CABI.kqueue(flags: flags)
+    }
+
+    @_cdecl("kevent")
+    public func kevent_export(
+        _ kq: Int32, _ changelist: UnsafePointer<kevent>?, _ nchanges: Int32,
+        _ eventlist: UnsafeMutablePointer<kevent>?, _ nevents: Int32, _ timeout: UnsafePointer<timespec>?
+    ) -> Int32 {
+        CABI.kevent(kq, changelist, nchanges, eventlist, nevents, timeout)
+    }
+#endif
 
 #if DEBUG
     /// Test-only, debug builds only (not in `<sys/event.h>`): makes the internal system call

@@ -32,38 +32,49 @@ struct CABITests {
         }
     }
 
-    /// The deployable library of scripts/build-clib.sh (docs/C-LIBRARY.md): its SONAME is
-    /// libkqueue.so.12 (never the other libkqueue's libkqueue.so.0), it has no run path, and it
-    /// needs no Swift runtime library. `swift test` builds only the debug library, so this
-    /// test is skipped until .build/clib exists; CI's clib stage builds it and runs
-    /// scripts/check-clib.sh, which checks the same and fails when the library is missing.
+    /// The deployable library of scripts/build-clib.sh (docs/C-LIBRARY.md): two files. The
+    /// front's SONAME is libkqueue.so.12 (never the other libkqueue's libkqueue.so.0); it is
+    /// plain C (NEEDED: libc alone); the engine it loads holds the Swift runtime, which it does
+    /// not load from a toolchain; neither has a run path. `swift test` builds only the debug
+    /// library, so this test is skipped until .build/clib exists; CI's clib stage builds it and
+    /// runs scripts/check-clib.sh, which checks the same and more, and fails when it is missing.
     static let deployableLibrary = packageRoot.appendingPathComponent(".build/clib/libkqueue.so.12")
+    static let deployableEngine = packageRoot.appendingPathComponent(".build/clib/libkqueue-engine.so.12.0.0")
+
+    /// The values of the `tag` entries (SONAME, NEEDED, RUNPATH...) of `library`'s dynamic section.
+    static func dynamicEntries(_ library: URL, _ tag: String) throws -> [String] {
+        let result = try run(["readelf", "-d", library.path], timeout: 30)
+        try #require(result.status == 0, "readelf -d \(library.lastPathComponent) failed:\n\(result.output)")
+        return result.output.split(separator: "\n").filter { $0.contains("(\(tag))") }.compactMap { line in
+            guard let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
+            return String(line[line.index(after: open)..<close])
+        }
+    }
 
     @Test(
-        "the deployable libkqueue.so: SONAME libkqueue.so.12, no RUNPATH/RPATH, no libswift* in NEEDED",
+        "the deployable libkqueue.so: SONAME libkqueue.so.12, plain C; its engine needs no libswift*; no RUNPATH/RPATH",
         .enabled(
             if: FileManager.default.fileExists(atPath: deployableLibrary.path),
             "no .build/clib/libkqueue.so.12: run scripts/build-clib.sh (CI's clib stage builds and checks it)"))
     func deployableLibraryStandsAlone() throws {
-        let result = try Self.run(["readelf", "-d", Self.deployableLibrary.path], timeout: 30)
-        try #require(result.status == 0, "readelf -d failed:\n\(result.output)")
-        func entries(_ tag: String) -> [String] {
-            result.output.split(separator: "\n").filter { $0.contains("(\(tag))") }.compactMap { line in
-                guard let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { return nil }
-                return String(line[line.index(after: open)..<close])
-            }
-        }
-        #expect(entries("SONAME") == ["libkqueue.so.12"])
-        #expect(
-            entries("RUNPATH").isEmpty && entries("RPATH").isEmpty, "run path: \(entries("RUNPATH") + entries("RPATH"))"
-        )
-        let needed = entries("NEEDED")
+        let front = Self.deployableLibrary
+        #expect(try Self.dynamicEntries(front, "SONAME") == ["libkqueue.so.12"])
+        #expect(try Self.dynamicEntries(front, "NEEDED") == ["libc.so.6"])
+        let engine = Self.deployableEngine
+        try #require(
+            FileManager.default.fileExists(atPath: engine.path), "no \(engine.lastPathComponent) next to the front")
+        let needed = try Self.dynamicEntries(engine, "NEEDED")
         #expect(!needed.isEmpty)
         #expect(
             needed.allSatisfy {
                 !$0.hasPrefix("libswift") && !$0.hasPrefix("libstdc++") && !$0.hasPrefix("libdispatch")
+                    && !$0.hasPrefix("libkqueue")
             },
-            "NEEDED: \(needed)")
+            "engine NEEDED: \(needed)")
+        for library in [front, engine] {
+            let runPaths = try Self.dynamicEntries(library, "RUNPATH") + Self.dynamicEntries(library, "RPATH")
+            #expect(runPaths.isEmpty, "\(library.lastPathComponent) run path: \(runPaths)")
+        }
     }
 
     /// `<sys/event.h>` compiles on its own, first in a file, as C99, C11 and C++ with every
