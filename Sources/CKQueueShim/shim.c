@@ -152,6 +152,24 @@ int kq_shim_tcp_accept_queue_length(int fd) {
     return (int)info.tcpi_unacked;
 }
 
+/* glibc's struct tcp_info stops at tcpi_total_retrans; the kernel's goes on (Linux 4.1+):
+ * pacing rates, then tcpi_bytes_acked. */
+struct kq_tcp_info_longer {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+};
+
+int kq_shim_tcp_send_info(int fd, struct kq_tcp_send_info *out) {
+    struct kq_tcp_info_longer info;
+    memset(&info, 0, sizeof info);
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    out->state = info.base.tcpi_state;
+    out->rtt_us = info.base.tcpi_rtt;
+    out->bytes_acked = len >= sizeof(info) ? info.bytes_acked : 0;
+    return 0;
+}
+
 int kq_shim_unix_accept_queue_length(int fd) {
     struct stat status;
     if (fstat(fd, &status) != 0 || !S_ISSOCK(status.st_mode)) return -1;

@@ -85,6 +85,14 @@ int kq_shim_pidfd_has_exited(int pidfd);
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
+/* EVFILT_EMPTY: what TCP_INFO tells of a connection's sending side. Returns 0, or -1 with
+ * errno (not a TCP socket). bytes_acked is 0 on a kernel that does not report it (< 4.1). */
+struct kq_tcp_send_info {
+    uint8_t state;        /* TCP_ESTABLISHED, TCP_FIN_WAIT1, ... (linux/tcp.h numbering) */
+    uint32_t rtt_us;      /* smoothed round-trip time */
+    uint64_t bytes_acked; /* data bytes the peer acknowledged so far (tcpi_bytes_acked) */
+};
+int kq_shim_tcp_send_info(int fd, struct kq_tcp_send_info *info);
 /* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */
 int kq_shim_unix_accept_queue_length(int fd);
 

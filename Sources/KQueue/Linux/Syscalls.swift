@@ -271,6 +271,13 @@ enum Syscall {
         return queued >= 0 ? Int64(queued) : nil
     }
 
+    /// TCP_INFO's state, smoothed RTT and acknowledged bytes (EVFILT_EMPTY); nil for a socket
+    /// that is not TCP. EINTR: cannot happen.
+    static func tcpSendInfo(_ fd: Int32) -> kq_tcp_send_info? {
+        var info = kq_tcp_send_info()
+        return kq_shim_tcp_send_info(fd, &info) == 0 ? info : nil
+    }
+
     // MARK: Processes (C shim)
 
     /// pidfd_open(2). EINTR: cannot happen.
