@@ -93,6 +93,18 @@ struct kq_tcp_send_info {
     uint64_t bytes_acked; /* data bytes the peer acknowledged so far (tcpi_bytes_acked) */
 };
 int kq_shim_tcp_send_info(int fd, struct kq_tcp_send_info *info);
+/* EVFILT_FS: a fanotify group told of every mount attached to or detached from the caller's
+ * mount namespace (FAN_REPORT_MNT, Linux 6.15+; needs CAP_SYS_ADMIN in the user namespace that
+ * owns it: EPERM otherwise, EINVAL on older kernels). Returns the descriptor or -errno. */
+int kq_shim_mount_events_open(void);
+enum { KQ_MOUNT_ATTACHED = 1, KQ_MOUNT_DETACHED = 2, KQ_MOUNT_EVENTS_LOST = 4 };
+/* Reads every queued mount event: the KQ_MOUNT_* bits of what was read (0 when none). */
+int kq_shim_mount_events_read(int fd);
+/* EVFILT_FS: the mount IDs of the caller's mount namespace, into ids[0..capacity). With
+ * `unique`, listmount(2)'s 64-bit IDs, never reused (Linux 6.8+; ENOSYS before); else the
+ * 32-bit IDs of /proc/self/mountinfo, read from `mountinfo_fd` (the kernel may reuse them).
+ * Returns how many mounts there are (more than `capacity`: call again with room), or -errno. */
+long kq_shim_mount_ids(int mountinfo_fd, int unique, uint64_t *ids, size_t capacity);
 /* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */
 int kq_shim_unix_accept_queue_length(int fd);
 

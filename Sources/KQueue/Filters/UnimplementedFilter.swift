@@ -1,6 +1,6 @@
 import SystemPackage
 
-/// The filters FreeBSD has and this library does not implement (EVFILT_PROCDESC, EVFILT_FS,
+/// The filters FreeBSD has and this library does not implement (EVFILT_PROCDESC,
 /// EVFILT_LIO, EVFILT_SENDFILE): every change fails with ENOSYS.
 enum UnimplementedFilter: FilterOperations {
     static var filter: Int16 { 0 }
