@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -427,6 +428,54 @@ int shutdown(int fd, int how) {
     return result;
 }
 
+/* EVFILT_EMPTY: sockets whose idle EV_CLEAR knote waits for the application's next send.
+ * A slot holds (sends << 1) | armed: a successful send on an armed socket clears `armed`,
+ * counts one and writes the process-wide eventfd, which every kqueue with such knotes watches;
+ * a kqueue sees that the count moved since it armed. */
+static struct fd_table empty_armed;
+_Atomic int kq_shim_empty_armed_any;
+static _Atomic int empty_wake = -1;
+static pthread_mutex_t empty_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int kq_shim_empty_wake_fd(void) {
+    int fd = atomic_load(&empty_wake);
+    if (fd >= 0) return fd;
+    pthread_mutex_lock(&empty_wake_lock);
+    fd = atomic_load(&empty_wake);
+    if (fd < 0) {
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd >= 0) atomic_store(&empty_wake, fd);
+    }
+    pthread_mutex_unlock(&empty_wake_lock);
+    return fd;
+}
+
+int64_t kq_shim_empty_arm(int fd) {
+    _Atomic int *slot = fd_table_slot(&empty_armed, fd, 1);
+    if (slot == NULL) return -1;
+    atomic_store(&kq_shim_empty_armed_any, 1);
+    return (int64_t)((unsigned)atomic_fetch_or(slot, 1) >> 1);
+}
+
+int64_t kq_shim_empty_sends(int fd) {
+    _Atomic int *slot = fd_table_slot(&empty_armed, fd, 0);
+    return slot == NULL ? -1 : (int64_t)((unsigned)atomic_load(slot) >> 1);
+}
+
+void kq_shim_empty_sent(int fd) {
+    _Atomic int *slot = fd_table_slot(&empty_armed, fd, 0);
+    if (slot == NULL) return;
+    int value = atomic_load_explicit(slot, memory_order_relaxed);
+    while (value & 1) {
+        if (atomic_compare_exchange_weak(slot, &value, (int)((((unsigned)value >> 1) + 1) << 1))) {
+            int wake = atomic_load(&empty_wake);
+            uint64_t one = 1;
+            if (wake >= 0 && syscall(SYS_write, wake, &one, sizeof one) < 0) { /* full: still readable */ }
+            return;
+        }
+    }
+}
+
 int kq_shim_send_is_shut_down(int fd) {
     _Atomic int *slot = fd_table_slot(&send_shutdowns, fd, 0);
     return slot != NULL && atomic_load_explicit(slot, memory_order_relaxed) != 0;
@@ -476,6 +525,8 @@ static void notify_closing(int fd) {
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
     slot = fd_table_slot(&send_shutdowns, fd, 0);
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
+    slot = fd_table_slot(&empty_armed, fd, 0);
+    if (slot != NULL) atomic_fetch_and_explicit(slot, ~1, memory_order_relaxed);
     if (!kq_shim_is_watched(fd)) return;
     kq_shim_close_hook hook = atomic_load_explicit(&close_hook, memory_order_acquire);
     if (hook != NULL) hook(fd);

@@ -139,6 +139,15 @@ int kq_shim_take_socket_error(int fd);
  * read, recv, write, send and connect get back (socket_errors.c). */
 int kq_shim_kept_socket_error(int fd, int take);
 
+/* EVFILT_EMPTY: the application's sends on a socket whose idle EV_CLEAR knote waits for one.
+ * kq_shim_empty_arm marks `fd` (the next successful write, send, sendto or sendmsg on it then
+ * writes the process-wide eventfd kq_shim_empty_wake_fd) and returns the socket's send count,
+ * which kq_shim_empty_sends reads later (moved: a send came); -1 when `fd` has no slot. */
+int kq_shim_empty_wake_fd(void);
+int64_t kq_shim_empty_arm(int fd);
+int64_t kq_shim_empty_sends(int fd);
+void kq_shim_empty_sent(int fd);
+
 /* shutdown(2) is interposed: true once the application shut down `fd`'s sending side
  * (SHUT_WR or SHUT_RDWR), which EVFILT_WRITE reports as EV_EOF (FreeBSD's SBS_CANTSENDMORE). */
 int kq_shim_send_is_shut_down(int fd);

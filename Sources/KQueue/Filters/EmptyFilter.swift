@@ -18,8 +18,9 @@ import SystemPackage
 ///   sends at once, so their send buffer never holds data.
 ///
 /// A knote's `filterState` is 1 for a TCP socket, 0 otherwise. EV_CLEAR: once returned, the
-/// knote fires again only after more data was queued and acknowledged (TCP), or at the next
-/// write-space edge (others: FreeBSD wakes it when the peer reads).
+/// knote fires again only after the application sent more and the queue emptied again (TCP:
+/// the send interposers tell of the send), or at the next write-space edge (others: FreeBSD
+/// wakes it when the peer reads).
 enum EmptyFilter: DescriptorFilterOperations {
     static var filter: Int16 { FilterID.empty }
     static var epollInterest: UInt32 { UInt32(EPOLLOUT.rawValue) }
@@ -67,8 +68,16 @@ enum EmptyFilter: DescriptorFilterOperations {
         state.recheck(knote)
     }
 
-    /// The watcher's timerfd reported: look at the knotes whose time has come.
+    /// The watcher's timerfd reported (payload 0): look at the knotes whose time has come. The
+    /// send eventfd reported (payload 1): look at the idle knotes whose socket was sent on.
     static func sourceReported(_ payload: UInt32, in state: inout QueueState) {
+        if payload == EmptySocketWatcher.sendPayload {
+            for (knote, sends) in state.sources.emptySockets.idleKnotes() {
+                guard let sends, Syscall.emptySends(Int32(state.table[knote].ident)) != sends else { continue }
+                state.recheck(knote)
+            }
+            return
+        }
         for knote in state.sources.emptySockets.due() {
             guard state.table[knote].status.contains(.inUse), state.table[knote].filter == filter,
                 !state.table[knote].status.contains(.disabled)
@@ -100,12 +109,15 @@ enum EmptyFilter: DescriptorFilterOperations {
                 knote, bytes: bytes, roundTrip: roundTrip, registrar: state.registrar)
             return false
         }
-        if let baseline = state.sources.emptySockets.idleBaseline(knote) {
+        if let idle = state.sources.emptySockets.idleState(knote) {
             // An EV_CLEAR knote already returned for this empty queue fires again only once
-            // more data was acknowledged.
-            let acknowledged = info?.bytes_acked ?? Syscall.tcpSendInfo(fd)?.bytes_acked ?? baseline
-            if acknowledged == baseline {
-                try? state.sources.emptySockets.idle(knote, acknowledged: baseline, registrar: state.registrar)
+            // the application sent since (the interposers counted it), or more data was
+            // acknowledged (a send they could not see).
+            let sent = idle.sends != nil && Syscall.emptySends(fd) != idle.sends
+            let acknowledged = info?.bytes_acked ?? Syscall.tcpSendInfo(fd)?.bytes_acked ?? idle.acknowledged
+            if !sent && acknowledged == idle.acknowledged {
+                try? state.sources.emptySockets.stayIdle(
+                    knote, acknowledged: idle.acknowledged, sends: idle.sends, registrar: state.registrar)
                 return false
             }
         }
@@ -117,10 +129,11 @@ enum EmptyFilter: DescriptorFilterOperations {
     /// acknowledged data.
     static func deliver(_ knote: Int32, into event: inout kevent, in state: inout QueueState) -> Bool {
         let flags = state.table[knote].flags
-        guard flags & EV.clear != 0, flags & EV.oneShot == 0, state.table[knote].filterState == 1,
-            let info = Syscall.tcpSendInfo(Int32(state.table[knote].ident))
-        else { return false }
-        try? state.sources.emptySockets.idle(knote, acknowledged: info.bytes_acked, registrar: state.registrar)
+        guard flags & EV.clear != 0, flags & EV.oneShot == 0, state.table[knote].filterState == 1 else {
+            return false
+        }
+        let fd = Int32(state.table[knote].ident)
+        try? state.sources.emptySockets.idle(knote, fd: fd, epollFD: state.epollFD, registrar: state.registrar)
         return false
     }
 

@@ -278,6 +278,23 @@ enum Syscall {
         return kq_shim_tcp_send_info(fd, &info) == 0 ? info : nil
     }
 
+    /// EVFILT_EMPTY: marks `fd` so that the application's next send on it writes
+    /// ``emptySendWakeDescriptor()``; returns the socket's send count (nil: no slot).
+    static func armEmptySend(_ fd: Int32) -> Int64? {
+        let count = kq_shim_empty_arm(fd)
+        return count >= 0 ? count : nil
+    }
+
+    /// The send count of `fd` (it moved since ``armEmptySend(_:)``: the application sent).
+    static func emptySends(_ fd: Int32) -> Int64? {
+        let count = kq_shim_empty_sends(fd)
+        return count >= 0 ? count : nil
+    }
+
+    /// The process-wide eventfd the send interposers write for armed sockets (-1: none could
+    /// be made).
+    static func emptySendWakeDescriptor() -> Int32 { kq_shim_empty_wake_fd() }
+
     // MARK: Mounts (EVFILT_FS)
 
     /// Opens `/proc/self/mountinfo`, which raises EPOLLPRI when the mount table of the
