@@ -501,7 +501,7 @@ static uint64_t predict(int k, const struct kevent *c) {
     /* EVFILT_EMPTY (a socket's send queue) and EVFILT_FS (mounts): loose as well;
      * Tests/C/empty.c and Tests/C/fs.c pin their semantics. */
     if (f == EVFILT_EMPTY) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
-    if (f == EVFILT_FS) return OK | B(ENOENT);
+    if (f == EVFILT_FS) return OK | B(EINVAL) | B(ENOENT);
     if (!is_known(f)) {
         uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
