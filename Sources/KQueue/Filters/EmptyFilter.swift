@@ -60,7 +60,9 @@ enum EmptyFilter: DescriptorFilterOperations {
         checkAndQueue(knote, in: &state)
     }
 
-    /// An epoll report of the descriptor: look at the queue now.
+    /// An epoll report of the descriptor: look at the queue now. Kept out of line: READ and
+    /// WRITE's delivery loop, which calls it, stays as compact as it was.
+    @inline(never)
     static func reported(_ knote: Int32, revents: UInt32, in state: inout QueueState) {
         guard !state.table[knote].status.contains(.disabled), revents & reportedBits != 0 else { return }
         // A connection that ended wakes FreeBSD's knote too (its send buffer is dropped).
