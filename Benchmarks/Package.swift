@@ -52,6 +52,12 @@ let package = Package(
             name: "TimerScale",
             dependencies: ["TimerWorkloads", "CMallocCounter"]
         ),
+        // `swift run -c release EmptyDelay`: EVFILT_EMPTY's delay after the send queue
+        // emptied, and the CPU the wait costs (docs/BENCHMARKS.md).
+        .executableTarget(
+            name: "EmptyDelay",
+            dependencies: [.product(name: "KQueue", package: "main")]
+        ),
         .executableTarget(
             name: "TimerBenchmarks",
             dependencies: [

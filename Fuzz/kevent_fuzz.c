@@ -322,7 +322,8 @@ static void model_number_closed(int n) {
         for (int i = 0; i < MAXKN; i++) {
             struct knote *kn = &kqs[k].kn[i];
             if (kn->used && kn->ident == (uintptr_t)n &&
-                (kn->filter == EVFILT_READ || kn->filter == EVFILT_WRITE || kn->filter == EVFILT_VNODE))
+                (kn->filter == EVFILT_READ || kn->filter == EVFILT_WRITE || kn->filter == EVFILT_VNODE ||
+                 kn->filter == EVFILT_EMPTY))
                 kn->used = 0;
         }
     }
@@ -497,6 +498,10 @@ static uint64_t predict(int k, const struct kevent *c) {
     if (f == EVFILT_VNODE) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
     /* EVFILT_SIGNAL: the fuzzer sends no signal; Tests/C/signal.c pins the semantics. */
     if (f == EVFILT_SIGNAL) return OK | B(EINVAL) | B(ENOENT);
+    /* EVFILT_EMPTY (a socket's send queue) and EVFILT_FS (mounts): loose as well;
+     * Tests/C/empty.c and Tests/C/fs.c pin their semantics. */
+    if (f == EVFILT_EMPTY) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
+    if (f == EVFILT_FS) return OK | B(EINVAL) | B(ENOENT);
     if (!is_known(f)) {
         uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
@@ -569,7 +574,8 @@ static void apply_modify(struct knote *kn, const struct kevent *c, unsigned shor
     }
 }
 
-/* PROC, VNODE and SIGNAL: the model keeps only whether the knote exists (vague knotes). */
+/* PROC, VNODE, SIGNAL, EMPTY and FS: the model keeps only whether the knote exists (vague
+ * knotes). */
 static void apply_loose(struct kqmodel *q, const struct kevent *c, unsigned short fl, int actual) {
     struct knote *kn = kn_find(q, c->ident, c->filter);
     if (actual == ENOENT) {
@@ -583,7 +589,7 @@ static void apply_loose(struct kqmodel *q, const struct kevent *c, unsigned shor
     }
     if (!kn) {
         kn = kn_alloc(q, c->ident, c->filter);
-        kn->flags = (fl & FLAG_STORED) | (c->filter == EVFILT_VNODE ? 0 : EV_CLEAR);
+        kn->flags = (fl & FLAG_STORED) | (c->filter == EVFILT_VNODE || c->filter == EVFILT_EMPTY ? 0 : EV_CLEAR);
         kn->udata = (uintptr_t)c->udata;
     }
     kn->vague = 1;
@@ -593,7 +599,7 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
     struct kqmodel *q = &kqs[k];
     unsigned short fl = c->flags & 0x0FFF;
     short f = c->filter;
-    if ((f == EVFILT_PROC || f == EVFILT_VNODE || f == EVFILT_SIGNAL) &&
+    if ((f == EVFILT_PROC || f == EVFILT_VNODE || f == EVFILT_SIGNAL || f == EVFILT_EMPTY || f == EVFILT_FS) &&
         (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
         apply_loose(q, c, fl, actual);
         return;
@@ -658,7 +664,9 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
 /* The call's outcome for change c could not be observed: the knote may be in any state. */
 static void make_uncertain(int k, const struct kevent *c) {
     short f = c->filter;
-    if (f > 0 || f < -EVFILT_SYSCOUNT || (!is_known(f) && f != EVFILT_PROC && f != EVFILT_VNODE && f != EVFILT_SIGNAL))
+    if (f > 0 || f < -EVFILT_SYSCOUNT ||
+        (!is_known(f) && f != EVFILT_PROC && f != EVFILT_VNODE && f != EVFILT_SIGNAL && f != EVFILT_EMPTY &&
+         f != EVFILT_FS))
         return;
     if (is_fd_filter(f)) {
         int which;
@@ -1179,7 +1187,8 @@ static void decode_change(int k, struct kevent *c, int index) {
         fflags = bff;
         break;
     }
-    if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC || filter == EVFILT_SIGNAL)
+    if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC || filter == EVFILT_SIGNAL ||
+        filter == EVFILT_EMPTY || filter == EVFILT_FS)
         list_may_open_descriptor = 1;
     uint64_t token = ((uint64_t)++token_serial << 8) | (uint64_t)index | 0x1;
     EV_SET(c, ident, filter, flags, fflags, data, (void *)(uintptr_t)token);

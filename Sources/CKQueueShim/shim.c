@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <poll.h>
@@ -150,6 +152,128 @@ int kq_shim_tcp_accept_queue_length(int fd) {
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
     /* For a listening socket the kernel reports the accept-queue length in tcpi_unacked. */
     return (int)info.tcpi_unacked;
+}
+
+/* glibc's struct tcp_info stops at tcpi_total_retrans; the kernel's goes on (Linux 4.1+):
+ * pacing rates, then tcpi_bytes_acked. */
+struct kq_tcp_info_longer {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+};
+
+int kq_shim_tcp_send_info(int fd, struct kq_tcp_send_info *out) {
+    struct kq_tcp_info_longer info;
+    memset(&info, 0, sizeof info);
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    out->state = info.base.tcpi_state;
+    out->rtt_us = info.base.tcpi_rtt;
+    out->bytes_acked = len >= sizeof(info) ? info.bytes_acked : 0;
+    return 0;
+}
+
+/* listmount(2) (Linux 6.8): the same number on every architecture; the installed headers
+ * may predate it. */
+#ifndef SYS_listmount
+#define SYS_listmount 458
+#endif
+struct kq_mnt_id_req {
+    uint32_t size, spare;
+    uint64_t mnt_id, param;
+};
+#define KQ_LSMT_ROOT 0xffffffffffffffffULL
+
+static long unique_mount_ids(uint64_t *ids, size_t capacity) {
+    uint64_t page[256];
+    size_t total = 0;
+    uint64_t last = 0;
+    for (;;) {
+        struct kq_mnt_id_req request = {sizeof request, 0, KQ_LSMT_ROOT, last};
+        long n = syscall(SYS_listmount, &request, page, sizeof page / sizeof page[0], 0UL);
+        if (n < 0) return -errno;
+        for (long i = 0; i < n; i++, total++)
+            if (total < capacity) ids[total] = page[i];
+        if ((size_t)n < sizeof page / sizeof page[0]) return (long)total;
+        last = page[n - 1];
+    }
+}
+
+/* The first field of every line of /proc/self/mountinfo. */
+static long mountinfo_ids(int fd, uint64_t *ids, size_t capacity) {
+    char buffer[4096];
+    off_t offset = 0;
+    size_t total = 0;
+    int at_line_start = 1, in_number = 0;
+    uint64_t value = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buffer, sizeof buffer, offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) return (long)total;
+        offset += n;
+        for (ssize_t i = 0; i < n; i++) {
+            char c = buffer[i];
+            if (at_line_start || in_number) {
+                if (c >= '0' && c <= '9') {
+                    value = value * 10 + (uint64_t)(c - '0');
+                    at_line_start = 0;
+                    in_number = 1;
+                    continue;
+                }
+                if (in_number) {
+                    if (total < capacity) ids[total] = value;
+                    total++;
+                }
+                in_number = 0;
+                at_line_start = 0;
+                value = 0;
+            }
+            if (c == '\n') at_line_start = 1;
+        }
+    }
+}
+
+/* fanotify's mount events (Linux 6.15); the installed headers may predate them. */
+#define KQ_FAN_REPORT_MNT 0x00004000U
+#define KQ_FAN_MARK_MNTNS 0x00000110U
+#define KQ_FAN_MNT_ATTACH 0x01000000ULL
+#define KQ_FAN_MNT_DETACH 0x02000000ULL
+
+int kq_shim_mount_events_open(void) {
+    int fd = fanotify_init(KQ_FAN_REPORT_MNT | FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    int ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || fanotify_mark(fd, FAN_MARK_ADD | KQ_FAN_MARK_MNTNS, KQ_FAN_MNT_ATTACH | KQ_FAN_MNT_DETACH, ns,
+                                NULL) != 0) {
+        int error = errno;
+        if (ns >= 0) kq_shim_real_close(ns);
+        kq_shim_real_close(fd);
+        return -error;
+    }
+    kq_shim_real_close(ns);
+    return fd;
+}
+
+int kq_shim_mount_events_read(int fd) {
+    _Alignas(struct fanotify_event_metadata) char buffer[4096];
+    int bits = 0;
+    for (;;) {
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return bits;
+        struct fanotify_event_metadata *event = (struct fanotify_event_metadata *)buffer;
+        while (FAN_EVENT_OK(event, n)) {
+            if (event->mask & KQ_FAN_MNT_ATTACH) bits |= KQ_MOUNT_ATTACHED;
+            if (event->mask & KQ_FAN_MNT_DETACH) bits |= KQ_MOUNT_DETACHED;
+            if (event->mask & FAN_Q_OVERFLOW) bits |= KQ_MOUNT_EVENTS_LOST;
+            if (event->fd >= 0) kq_shim_real_close(event->fd);
+            event = FAN_EVENT_NEXT(event, n);
+        }
+    }
+}
+
+long kq_shim_mount_ids(int mountinfo_fd, int unique, uint64_t *ids, size_t capacity) {
+    return unique ? unique_mount_ids(ids, capacity) : mountinfo_ids(mountinfo_fd, ids, capacity);
 }
 
 int kq_shim_unix_accept_queue_length(int fd) {
@@ -304,6 +428,54 @@ int shutdown(int fd, int how) {
     return result;
 }
 
+/* EVFILT_EMPTY: sockets whose idle EV_CLEAR knote waits for the application's next send.
+ * A slot holds (sends << 1) | armed: a successful send on an armed socket clears `armed`,
+ * counts one and writes the process-wide eventfd, which every kqueue with such knotes watches;
+ * a kqueue sees that the count moved since it armed. */
+static struct fd_table empty_armed;
+_Atomic int kq_shim_empty_armed_any;
+static _Atomic int empty_wake = -1;
+static pthread_mutex_t empty_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int kq_shim_empty_wake_fd(void) {
+    int fd = atomic_load(&empty_wake);
+    if (fd >= 0) return fd;
+    pthread_mutex_lock(&empty_wake_lock);
+    fd = atomic_load(&empty_wake);
+    if (fd < 0) {
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd >= 0) atomic_store(&empty_wake, fd);
+    }
+    pthread_mutex_unlock(&empty_wake_lock);
+    return fd;
+}
+
+int64_t kq_shim_empty_arm(int fd) {
+    _Atomic int *slot = fd_table_slot(&empty_armed, fd, 1);
+    if (slot == NULL) return -1;
+    atomic_store(&kq_shim_empty_armed_any, 1);
+    return (int64_t)((unsigned)atomic_fetch_or(slot, 1) >> 1);
+}
+
+int64_t kq_shim_empty_sends(int fd) {
+    _Atomic int *slot = fd_table_slot(&empty_armed, fd, 0);
+    return slot == NULL ? -1 : (int64_t)((unsigned)atomic_load(slot) >> 1);
+}
+
+void kq_shim_empty_sent(int fd) {
+    _Atomic int *slot = fd_table_slot(&empty_armed, fd, 0);
+    if (slot == NULL) return;
+    int value = atomic_load_explicit(slot, memory_order_relaxed);
+    while (value & 1) {
+        if (atomic_compare_exchange_weak(slot, &value, (int)((((unsigned)value >> 1) + 1) << 1))) {
+            int wake = atomic_load(&empty_wake);
+            uint64_t one = 1;
+            if (wake >= 0 && syscall(SYS_write, wake, &one, sizeof one) < 0) { /* full: still readable */ }
+            return;
+        }
+    }
+}
+
 int kq_shim_send_is_shut_down(int fd) {
     _Atomic int *slot = fd_table_slot(&send_shutdowns, fd, 0);
     return slot != NULL && atomic_load_explicit(slot, memory_order_relaxed) != 0;
@@ -353,6 +525,8 @@ static void notify_closing(int fd) {
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
     slot = fd_table_slot(&send_shutdowns, fd, 0);
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
+    slot = fd_table_slot(&empty_armed, fd, 0);
+    if (slot != NULL) atomic_fetch_and_explicit(slot, ~1, memory_order_relaxed);
     if (!kq_shim_is_watched(fd)) return;
     kq_shim_close_hook hook = atomic_load_explicit(&close_hook, memory_order_acquire);
     if (hook != NULL) hook(fd);

@@ -54,6 +54,15 @@ static int error_for_receive(int fd) {
 /* A kept error a send gets now. */
 static int error_for_send(int fd) { return kq_shim_kept_socket_error(fd, 1); }
 
+/* EVFILT_EMPTY (shim.c): set once a socket was armed; until then a send costs this one load. */
+extern _Atomic int kq_shim_empty_armed_any;
+
+static ssize_t sent(int fd, ssize_t result) {
+    if (__builtin_expect(atomic_load_explicit(&kq_shim_empty_armed_any, memory_order_relaxed) != 0, 0) && result > 0)
+        kq_shim_empty_sent(fd);
+    return result;
+}
+
 #define FAIL_WITH(error)        \
     do {                        \
         errno = (error);        \
@@ -98,14 +107,14 @@ ssize_t write(int fd, const void *buffer, size_t count) {
     int error = error_for_send(fd);
     if (__builtin_expect(error != 0, 0)) FAIL_WITH(error);
     write_fn fn = next_write();
-    return fn ? fn(fd, buffer, count) : syscall(SYS_write, fd, buffer, count);
+    return sent(fd, fn ? fn(fd, buffer, count) : syscall(SYS_write, fd, buffer, count));
 }
 
 ssize_t send(int fd, const void *buffer, size_t count, int flags) {
     int error = error_for_send(fd);
     if (__builtin_expect(error != 0, 0)) FAIL_WITH(error);
     send_fn fn = next_send();
-    return fn ? fn(fd, buffer, count, flags) : syscall(SYS_sendto, fd, buffer, count, flags, NULL, 0);
+    return sent(fd, fn ? fn(fd, buffer, count, flags) : syscall(SYS_sendto, fd, buffer, count, flags, NULL, 0));
 }
 
 ssize_t sendto(int fd, const void *buffer, size_t count, int flags, const struct sockaddr *address,
@@ -113,15 +122,15 @@ ssize_t sendto(int fd, const void *buffer, size_t count, int flags, const struct
     int error = error_for_send(fd);
     if (__builtin_expect(error != 0, 0)) FAIL_WITH(error);
     sendto_fn fn = next_sendto();
-    return fn ? fn(fd, buffer, count, flags, address, length)
-              : syscall(SYS_sendto, fd, buffer, count, flags, address, length);
+    return sent(fd, fn ? fn(fd, buffer, count, flags, address, length)
+                       : syscall(SYS_sendto, fd, buffer, count, flags, address, length));
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
     int error = error_for_send(fd);
     if (__builtin_expect(error != 0, 0)) FAIL_WITH(error);
     sendmsg_fn fn = next_sendmsg();
-    return fn ? fn(fd, message, flags) : syscall(SYS_sendmsg, fd, message, flags);
+    return sent(fd, fn ? fn(fd, message, flags) : syscall(SYS_sendmsg, fd, message, flags));
 }
 
 /* connect(2) runs first: the kernel's connect also moves a failed connection's state (to

@@ -112,6 +112,19 @@ struct ConstantsTests {
         Pair("VnodeNote.close", VnodeNote.close.rawValue, "NOTE_CLOSE", NOTE_CLOSE),
         Pair("VnodeNote.closeWrite", VnodeNote.closeWrite.rawValue, "NOTE_CLOSE_WRITE", NOTE_CLOSE_WRITE),
         Pair("VnodeNote.read", VnodeNote.read.rawValue, "NOTE_READ", NOTE_READ),
+        // FileSystemNote: EVFILT_FS
+        Pair("FileSystemNote.notResponding", FileSystemNote.notResponding.rawValue, "VQ_NOTRESP", VQ_NOTRESP),
+        Pair(
+            "FileSystemNote.needsAuthentication", FileSystemNote.needsAuthentication.rawValue, "VQ_NEEDAUTH",
+            VQ_NEEDAUTH),
+        Pair("FileSystemNote.lowDisk", FileSystemNote.lowDisk.rawValue, "VQ_LOWDISK", VQ_LOWDISK),
+        Pair("FileSystemNote.mount", FileSystemNote.mount.rawValue, "VQ_MOUNT", VQ_MOUNT),
+        Pair("FileSystemNote.unmount", FileSystemNote.unmount.rawValue, "VQ_UNMOUNT", VQ_UNMOUNT),
+        Pair("FileSystemNote.dead", FileSystemNote.dead.rawValue, "VQ_DEAD", VQ_DEAD),
+        Pair("FileSystemNote.assist", FileSystemNote.assist.rawValue, "VQ_ASSIST", VQ_ASSIST),
+        Pair(
+            "FileSystemNote.lockNotResponding", FileSystemNote.lockNotResponding.rawValue, "VQ_NOTRESPLOCK",
+            VQ_NOTRESPLOCK),
     ]
 
     /// The engine's constants (Internals/Constants.swift) and the C ABI's flag mask.
@@ -153,6 +166,9 @@ struct ConstantsTests {
         // Note: EVFILT_READ, EVFILT_WRITE
         Pair("Note.lowWater", Note.lowWater, "NOTE_LOWAT", NOTE_LOWAT),
         Pair("Note.filePoll", Note.filePoll, "NOTE_FILE_POLL", NOTE_FILE_POLL),
+        // Note: EVFILT_FS
+        Pair("Note.vqMount", Note.vqMount, "VQ_MOUNT", VQ_MOUNT),
+        Pair("Note.vqUnmount", Note.vqUnmount, "VQ_UNMOUNT", VQ_UNMOUNT),
         // Note: EVFILT_USER
         Pair("Note.ffAnd", Note.ffAnd, "NOTE_FFAND", NOTE_FFAND),
         Pair("Note.ffOr", Note.ffOr, "NOTE_FFOR", NOTE_FFOR),

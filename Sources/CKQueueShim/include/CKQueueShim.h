@@ -85,6 +85,26 @@ int kq_shim_pidfd_has_exited(int pidfd);
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
+/* EVFILT_EMPTY: what TCP_INFO tells of a connection's sending side. Returns 0, or -1 with
+ * errno (not a TCP socket). bytes_acked is 0 on a kernel that does not report it (< 4.1). */
+struct kq_tcp_send_info {
+    uint8_t state;        /* TCP_ESTABLISHED, TCP_FIN_WAIT1, ... (linux/tcp.h numbering) */
+    uint32_t rtt_us;      /* smoothed round-trip time */
+    uint64_t bytes_acked; /* data bytes the peer acknowledged so far (tcpi_bytes_acked) */
+};
+int kq_shim_tcp_send_info(int fd, struct kq_tcp_send_info *info);
+/* EVFILT_FS: a fanotify group told of every mount attached to or detached from the caller's
+ * mount namespace (FAN_REPORT_MNT, Linux 6.15+; needs CAP_SYS_ADMIN in the user namespace that
+ * owns it: EPERM otherwise, EINVAL on older kernels). Returns the descriptor or -errno. */
+int kq_shim_mount_events_open(void);
+enum { KQ_MOUNT_ATTACHED = 1, KQ_MOUNT_DETACHED = 2, KQ_MOUNT_EVENTS_LOST = 4 };
+/* Reads every queued mount event: the KQ_MOUNT_* bits of what was read (0 when none). */
+int kq_shim_mount_events_read(int fd);
+/* EVFILT_FS: the mount IDs of the caller's mount namespace, into ids[0..capacity). With
+ * `unique`, listmount(2)'s 64-bit IDs, never reused (Linux 6.8+; ENOSYS before); else the
+ * 32-bit IDs of /proc/self/mountinfo, read from `mountinfo_fd` (the kernel may reuse them).
+ * Returns how many mounts there are (more than `capacity`: call again with room), or -errno. */
+long kq_shim_mount_ids(int mountinfo_fd, int unique, uint64_t *ids, size_t capacity);
 /* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */
 int kq_shim_unix_accept_queue_length(int fd);
 
@@ -118,6 +138,15 @@ int kq_shim_take_socket_error(int fd);
 /* The error kept for `fd` (0 if none), cleared when `take` is set: what the application's
  * read, recv, write, send and connect get back (socket_errors.c). */
 int kq_shim_kept_socket_error(int fd, int take);
+
+/* EVFILT_EMPTY: the application's sends on a socket whose idle EV_CLEAR knote waits for one.
+ * kq_shim_empty_arm marks `fd` (the next successful write, send, sendto or sendmsg on it then
+ * writes the process-wide eventfd kq_shim_empty_wake_fd) and returns the socket's send count,
+ * which kq_shim_empty_sends reads later (moved: a send came); -1 when `fd` has no slot. */
+int kq_shim_empty_wake_fd(void);
+int64_t kq_shim_empty_arm(int fd);
+int64_t kq_shim_empty_sends(int fd);
+void kq_shim_empty_sent(int fd);
 
 /* shutdown(2) is interposed: true once the application shut down `fd`'s sending side
  * (SHUT_WR or SHUT_RDWR), which EVFILT_WRITE reports as EV_EOF (FreeBSD's SBS_CANTSENDMORE). */

@@ -22,7 +22,9 @@ enum FilterTable {
         case FilterID.signal: try visitor.visit(SignalFilter.self, in: &state)
         case FilterID.timer: try visitor.visit(TimerFilter.self, in: &state)
         case FilterID.user: try visitor.visit(UserFilter.self, in: &state)
-        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, FS, LIO, SENDFILE, EMPTY
+        case FilterID.fs: try visitor.visit(FSFilter.self, in: &state)
+        case FilterID.empty: try visitor.visit(EmptyFilter.self, in: &state)
+        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, LIO, SENDFILE
         }
     }
 
@@ -53,6 +55,10 @@ struct FilterSources: ~Copyable {
     /// EVFILT_TIMER: relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME ones (CLOCK_REALTIME).
     var monotonicTimers = TimerClock(clock: CLOCK_MONOTONIC, payload: 0)
     var realtimeTimers = TimerClock(clock: CLOCK_REALTIME, payload: 1)
+    /// EVFILT_EMPTY: when to look again at TCP send queues.
+    var emptySockets = EmptySocketWatcher()
+    /// EVFILT_FS: the mount table.
+    var mounts = MountWatcher()
 }
 
 // MARK: The operations, as visitors

@@ -18,6 +18,7 @@ extension DescriptorFilter {
         var outcome = DeliveryOutcome()
         deliver(ReadFilter.self, fd: fd, revents: revents, entry: entry, into: &context, outcome: &outcome, in: &state)
         deliver(WriteFilter.self, fd: fd, revents: revents, entry: entry, into: &context, outcome: &outcome, in: &state)
+        if entry.empty >= 0 { EmptyFilter.reported(entry.empty, revents: revents, in: &state) }
         if outcome.unusable && !state.sources.descriptors.entries[Int(fd)].edgeForced {
             state.sources.descriptors.entries[Int(fd)].edgeForced = true
             outcome.changed = true
@@ -106,6 +107,8 @@ extension DescriptorFilter {
                 count += 1
             }
         }
+        // EVFILT_EMPTY: a report only prompts a check, which queues the knote if it is ready.
+        if entry.empty >= 0 { EmptyFilter.reported(entry.empty, revents: revents, in: &state) }
         return count
     }
 }

@@ -9,7 +9,9 @@ import SystemPackage
 /// line, `DescriptorRegistration.swift`; delivery is in `DescriptorDelivery.swift`).
 ///
 /// ``ReadFilter`` and ``WriteFilter`` conform: each gives its interest and its `f_event`
-/// (``evaluate(_:entry:fd:revents:)``); everything else is shared here.
+/// (``evaluate(_:entry:fd:revents:)``); everything else is shared here. ``EmptyFilter`` takes
+/// the third slot and shares the registration, but is delivered from the active queue: an
+/// epoll report only prompts its check.
 protocol DescriptorFilterOperations: FilterOperations {
     /// The epoll interest of an enabled knote of this filter.
     static var epollInterest: UInt32 { get }
@@ -56,9 +58,7 @@ extension DescriptorFilterOperations {
             // What was learned about the descriptor (its kind) must not outlive a failed
             // attach: the number may name another file by the next EV_ADD.
             let i = Int(fd)
-            if state.sources.descriptors.entries[i].knote(FilterID.read) < 0
-                || state.sources.descriptors.entries[i].knote(FilterID.write) < 0
-            {
+            if state.sources.descriptors.entries[i].knoteCount <= 1 {
                 state.sources.descriptors.entries[i].forgetFile()
             }
             throw error

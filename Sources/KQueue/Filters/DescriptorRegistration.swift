@@ -31,6 +31,11 @@ extension DescriptorFilter {
             events |= interest
             if table[index].flags & EV.clear != 0 || table[index].savedFlags & Note.lowWater != 0 { edge = true }
         }
+        // EVFILT_EMPTY wants the write-space edges only (a socket is writable nearly always).
+        if entry.empty >= 0 && !table[entry.empty].status.contains(.disabled) {
+            events |= EmptyFilter.epollInterest
+            edge = true
+        }
         if events == 0 { edge = true }  // quiet: HUP and ERR cannot be masked out
         return edge ? events | edgeTriggered : events
     }

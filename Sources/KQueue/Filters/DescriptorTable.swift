@@ -2,9 +2,9 @@ import CKQueueShim
 import Glibc
 import SystemPackage
 
-/// Per-descriptor state of one kqueue: the READ and WRITE knotes on that number share one
-/// epoll registration (epoll allows one per descriptor and open file), whose interest is the
-/// union of the enabled knotes' interests.
+/// Per-descriptor state of one kqueue: the READ, WRITE and EMPTY knotes on that number share
+/// one epoll registration (epoll allows one per descriptor and open file), whose interest is
+/// the union of the enabled knotes' interests.
 struct DescriptorEntry {
     /// Knote indices, -1 for none.
     var read: Int32 = -1
@@ -25,19 +25,32 @@ struct DescriptorEntry {
     var receiveLowWater: Int64 = 1
     /// A stream socket seen connected (WRITE on a never-connected socket never fires).
     var wasConnected = false
+    /// The EVFILT_EMPTY knote, -1 for none (last, so that the entry's stride stays 40 bytes).
+    var empty: Int32 = -1
 
-    var isEmpty: Bool { read < 0 && write < 0 }
+    var isEmpty: Bool { read < 0 && write < 0 && empty < 0 }
+
+    /// How many knotes the entry holds.
+    var knoteCount: Int { (read >= 0 ? 1 : 0) + (write >= 0 ? 1 : 0) + (empty >= 0 ? 1 : 0) }
 
     /// The live registration is edge-triggered (EPOLLET).
     var isEdgeTriggered: Bool { registeredEvents & UInt32(EPOLLET.rawValue) != 0 }
 
-    /// The knote of `filter` (READ or WRITE) on this descriptor, -1 for none.
+    /// The knote of `filter` (READ, WRITE or EMPTY) on this descriptor, -1 for none.
     @inline(__always)
-    func knote(_ filter: Int16) -> Int32 { filter == FilterID.read ? read : write }
+    func knote(_ filter: Int16) -> Int32 {
+        filter == FilterID.read ? read : filter == FilterID.write ? write : empty
+    }
 
     @inline(__always)
     mutating func setKnote(_ filter: Int16, _ index: Int32) {
-        if filter == FilterID.read { read = index } else { write = index }
+        if filter == FilterID.read {
+            read = index
+        } else if filter == FilterID.write {
+            write = index
+        } else {
+            empty = index
+        }
     }
 
     /// Forgets what was learned about the open file (its number may name another one next).
@@ -48,7 +61,7 @@ struct DescriptorEntry {
     }
 }
 
-/// EVFILT_READ and EVFILT_WRITE's table: one ``DescriptorEntry`` per descriptor number
+/// EVFILT_READ, EVFILT_WRITE and EVFILT_EMPTY's table: one ``DescriptorEntry`` per descriptor number
 /// (grown on demand), and the descriptors a scan moves to the back of epoll's list.
 struct DescriptorTable: ~Copyable {
     var entries = SlotBuffer<DescriptorEntry>(capacity: 64)

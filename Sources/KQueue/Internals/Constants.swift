@@ -79,6 +79,10 @@ enum Note {
     static let child = UInt32(truncatingIfNeeded: NOTE_CHILD)
     static let exitUnknown = UInt32(truncatingIfNeeded: NOTE_EXIT_UNKNOWN)
 
+    // EVFILT_FS (FreeBSD's vfsquery flags)
+    static let vqMount = UInt32(truncatingIfNeeded: VQ_MOUNT)
+    static let vqUnmount = UInt32(truncatingIfNeeded: VQ_UNMOUNT)
+
     // EVFILT_TIMER
     static let seconds = UInt32(truncatingIfNeeded: NOTE_SECONDS)
     static let milliseconds = UInt32(truncatingIfNeeded: NOTE_MSECONDS)

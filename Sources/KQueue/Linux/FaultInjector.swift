@@ -4,7 +4,8 @@ import SystemPackage
 /// The system calls a test can make fail (``FaultInjector``), by the C name it passes.
 enum SyscallName: Int32, CaseIterable {
     case epollCreate, epollCtl, epollWait, eventFD, timerFDCreate, timerFDSetTime, inotifyInit,
-        inotifyAddWatch, read, write, fstat, pidfdOpen, processConnectorOpen
+        inotifyAddWatch, read, write, fstat, pidfdOpen, processConnectorOpen, listmount,
+        fanotifyInit
 
     /// The C function's name.
     var cName: String {
@@ -22,6 +23,8 @@ enum SyscallName: Int32, CaseIterable {
         case .fstat: "fstat"
         case .pidfdOpen: "pidfd_open"
         case .processConnectorOpen: "proc_connector_open"
+        case .listmount: "listmount"
+        case .fanotifyInit: "fanotify_init"
         }
     }
 

@@ -271,6 +271,75 @@ enum Syscall {
         return queued >= 0 ? Int64(queued) : nil
     }
 
+    /// TCP_INFO's state, smoothed RTT and acknowledged bytes (EVFILT_EMPTY); nil for a socket
+    /// that is not TCP. EINTR: cannot happen.
+    static func tcpSendInfo(_ fd: Int32) -> kq_tcp_send_info? {
+        var info = kq_tcp_send_info()
+        return kq_shim_tcp_send_info(fd, &info) == 0 ? info : nil
+    }
+
+    /// EVFILT_EMPTY: marks `fd` so that the application's next send on it writes
+    /// ``emptySendWakeDescriptor()``; returns the socket's send count (nil: no slot).
+    static func armEmptySend(_ fd: Int32) -> Int64? {
+        let count = kq_shim_empty_arm(fd)
+        return count >= 0 ? count : nil
+    }
+
+    /// The send count of `fd` (it moved since ``armEmptySend(_:)``: the application sent).
+    static func emptySends(_ fd: Int32) -> Int64? {
+        let count = kq_shim_empty_sends(fd)
+        return count >= 0 ? count : nil
+    }
+
+    /// The process-wide eventfd the send interposers write for armed sockets (-1: none could
+    /// be made).
+    static func emptySendWakeDescriptor() -> Int32 { kq_shim_empty_wake_fd() }
+
+    // MARK: Mounts (EVFILT_FS)
+
+    /// Opens `/proc/self/mountinfo`, which raises EPOLLPRI when the mount table of the
+    /// caller's namespace changes. EINTR: cannot happen for a proc file.
+    static func openMountTable() throws(Errno) -> Int32 {
+        try valueOrErrno(nil) { open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC) }
+    }
+
+    /// A fanotify group told of every mount attached to or detached from the caller's mount
+    /// namespace (Linux 6.15+, CAP_SYS_ADMIN over it). EINTR: cannot happen.
+    static func openMountEvents() throws(Errno) -> Int32 {
+        #if DEBUG
+            if let injected = FaultInjector.failure(for: .fanotifyInit) { throw injected }
+            // A kernel without listmount (before 6.8) has no mount events either (6.15).
+            if FaultInjector.failure(for: .listmount) != nil { throw .invalidArgument }
+        #endif
+        let fd = kq_shim_mount_events_open()
+        guard fd >= 0 else { throw Errno(rawValue: -fd) }
+        return fd
+    }
+
+    /// Reads every queued mount event: KQ_MOUNT_* bits. EINTR: retried in C.
+    static func readMountEvents(_ fd: Int32) -> Int32 { kq_shim_mount_events_read(fd) }
+
+    /// The mount IDs of the caller's namespace, into `ids` (grown as needed): listmount(2)'s
+    /// unique IDs with `unique` (ENOSYS before Linux 6.8), else the first field of each line
+    /// of `mountinfo`.
+    static func mountIDs(_ mountinfo: Int32, unique: Bool, into ids: inout [UInt64]) throws(Errno) {
+        #if DEBUG
+            if unique, let injected = FaultInjector.failure(for: .listmount) { throw injected }
+        #endif
+        var capacity = max(ids.capacity, 64)
+        while true {
+            ids.removeAll(keepingCapacity: true)
+            let n = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity) { buffer in
+                let n = kq_shim_mount_ids(mountinfo, unique ? 1 : 0, buffer.baseAddress, capacity)
+                if n > 0 && n <= capacity { ids.append(contentsOf: buffer[0..<n]) }
+                return n
+            }
+            if n < 0 { throw Errno(rawValue: Int32(-n)) }
+            if n <= capacity { return }
+            capacity = n + n / 4
+        }
+    }
+
     // MARK: Processes (C shim)
 
     /// pidfd_open(2). EINTR: cannot happen.

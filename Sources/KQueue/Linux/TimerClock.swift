@@ -10,16 +10,19 @@ import SystemPackage
 /// absorbed by the scan, which then arms it for the next deadline).
 struct TimerClock {
     let clock: clockid_t
-    /// EVFILT_TIMER's payload in this clock's epoll tag.
+    /// The owner's payload in this clock's epoll tag.
     let payload: UInt32
+    /// The filter whose ``FilterOperations/sourceReported(_:in:)`` hears the timerfd.
+    let owner: Int16
     var heap = TimerHeap()
     private(set) var descriptor: Int32 = -1
     /// The deadline the timerfd is armed for; `Int64.max` when disarmed.
     private var armedDeadline = Int64.max
 
-    init(clock: clockid_t, payload: UInt32) {
+    init(clock: clockid_t, payload: UInt32, owner: Int16 = FilterID.timer) {
         self.clock = clock
         self.payload = payload
+        self.owner = owner
     }
 
     func now() -> Int64 { Syscall.now(clock) }
@@ -29,7 +32,7 @@ struct TimerClock {
         guard descriptor < 0 else { return }
         let fd = try Syscall.timerFDCreate(clock)
         let events = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
-        try registrar.register(fd, events: events, tag: EpollTag.source(filter: FilterID.timer, payload: payload))
+        try registrar.register(fd, events: events, tag: EpollTag.source(filter: owner, payload: payload))
         descriptor = fd
     }
 

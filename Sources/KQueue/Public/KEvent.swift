@@ -120,6 +120,25 @@ extension KEvent {
             udata: udata)
     }
 
+    /// A change or event for the send queue of socket `descriptor` being empty
+    /// (``Filter/empty``): for TCP, every byte written was acknowledged; other sockets keep
+    /// nothing in their send queue (as on FreeBSD 12) and are ready at once. `data` is the
+    /// bytes still queued (0 in an event). A descriptor that is not a socket: `EINVAL`.
+    public static func empty(
+        _ descriptor: FileDescriptor, flags: Flags = .add, udata: UnsafeMutableRawPointer? = nil
+    ) -> KEvent {
+        KEvent(ident: UInt(descriptor.rawValue), filter: .empty, flags: flags, udata: udata)
+    }
+
+    /// A change or event for mounts and unmounts in the process's mount namespace
+    /// (``Filter/fileSystem``; any `ident`, EV_CLEAR is added by the filter; an event's `fflags`
+    /// are ``FileSystemNote`` bits).
+    public static func fileSystem(
+        _ ident: UInt = 0, flags: Flags = .add, udata: UnsafeMutableRawPointer? = nil
+    ) -> KEvent {
+        KEvent(ident: ident, filter: .fileSystem, flags: flags, udata: udata)
+    }
+
     /// A change for the user event `ident` (``Filter/user``).
     public static func user(
         _ ident: UInt, flags: Flags = [], note: UserNote = .noOperation, data: Int64 = 0,

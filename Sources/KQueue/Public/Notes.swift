@@ -120,3 +120,29 @@ public struct VnodeNote: OptionSet, Hashable, Sendable {
     /// The file was read. C: `NOTE_READ`.
     public static let read = VnodeNote(rawValue: 0x0400)
 }
+
+/// `fflags` of ``Filter/fileSystem`` (EVFILT_FS) events: what happened to mounts since the last
+/// event (FreeBSD's `VQ_*` values, from `<sys/mount.h>` there, `<sys/event.h>` here). A
+/// registration's `fflags` are ignored: every change is reported. Linux tells ``mount`` and
+/// ``unmount`` (in the caller's mount namespace); FreeBSD 12 raises the others for NFS only.
+public struct FileSystemNote: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// A server stopped responding. C: `VQ_NOTRESP`.
+    public static let notResponding = FileSystemNote(rawValue: 0x0001)
+    /// A server refused authentication. C: `VQ_NEEDAUTH`.
+    public static let needsAuthentication = FileSystemNote(rawValue: 0x0002)
+    /// A file system is low on space. C: `VQ_LOWDISK`.
+    public static let lowDisk = FileSystemNote(rawValue: 0x0004)
+    /// A file system was mounted. C: `VQ_MOUNT`.
+    public static let mount = FileSystemNote(rawValue: 0x0008)
+    /// A file system was unmounted. C: `VQ_UNMOUNT`.
+    public static let unmount = FileSystemNote(rawValue: 0x0010)
+    /// A file system is dead and needs a forced unmount. C: `VQ_DEAD`.
+    public static let dead = FileSystemNote(rawValue: 0x0020)
+    /// A file system needs help from an external program. C: `VQ_ASSIST`.
+    public static let assist = FileSystemNote(rawValue: 0x0040)
+    /// A server's lock daemon stopped responding. C: `VQ_NOTRESPLOCK`.
+    public static let lockNotResponding = FileSystemNote(rawValue: 0x0080)
+}

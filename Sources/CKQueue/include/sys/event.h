@@ -124,6 +124,31 @@ struct kevent {
 #define NOTE_ABSTIME    0x00000010  /* timeout is absolute */
 #define NOTE_ABSOLUTE   NOTE_ABSTIME /* macOS spelling, for source compatibility */
 
+/*
+ * fflags of EVFILT_FS events (vfsquery flags). FreeBSD declares them in <sys/mount.h>, which on
+ * Linux is glibc's mount(2) header (it has no VQ_*): they are here so that a FreeBSD program
+ * finds them through <sys/event.h>, which it includes for kevent() anyway. Guarded, so that a
+ * header that declares them too (with FreeBSD's values) does not clash.
+ */
+#ifndef VQ_NOTRESP
+#define VQ_NOTRESP      0x0001  /* server down */
+#define VQ_NEEDAUTH     0x0002  /* server bad auth */
+#define VQ_LOWDISK      0x0004  /* we're low on space */
+#define VQ_MOUNT        0x0008  /* new filesystem arrived */
+#define VQ_UNMOUNT      0x0010  /* filesystem has left */
+#define VQ_DEAD         0x0020  /* filesystem is dead, needs force unmount */
+#define VQ_ASSIST       0x0040  /* filesystem needs assistance from external program */
+#define VQ_NOTRESPLOCK  0x0080  /* server lockd down */
+#define VQ_FLAG0100     0x0100  /* placeholder */
+#define VQ_FLAG0200     0x0200  /* placeholder */
+#define VQ_FLAG0400     0x0400  /* placeholder */
+#define VQ_FLAG0800     0x0800  /* placeholder */
+#define VQ_FLAG1000     0x1000  /* placeholder */
+#define VQ_FLAG2000     0x2000  /* placeholder */
+#define VQ_FLAG4000     0x4000  /* placeholder */
+#define VQ_FLAG8000     0x8000  /* placeholder */
+#endif
+
 /* Flags for kqueuex(2) */
 #define KQUEUE_CLOEXEC  0x00000001  /* close on exec */
 
