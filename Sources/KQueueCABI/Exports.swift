@@ -1,4 +1,5 @@
 import CKQueue
+import CKQueueShim
 import Glibc
 @_spi(CABI) @_spi(Testing) import KQueue
 
@@ -35,3 +36,31 @@ public func kevent_export(
         return kqueueTestInjectFault(call: String(cString: call), error: error, skip: Int(skip), count: Int(count))
     }
 #endif
+
+// The engine's side of libkqueue.so's aio_* functions (Sources/CKQueueAIO/aio.c): not in any
+// header a program includes.
+
+@_cdecl("kq_engine_aio_submit")
+public func kq_engine_aio_submit(
+    _ kq: Int32, _ requests: UnsafePointer<kq_aio_request>, _ count: Int32, _ tags: UnsafeMutablePointer<UInt64>,
+    _ errors: UnsafeMutablePointer<Int32>
+) {
+    CABI.aioSubmit(kq, requests, count, tags, errors)
+}
+
+@_cdecl("kq_engine_aio_cancel")
+public func kq_engine_aio_cancel(_ kq: Int32, _ tag: UInt64) -> Int32 { CABI.aioCancel(kq, tag) }
+
+@_cdecl("kq_engine_aio_release")
+public func kq_engine_aio_release(_ kq: Int32, _ ident: UInt, _ filter: Int16, _ tag: UInt64) {
+    CABI.aioRelease(kq, ident, filter, tag)
+}
+
+@_cdecl("kq_engine_aio_poll")
+public func kq_engine_aio_poll(_ kq: Int32) { CABI.aioPoll(kq) }
+
+@_cdecl("kq_engine_aio_wait_fd")
+public func kq_engine_aio_wait_fd(_ kq: Int32) -> Int32 { CABI.aioWaitDescriptor(kq) }
+
+@_cdecl("kq_engine_aio_mark_done")
+public func kq_engine_aio_mark_done(_ kq: Int32, _ tag: UInt64) { CABI.aioMarkDone(kq, tag) }

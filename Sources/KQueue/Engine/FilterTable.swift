@@ -22,7 +22,8 @@ enum FilterTable {
         case FilterID.signal: try visitor.visit(SignalFilter.self, in: &state)
         case FilterID.timer: try visitor.visit(TimerFilter.self, in: &state)
         case FilterID.user: try visitor.visit(UserFilter.self, in: &state)
-        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, FS, LIO, SENDFILE, EMPTY
+        case FilterID.lio: try visitor.visit(LIOFilter.self, in: &state)
+        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, FS, SENDFILE, EMPTY
         }
     }
 
@@ -53,6 +54,8 @@ struct FilterSources: ~Copyable {
     /// EVFILT_TIMER: relative timers (CLOCK_MONOTONIC) and NOTE_ABSTIME ones (CLOCK_REALTIME).
     var monotonicTimers = TimerClock(clock: CLOCK_MONOTONIC, payload: 0)
     var realtimeTimers = TimerClock(clock: CLOCK_REALTIME, payload: 1)
+    /// EVFILT_AIO and EVFILT_LIO: the I/O backend and the requests.
+    var aio = AIORequests()
 }
 
 // MARK: The operations, as visitors
