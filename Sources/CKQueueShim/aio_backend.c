@@ -327,7 +327,10 @@ static int uring_cancel(struct kq_aio_backend *b, uint64_t tag) {
 
 /* ---- the thread pool ----------------------------------------------------------------- */
 
-enum { POOL_QUEUED, POOL_WAITING, POOL_RUNNING };
+/* QUEUED: in the queue. STARTING: taken by a worker, no system call made yet. WAITING: a
+ * stream waiting for readiness. All three can be cancelled; RUNNING (in the read, write or
+ * fsync itself) cannot. */
+enum { POOL_QUEUED, POOL_STARTING, POOL_WAITING, POOL_RUNNING };
 
 struct pool_job {
     struct kq_aio_op op;
@@ -342,7 +345,6 @@ struct pool_job {
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t pool_finished = PTHREAD_COND_INITIALIZER;
 static struct pool_job *pool_head, *pool_tail;
 static struct pool_job *pool_running; /* list of running and waiting jobs */
 static int pool_threads, pool_idle;
@@ -379,8 +381,7 @@ static void pool_complete(struct pool_job *job, int64_t result) {
     pthread_mutex_unlock(&b->done_lock);
     signal_event_fd(b->event_fd);
     b->pool_jobs--;
-    pthread_cond_broadcast(&pool_finished);
-    free(job);
+        free(job);
 }
 
 /* A descriptor that has no file position (pipe, FIFO, socket, tty) is read and written at its
@@ -398,9 +399,20 @@ static int pool_wait_ready(struct pool_job *job, short events) {
     }
 }
 
+/* The job leaves STARTING or WAITING for RUNNING, unless it was cancelled meanwhile. */
+static int pool_start_running(struct pool_job *job) {
+    pthread_mutex_lock(&pool_lock);
+    int cancelled = job->cancelled;
+    job->state = POOL_RUNNING;
+    pthread_mutex_unlock(&pool_lock);
+    return cancelled ? -ECANCELED : 0;
+}
+
 static int64_t pool_perform(struct pool_job *job) {
     const struct kq_aio_op *op = &job->op;
     ssize_t r;
+    if ((op->opcode == KQ_AIO_OP_FSYNC || op->opcode == KQ_AIO_OP_FDATASYNC) && pool_start_running(job) < 0)
+        return -ECANCELED;
     switch (op->opcode) {
     case KQ_AIO_OP_FSYNC: r = fsync(op->fd); break;
     case KQ_AIO_OP_FDATASYNC: r = fdatasync(op->fd); break;
@@ -417,13 +429,12 @@ static int64_t pool_perform(struct pool_job *job) {
             job->state = POOL_WAITING;
             pthread_mutex_unlock(&pool_lock);
             int ready = pool_wait_ready(job, reading ? POLLIN : POLLOUT);
-            pthread_mutex_lock(&pool_lock);
-            if (job->cancelled) ready = -ECANCELED; /* cancelled after it became ready */
-            job->state = POOL_RUNNING;
-            pthread_mutex_unlock(&pool_lock);
+            if (ready == 0) ready = pool_start_running(job); /* cancelled after it became ready */
             if (ready < 0) return ready;
             if (vectored) r = reading ? readv(op->fd, iov, (int)op->length) : writev(op->fd, iov, (int)op->length);
             else r = reading ? read(op->fd, op->buffer, op->length) : write(op->fd, op->buffer, op->length);
+        } else if (pool_start_running(job) < 0) {
+            return -ECANCELED;
         } else if (vectored) {
             r = reading ? preadv(op->fd, iov, (int)op->length, op->offset)
                         : pwritev(op->fd, iov, (int)op->length, op->offset);
@@ -457,7 +468,7 @@ static void *pool_worker(void *unused) {
         }
         struct pool_job *job = pool_head;
         pool_unlink(&pool_head, job);
-        job->state = POOL_RUNNING;
+        job->state = POOL_STARTING;
         pool_push_running(job);
         pthread_mutex_unlock(&pool_lock);
         int64_t result = pool_perform(job);
@@ -473,7 +484,6 @@ static void pool_fork_parent(void) { pthread_mutex_unlock(&pool_lock); }
 static void pool_fork_child(void) {
     pthread_mutex_init(&pool_lock, NULL);
     pthread_cond_init(&pool_work, NULL);
-    pthread_cond_init(&pool_finished, NULL);
     pool_head = pool_tail = pool_running = NULL;
     pool_threads = pool_idle = 0;
 }
@@ -553,7 +563,7 @@ static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
     if (result == -ENOENT) {
         for (struct pool_job *job = pool_running; job != NULL; job = job->next) {
             if (job->backend != b || job->op.tag != tag) continue;
-            if (job->state == POOL_WAITING) {
+            if (job->state == POOL_WAITING || job->state == POOL_STARTING) {
                 job->cancelled = 1;
                 result = 0;
             } else {
@@ -655,21 +665,16 @@ int kq_aio_backend_reap(struct kq_aio_backend *b, struct kq_aio_completion *out,
 }
 
 int kq_aio_backend_cancel(struct kq_aio_backend *b, uint64_t tag) {
-    return b->kind == KQ_AIO_BACKEND_IO_URING ? uring_cancel(b, tag) : pool_cancel(b, tag);
+    /* An io_uring backend hands retries of pollable descriptors to the pool. */
+    int result = pool_cancel(b, tag);
+    if (result != -ENOENT || b->kind != KQ_AIO_BACKEND_IO_URING) return result;
+    return uring_cancel(b, tag);
 }
 
 int kq_aio_backend_wait(struct kq_aio_backend *b) {
-    if (b->kind == KQ_AIO_BACKEND_IO_URING) {
-        if (sys_uring_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS) < 0 && errno != EINTR) return -errno;
-        return 0;
-    }
-    pthread_mutex_lock(&pool_lock);
-    pthread_mutex_lock(&b->done_lock);
-    size_t ready = b->done_count;
-    pthread_mutex_unlock(&b->done_lock);
-    /* Every completion broadcasts; the caller reaps and loops. */
-    if (ready == 0 && b->pool_jobs > 0) pthread_cond_wait(&pool_finished, &pool_lock);
-    pthread_mutex_unlock(&pool_lock);
+    /* Both kinds signal the eventfd on every completion, and a reap reads it first. */
+    struct pollfd pfd = {.fd = b->event_fd, .events = POLLIN};
+    if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return -errno;
     return 0;
 }
 

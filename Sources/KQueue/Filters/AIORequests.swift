@@ -370,6 +370,8 @@ extension QueueState {
             return
         }
         sources.aio.jobs[slot].inFlight = false
+        // A first attempt that would have blocked, while the kqueue closes: never started.
+        let result = result == -Int64(EAGAIN) && op.attempt == 0 ? -Int64(ECANCELED) : result
         if sources.aio.jobs[slot].done {
             // Completed at once by a cancel (C ABI): now the kernel is done with its memory.
             sources.aio.free(slot)
