@@ -3,9 +3,11 @@
  * has requests, created on first use. Two kinds behind one interface:
  *
  *   io_uring  a ring of the kqueue's own, driven by raw system calls (no liburing: the C ABI
- *             library gains no run-time dependency); its completions are signalled through an
- *             eventfd registered with IORING_REGISTER_EVENTFD, which the kqueue's epoll
- *             instance watches.
+ *             library gains no run-time dependency), for the reads and writes that complete
+ *             without blocking (RWF_NOWAIT: the page cache, a ready socket), many per system
+ *             call; what would block, and fsync, goes to the thread pool below. Completions
+ *             are signalled through an eventfd registered with IORING_REGISTER_EVENTFD (the
+ *             pool writes the same eventfd), which the kqueue's epoll instance watches.
  *   threads   a process-wide pool of worker threads running pread/pwrite/preadv/pwritev/
  *             fsync; a worker appends the result to the backend's completion list and writes
  *             the same kind of eventfd. Used where io_uring is unavailable (old kernel,
@@ -96,7 +98,7 @@ static int uring_has_opcodes(int fd) {
     if (probe == NULL) return 0;
     int ok = sys_uring_register(fd, IORING_REGISTER_PROBE, probe, 256) == 0;
     static const int needed[] = {IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READV, IORING_OP_WRITEV,
-                                 IORING_OP_FSYNC, IORING_OP_ASYNC_CANCEL};
+                                 IORING_OP_ASYNC_CANCEL};
     for (size_t i = 0; ok && i < sizeof needed / sizeof needed[0]; i++) {
         ok = needed[i] <= probe->last_op && (probe->ops[needed[i]].flags & IO_URING_OP_SUPPORTED);
     }
@@ -221,13 +223,12 @@ static int uring_flush(struct kq_aio_backend *b, unsigned count) {
     return 0;
 }
 
-/* A first attempt reads and writes with RWF_NOWAIT: data in the page cache is copied during
- * the submission itself (the fast path), and anything that would block fails with EAGAIN at
- * once, to be retried (second attempt) where its completion cannot interrupt a wait: a regular
- * file or block device in io_uring's worker threads (IOSQE_ASYNC), anything pollable (pipe,
- * socket, tty) in the thread pool. io_uring completes a request it had to wait for by task
- * work in the submitting thread, which ends that thread's epoll_wait with EINTR, a signal the
- * application never sent (docs/ARCHITECTURE.md). fsync always runs in a worker. */
+/* Only first attempts of reads and writes enter the ring, with RWF_NOWAIT: data in the page
+ * cache is copied during the submission itself (the fast path), and anything that would block
+ * fails with EAGAIN at once, to be retried (second attempt) in the thread pool, as are fsyncs.
+ * Whatever io_uring has to wait for itself it completes with task work in the submitting
+ * thread, or hands to io-wq workers whose creation is task work too; both interrupt that
+ * thread's epoll_wait with EINTR, a signal the application never sent (docs/ARCHITECTURE.md). */
 static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) {
     memset(sqe, 0, sizeof *sqe);
     sqe->fd = op->fd;
@@ -235,53 +236,33 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
     sqe->off = (uint64_t)op->offset;
     sqe->addr = (uint64_t)(uintptr_t)op->buffer;
     sqe->len = (unsigned)op->length;
-    if (op->attempt == 0) sqe->rw_flags = RWF_NOWAIT;
-    else sqe->flags = IOSQE_ASYNC;
+    sqe->rw_flags = RWF_NOWAIT;
     switch (op->opcode) {
     case KQ_AIO_OP_READ: sqe->opcode = IORING_OP_READ; break;
     case KQ_AIO_OP_WRITE: sqe->opcode = IORING_OP_WRITE; break;
     case KQ_AIO_OP_READV: sqe->opcode = IORING_OP_READV; break;
     case KQ_AIO_OP_WRITEV: sqe->opcode = IORING_OP_WRITEV; break;
-    case KQ_AIO_OP_FSYNC:
-    case KQ_AIO_OP_FDATASYNC:
-        sqe->opcode = IORING_OP_FSYNC;
-        sqe->addr = 0;
-        sqe->len = 0;
-        sqe->off = 0;
-        sqe->rw_flags = 0;
-        sqe->flags = IOSQE_ASYNC;
-        sqe->fsync_flags = op->opcode == KQ_AIO_OP_FDATASYNC ? IORING_FSYNC_DATASYNC : 0;
-        break;
     default: sqe->opcode = IORING_OP_NOP; break;
     }
 }
 
-/* A retry goes to io_uring's workers only for a file whose completion never comes back as
- * task work: a regular file or block device not opened with O_DIRECT. */
-static int retry_in_ring(int fd) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return 1; /* the ring reports the error */
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) return 0;
-    int flags = fcntl(fd, F_GETFL);
-    return flags == -1 || !(flags & O_DIRECT);
-}
-
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+
+static int in_ring(const struct kq_aio_op *op) {
+    return op->attempt == 0 && op->opcode != KQ_AIO_OP_FSYNC && op->opcode != KQ_AIO_OP_FDATASYNC;
+}
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0;
     while (done < n) {
-        if (ops[done].attempt > 0 && ops[done].opcode != KQ_AIO_OP_FSYNC && ops[done].opcode != KQ_AIO_OP_FDATASYNC &&
-            !retry_in_ring(ops[done].fd)) {
+        if (!in_ring(&ops[done])) {
             int r = pool_submit(b, &ops[done], 1);
             if (r < 0) return done > 0 ? done : r;
             done++;
             continue;
         }
         int plain = done;
-        while (plain < n && (ops[plain].attempt == 0 || ops[plain].opcode == KQ_AIO_OP_FSYNC ||
-                             ops[plain].opcode == KQ_AIO_OP_FDATASYNC)) plain++;
-        if (plain == done) plain = done + 1; /* one retry that stays in the ring */
+        while (plain < n && in_ring(&ops[plain])) plain++;
         unsigned head = atomic_load_explicit(b->sq_head, memory_order_acquire);
         unsigned tail = atomic_load_explicit(b->sq_tail, memory_order_relaxed);
         unsigned room = b->sq_entries - (tail - head);

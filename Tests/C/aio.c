@@ -12,6 +12,7 @@
 #include "kqtest.h"
 
 #include <aio.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 #define U(x) ((void *)(uintptr_t)(x))
@@ -202,6 +203,73 @@ TEST(test_aio_pending_read_einprogress_aio_return_einval_until_done) {
     CHECK_EQ_INT(aio_error(&cb), 0);
     CHECK_EQ_INT(aio_return(&cb), 4);
     CHECK(memcmp(buf, "ping", 4) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    close(kq);
+}
+
+/* Writes to `fd` once the thread `tid` sleeps (in kevent()), bounded. */
+struct late_writer {
+    pid_t tid;
+    int fd;
+};
+
+static void *write_when_asleep(void *arg) {
+    struct late_writer *w = arg;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)w->tid);
+    for (int i = 0; i < 5000; i++) {
+        char stat[512] = {0};
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, stat, sizeof stat - 1) : -1;
+        if (fd >= 0) close(fd);
+        char *end = n > 0 ? strrchr(stat, ')') : NULL;
+        if (end != NULL && end[1] == ' ' && end[2] == 'S') break;
+        poll(NULL, 0, 1);
+    }
+    ssize_t w1 = write(w->fd, "wake", 4);
+    (void)w1;
+    return NULL;
+}
+
+TEST(test_aio_completion_after_waiting_never_interrupts_the_submitters_kevent_with_eintr) {
+    /* io_uring completes what it waited for by task work in the submitting thread, which ends
+     * an epoll_wait with EINTR: the library never leaves a request to it (ARCHITECTURE.md). */
+    int kq = kq_new();
+    int sv[2];
+    kq_socketpair(SOCK_STREAM, sv);
+    char buf[8];
+    struct aiocb cb;
+    prepare(&cb, sv[0], buf, sizeof buf, 0, kq, NULL, 0);
+    CHECK_SYS(aio_read(&cb));
+    struct late_writer w = {(pid_t)syscall(SYS_gettid), sv[1]};
+    pthread_t thread;
+    CHECK_EQ_INT(pthread_create(&thread, NULL, write_when_asleep, &w), 0);
+    struct kevent ev;
+    struct timespec limit = {5, 0};
+    int n = kevent(kq, NULL, 0, &ev, 1, &limit);
+    int e = errno;
+    pthread_join(thread, NULL);
+    CHECK_MSG(n == 1, "kevent returned %d (errno %s), not the completion", n, kq_errname(e));
+    CHECK_EQ_HEX(ev.ident, (uintptr_t)&cb);
+    CHECK_EQ_INT(aio_return(&cb), 4);
+    /* Data not in the page cache, and an fsync, waited for in the same thread. */
+    int fd = make_file(1 << 20);
+    CHECK_SYS(fsync(fd));
+    CHECK_SYS(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+    char page[4096];
+    prepare(&cb, fd, page, sizeof page, 512 * 1024, kq, NULL, 0);
+    CHECK_SYS(aio_read(&cb));
+    n = kevent(kq, NULL, 0, &ev, 1, &limit);
+    CHECK_MSG(n == 1, "kevent returned %d (errno %s), not the read", n, kq_errname(errno));
+    CHECK_EQ_INT(aio_return(&cb), 4096);
+    CHECK_EQ_INT((unsigned char)page[0], pattern(512 * 1024));
+    prepare(&cb, fd, NULL, 0, 0, kq, NULL, 0);
+    CHECK_SYS(aio_fsync(O_SYNC, &cb));
+    n = kevent(kq, NULL, 0, &ev, 1, &limit);
+    CHECK_MSG(n == 1, "kevent returned %d (errno %s), not the fsync", n, kq_errname(errno));
+    CHECK_EQ_INT(aio_return(&cb), 0);
+    close(fd);
     close(sv[0]);
     close(sv[1]);
     close(kq);

@@ -209,6 +209,32 @@ struct AIOTests {
         // Descriptors: Tests/C/aio.c checks they all went (its tests run in a process each).
     }
 
+    /// The README's Swift example, as written there (kept in step by hand).
+    @Test("3.AIO: the README's example")
+    func readmeExample() throws {
+        let queue = try KernelQueue()
+        let temp = try TempFile(size: 8192)
+        let file = temp.descriptor
+        var printed: [String] = []
+        func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
+        let id = try queue.submit(.read(from: file, at: 4096, into: AIOBuffer(count: 4096)), flags: .oneShot)
+        _ = try Self.waitForEvent(queue, id)  // (the README's loop has a one-second timeout)
+        let done = try Self.take(queue, id)
+        print(done.result, done.buffer.bytes.prefix(16))
+        #expect(printed.count == 1)
+        #expect(done.result == .success(4096))
+        let id2 = try queue.submit(.read(from: file, at: 4096, into: AIOBuffer(count: 4096)), flags: .oneShot)
+        var seen = false
+        for event in try Self.events(queue, timeout: .seconds(1)) where event.aioRequest == id2 {
+            print(event.aioResult as Any)  // .success(bytes) or .failure(errno)
+            if let done = try queue.completion(of: id2) {  // the result and the buffer, once
+                print(done.result, done.buffer.bytes.prefix(16))
+                seen = true
+            }
+        }
+        #expect(seen)
+    }
+
     @Test("3.AIO: the default backend follows KQUEUE_AIO_BACKEND (CI runs both)")
     func defaultBackendFollowsEnvironment() throws {
         let queue = try KernelQueue()

@@ -285,7 +285,7 @@ extension QueueState {
             tags[request] = 0
             errors[request] = failure.rawValue
         }
-        if aioBackendKind == Int32(KQ_AIO_BACKEND_IO_URING) { reapAIO() }
+        if aioBackendKind == Int32(KQ_AIO_BACKEND_IO_URING) { reapWithOneWakeup() }
         for (request, slot) in opSlots[..<taken] {
             sources.aio.jobs[slot].justSubmitted = false
             guard sources.aio.jobs[slot].rejected else { continue }
@@ -294,6 +294,21 @@ extension QueueState {
             tags[request] = 0
             errors[request] = EBADF
         }
+    }
+
+    /// Takes what the submission itself completed (io_uring copies cached data during the
+    /// system call): no eventfd read (its edge is already on epoll's list, and the next scan
+    /// reads it), and one wakeup for all the knotes activated, not one per knote.
+    mutating func reapWithOneWakeup(acknowledge: Bool = false) {
+        let outer = deferWakeup
+        let outerCount = deferredActivations
+        deferWakeup = true
+        deferredActivations = 0
+        reapAIO(acknowledge: acknowledge)
+        let activated = deferredActivations
+        deferWakeup = outer
+        deferredActivations = outerCount + (outer ? activated : 0)
+        if !outer && activated > 0 { signalWakeup() }
     }
 
     /// What FreeBSD's aio_aqueue refuses before queueing: a descriptor not open, or not open
@@ -336,9 +351,9 @@ extension QueueState {
 
     /// The backend reported: take its completions (and the list completions posted to this
     /// kqueue) and activate their knotes.
-    mutating func reapAIO() {
+    mutating func reapAIO(acknowledge: Bool = true) {
         guard let backend = sources.aio.backend, let scratch = sources.aio.scratch else { return }
-        Syscall.aioBackendAcknowledge(backend)
+        if acknowledge { Syscall.aioBackendAcknowledge(backend) }
         var retries: [kq_aio_op] = []
         while true {
             let n = Syscall.aioBackendReap(backend, into: scratch, capacity: AIORequests.reapBatch)
@@ -434,7 +449,7 @@ extension QueueState {
     /// aio_cancel for one request (FreeBSD's aio_cancel_job): a C request cancelled is
     /// complete at once (ECANCELED); a Swift one when the backend gives its buffer back.
     mutating func cancelAIO(tag: UInt64) -> AIOCancelOutcome {
-        reapAIO()
+        reapWithOneWakeup()
         guard let slot = sources.aio.slot(of: tag), let backend = sources.aio.backend else { return .notFound }
         let job = sources.aio.jobs[slot]
         if job.done { return .allDone }
@@ -446,7 +461,7 @@ extension QueueState {
         case .alreadyInProcess?:
             return .notCanceled
         default:
-            reapAIO()
+            reapWithOneWakeup()
             guard let again = sources.aio.slot(of: tag) else { return .allDone }
             return sources.aio.jobs[again].done ? .allDone : .notCanceled
         }
@@ -467,7 +482,7 @@ extension QueueState {
 
     /// A Swift request's completion, taken once (nil while in flight; EINVAL if unknown).
     mutating func takeAIOCompletion(tag: UInt64) throws(Errno) -> (result: Int64, storage: AIOStorage?)? {
-        reapAIO()
+        if let slot = sources.aio.slot(of: tag), !sources.aio.jobs[slot].done { reapWithOneWakeup() }
         guard let slot = sources.aio.slot(of: tag), case .swift(let storage) = sources.aio.jobs[slot].owner else {
             throw .invalidArgument
         }

@@ -105,7 +105,7 @@ extension CABI {
     public static func aioPoll(_ kq: Int32) {
         guard let core = KQueueRegistry.lookup(kq) else { return }
         core.state.withLock { state in
-            if !state.isClosed { state.reapAIO() }
+            if !state.isClosed { state.reapWithOneWakeup(acknowledge: true) }
         }
     }
 
