@@ -568,7 +568,63 @@ int kq_aio_backend_default_kind(void) {
     return KQ_AIO_BACKEND_AUTO;
 }
 
+/* ---- idle rings ----------------------------------------------------------------------- */
+
+/* Destroying a ring makes the kernel queue task work, with TWA_SIGNAL, to every thread that
+ * ever submitted to it (io_ring_exit_work removing the threads' io_uring contexts), which
+ * ends such a thread's epoll_wait with EINTR. So a closed kqueue's ring, drained, is kept for
+ * the next kqueue instead of being destroyed: at most IDLE_RINGS of them (each an io_uring
+ * and its eventfd); past that a ring is destroyed. A fork child closes its copies. */
+#define IDLE_RINGS 8
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kq_aio_backend *idle_rings[IDLE_RINGS];
+static int idle_count;
+static int idle_fork_hook;
+
+static void idle_fork_child(void) {
+    pthread_mutex_init(&idle_lock, NULL);
+    for (int i = 0; i < idle_count; i++) {
+        kq_shim_real_close(idle_rings[i]->ring_fd); /* its mappings are not in the child */
+        kq_shim_real_close(idle_rings[i]->event_fd);
+        idle_rings[i] = NULL; /* the memory stays: another thread of the parent may have held it */
+    }
+    idle_count = 0;
+}
+
+static struct kq_aio_backend *take_idle_ring(void) {
+    pthread_mutex_lock(&idle_lock);
+    struct kq_aio_backend *b = idle_count > 0 ? idle_rings[--idle_count] : NULL;
+    pthread_mutex_unlock(&idle_lock);
+    if (b != NULL) kq_aio_backend_acknowledge(b);
+    return b;
+}
+
+/* Keeps a drained ring; 0 when the cache is full (the caller destroys it). */
+static int keep_idle_ring(struct kq_aio_backend *b) {
+    pthread_mutex_lock(&idle_lock);
+    int kept = 0;
+    if (!idle_fork_hook) idle_fork_hook = pthread_atfork(NULL, NULL, idle_fork_child) == 0;
+    if (idle_fork_hook && idle_count < IDLE_RINGS) {
+        idle_rings[idle_count++] = b;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&idle_lock);
+    return kept;
+}
+
+int kq_aio_backend_idle_rings(void) {
+    pthread_mutex_lock(&idle_lock);
+    int n = idle_count;
+    pthread_mutex_unlock(&idle_lock);
+    return n;
+}
+
 struct kq_aio_backend *kq_aio_backend_open(int kind, int *error) {
+    if (kind == KQ_AIO_BACKEND_AUTO) kind = kq_aio_backend_default_kind();
+    if (kind != KQ_AIO_BACKEND_THREADS) {
+        struct kq_aio_backend *idle = take_idle_ring();
+        if (idle != NULL) return idle;
+    }
     struct kq_aio_backend *b = calloc(1, sizeof *b);
     if (b == NULL) {
         *error = ENOMEM;
@@ -583,7 +639,6 @@ struct kq_aio_backend *kq_aio_backend_open(int kind, int *error) {
         free(b);
         return NULL;
     }
-    if (kind == KQ_AIO_BACKEND_AUTO) kind = kq_aio_backend_default_kind();
     if (kind != KQ_AIO_BACKEND_THREADS) {
         int r = uring_open(b);
         if (r == 0) {
@@ -661,6 +716,11 @@ int kq_aio_backend_wait(struct kq_aio_backend *b) {
 
 void kq_aio_backend_close(struct kq_aio_backend *b) {
     if (b == NULL) return;
+    if (b->kind == KQ_AIO_BACKEND_IO_URING && b->inflight == 0 && b->pool_jobs == 0 && b->done_count == 0 &&
+        atomic_load_explicit(b->sq_head, memory_order_acquire) == atomic_load_explicit(b->sq_tail, memory_order_relaxed) &&
+        atomic_load_explicit(b->cq_head, memory_order_relaxed) == atomic_load_explicit(b->cq_tail, memory_order_acquire) &&
+        keep_idle_ring(b))
+        return;
     if (b->ring_fd >= 0) {
         uring_unmap(b);
         kq_shim_real_close(b->ring_fd);

@@ -168,8 +168,11 @@ int kq_aio_backend_reap(struct kq_aio_backend *backend, struct kq_aio_completion
 int kq_aio_backend_cancel(struct kq_aio_backend *backend, uint64_t tag);
 /* Blocks until a completion may be ready to reap (or returns at once if some are). */
 int kq_aio_backend_wait(struct kq_aio_backend *backend);
-/* Frees a backend with nothing in flight. */
+/* Frees a backend with nothing in flight: a ring is kept for the next kqueue (up to 8), since
+ * destroying one interrupts the waits of the threads that submitted to it. */
 void kq_aio_backend_close(struct kq_aio_backend *backend);
+/* Drained rings kept for reuse. */
+int kq_aio_backend_idle_rings(void);
 
 /* A request as the C ABI (libkqueue.so's aio_read, lio_listio, ...) hands it to the engine:
  * the knote to register on the kqueue (filter 0: none) and the I/O (opcode 0: none, an

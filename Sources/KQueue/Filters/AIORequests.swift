@@ -514,6 +514,8 @@ extension QueueState {
             sources.aio.free(slot)
         }
         aioMailbox.close()
+        // The ring and its eventfd may serve the next kqueue (kq_aio_backend_close).
+        Syscall.epollRemove(epollFD, sources.aio.eventFD)
         internalDescriptors.remove(sources.aio.eventFD)
         if sources.aio.ringFD >= 0 { internalDescriptors.remove(sources.aio.ringFD) }
         Syscall.aioBackendClose(backend)
