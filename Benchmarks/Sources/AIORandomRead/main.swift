@@ -16,6 +16,10 @@ struct Options {
     var seconds = 0.5
     var rounds = 5
     var path = "/tmp/kq-aio-bench.dat"
+    /// Run only the workloads whose name contains this (for profiling one).
+    var only: String? = nil
+    /// Queue depths measured.
+    var depths = [1, 64]
 
     init(_ arguments: [String]) {
         var i = 1
@@ -30,6 +34,12 @@ struct Options {
             case "--file":
                 i += 1
                 path = arguments[i]
+            case "--depth":
+                i += 1
+                depths = [Int(arguments[i]) ?? 64]
+            case "--only":
+                i += 1
+                only = arguments[i]
             case "-h", "--help":
                 print("usage: AIORandomRead [--seconds S (0.5)] [--rounds R (5)] [--file PATH]")
                 exit(0)
@@ -166,7 +176,7 @@ func kqueueAIO(_ backend: AIOBackend) -> Workload {
             var again = AIOBatch()
             for event in events.prefix(count) {
                 let completion = try! queue.completion(of: event.aioRequest!)!
-                precondition(completion.result == .success(blockSize))
+                guard case .success(blockSize) = completion.result else { fatalError("a read failed") }
                 again.append(
                     .read(from: descriptor, at: blocks.next(), into: completion.takeBuffer()), flags: .oneShot)
             }
@@ -205,8 +215,8 @@ let workloads: [(name: String, run: Workload)] = [
     ("EVFILT_AIO, thread pool (Swift API)", kqueueAIO(.threadPool)),
     ("glibc POSIX AIO (aio_read, aio_suspend)", glibcAIO),
     ("pread loop", preadLoop),
-]
-let depths = [1, 64]
+].filter { options.only == nil || $0.name.contains(options.only!) }
+let depths = options.depths
 var samples = [[Double]](repeating: [], count: workloads.count * depths.count)
 for round in 0..<options.rounds {
     for k in 0..<workloads.count {
@@ -220,18 +230,17 @@ func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.isEmpty ? .nan : sorted[sorted.count / 2]
 }
-let baseline = depths.indices.map { median(samples[(workloads.count - 1) * depths.count + $0]) }
+let preadRow = workloads.firstIndex { $0.name == "pread loop" }
+let baseline = depths.indices.map { d in preadRow.map { median(samples[$0 * depths.count + d]) } ?? .nan }
 print(
     "4 KiB random reads, 256 MiB file in the page cache; median of \(options.rounds) rounds of \(options.seconds) s each"
 )
-print(
-    pad("workload", 42, left: true) + pad("depth 1 req/s", 15) + pad("x pread", 9) + pad("depth 64 req/s", 16)
-        + pad("x pread", 9))
+print(pad("workload", 42, left: true) + depths.map { pad("depth \($0) req/s", 16) + pad("x pread", 9) }.joined())
 for (w, workload) in workloads.enumerated() {
     var line = pad(workload.name, 42, left: true)
     for (d, _) in depths.enumerated() {
         let value = median(samples[w * depths.count + d])
-        line += pad(fixed(value, 0), d == 0 ? 15 : 16) + pad(fixed(value / baseline[d], 2), 9)
+        line += pad(fixed(value, 0), 16) + pad(fixed(value / baseline[d], 2), 9)
     }
     print(line)
 }

@@ -84,6 +84,25 @@ struct AIOSubmissionLists: @unchecked Sendable {
     let errors: UnsafeMutablePointer<Int32>
 }
 
+/// A request of a submitted batch that went to the backend: its index and slot.
+struct AIOStarted {
+    var request: Int
+    var slot: Int
+}
+
+/// A knote whose request a submission completed, activated at the next scan if it still
+/// belongs to that request.
+struct AIOPendingActivation {
+    var knote: Int32
+    var tag: UInt64
+}
+
+/// A Swift request's end, taken from the kqueue.
+struct AIOTaken: @unchecked Sendable {
+    var result: Int64
+    var storage: AIOStorage
+}
+
 /// What cancelling one request did (aio_cancel's answers).
 enum AIOCancelOutcome {
     case canceled, notCanceled, allDone, notFound
@@ -108,6 +127,12 @@ struct AIORequests: ~Copyable {
     var inFlight = 0
     var closing = false
     var scratch: UnsafeMutablePointer<kq_aio_completion>? = nil
+    /// Set while a submission takes what it completed itself: their knotes are activated by
+    /// the scan that the ring's eventfd edge (already on epoll's list) brings, which spares
+    /// a wakeup write per submission.
+    var deferActivation = false
+    /// Knotes to activate at the next scan, with the tag each must still carry.
+    var pendingActivations: [AIOPendingActivation] = []
 
     static func isReadOrWrite(_ opcode: Int32) -> Bool {
         opcode == KQ_AIO_OP_READ || opcode == KQ_AIO_OP_WRITE || opcode == KQ_AIO_OP_READV
@@ -220,7 +245,9 @@ extension QueueState {
             return
         }
         var ops: [kq_aio_op] = []
-        var opSlots: [(request: Int, slot: Int)] = []
+        ops.reserveCapacity(requests.count)
+        var opSlots: [AIOStarted] = []
+        opSlots.reserveCapacity(requests.count)
         for i in requests.indices {
             tags[i] = 0
             errors[i] = 0
@@ -264,7 +291,7 @@ extension QueueState {
                 sources.aio.jobs[slot].inFlight = true
                 sources.aio.jobs[slot].justSubmitted = true
                 ops.append(sources.aio.jobs[slot].op)
-                opSlots.append((i, slot))
+                opSlots.append(AIOStarted(request: i, slot: slot))
             }
         }
         guard !ops.isEmpty, let backend = sources.aio.backend else { return }
@@ -278,15 +305,26 @@ extension QueueState {
             failure = error
         }
         sources.aio.inFlight += taken
-        for (request, slot) in opSlots[taken...] {
+        for started in opSlots[taken...] {
+            let request = started.request
+            let slot = started.slot
             // Not started: the request fails at submission and leaves nothing behind.
             if sources.aio.jobs[slot].knote >= 0 { drop(sources.aio.jobs[slot].knote) }
             sources.aio.free(slot)
             tags[request] = 0
             errors[request] = failure.rawValue
         }
-        if aioBackendKind == Int32(KQ_AIO_BACKEND_IO_URING) { reapWithOneWakeup() }
-        for (request, slot) in opSlots[..<taken] {
+        if aioBackendKind == Int32(KQ_AIO_BACKEND_IO_URING) {
+            // What the submission completed (cached data is copied inside io_uring_enter):
+            // EBADF of a request submitted now is refused below; the rest is activated by the
+            // scan that the ring's eventfd edge brings (no eventfd read, no wakeup write here).
+            sources.aio.deferActivation = true
+            reapAIO(acknowledge: false)
+            sources.aio.deferActivation = false
+        }
+        for started in opSlots[..<taken] {
+            let request = started.request
+            let slot = started.slot
             sources.aio.jobs[slot].justSubmitted = false
             guard sources.aio.jobs[slot].rejected else { continue }
             if sources.aio.jobs[slot].knote >= 0 { drop(sources.aio.jobs[slot].knote) }
@@ -354,6 +392,15 @@ extension QueueState {
     mutating func reapAIO(acknowledge: Bool = true) {
         guard let backend = sources.aio.backend, let scratch = sources.aio.scratch else { return }
         if acknowledge { Syscall.aioBackendAcknowledge(backend) }
+        if !sources.aio.deferActivation && !sources.aio.pendingActivations.isEmpty {
+            for pending in sources.aio.pendingActivations
+            where table[pending.knote].status.contains(.inUse)
+                && UInt64(bitPattern: table[pending.knote].filterState) == pending.tag
+            {
+                activate(pending.knote)
+            }
+            sources.aio.pendingActivations.removeAll(keepingCapacity: true)
+        }
         var retries: [kq_aio_op] = []
         while true {
             let n = Syscall.aioBackendReap(backend, into: scratch, capacity: AIORequests.reapBatch)
@@ -431,7 +478,11 @@ extension QueueState {
                 table[knote].status.insert(.endOfFile)
                 if case .swift = job.owner { table[knote].ext.1 = UInt64(bitPattern: status) }
             }
-            activate(knote)
+            if sources.aio.deferActivation {
+                sources.aio.pendingActivations.append(AIOPendingActivation(knote: knote, tag: job.tag))
+            } else {
+                activate(knote)
+            }
         }
         switch job.owner {
         case .c(let token):
@@ -481,7 +532,7 @@ extension QueueState {
     }
 
     /// A Swift request's completion, taken once (nil while in flight; EINVAL if unknown).
-    mutating func takeAIOCompletion(tag: UInt64) throws(Errno) -> (result: Int64, storage: AIOStorage?)? {
+    mutating func takeAIOCompletion(tag: UInt64) throws(Errno) -> AIOTaken? {
         if let slot = sources.aio.slot(of: tag), !sources.aio.jobs[slot].done { reapWithOneWakeup() }
         guard let slot = sources.aio.slot(of: tag), case .swift(let storage) = sources.aio.jobs[slot].owner else {
             throw .invalidArgument
@@ -490,7 +541,7 @@ extension QueueState {
         let result = sources.aio.jobs[slot].result
         let ident = UInt(tag) | AIORequestID.swiftBit
         releaseAIO(ident: ident, filter: FilterID.aio, tag: tag)
-        return (result, storage)
+        return AIOTaken(result: result, storage: storage)
     }
 
     /// The kqueue is closing: every request in flight is cancelled, and the close waits until

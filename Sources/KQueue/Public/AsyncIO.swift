@@ -252,15 +252,14 @@ extension KernelQueue {
     ///   completion was taken; `.badFileDescriptor` after ``close()``.
     public func completion(of id: AIORequestID) throws(Errno) -> AIOCompletion? {
         guard id.isSwiftRequest else { throw .invalidArgument }
-        let taken = try core.state.withLock { state throws(Errno) -> (result: Int64, storage: AIOStorage?)? in
+        let taken = try core.state.withLock { state throws(Errno) -> AIOTaken? in
             guard !state.isClosed else { throw .badFileDescriptor }
             return try state.takeAIOCompletion(tag: id.tag)
         }
         guard let taken else { return nil }
         let result: Result<Int, Errno> =
             taken.result < 0 ? .failure(Errno(rawValue: Int32(-taken.result))) : .success(Int(taken.result))
-        return AIOCompletion(
-            id: id, result: result, buffer: AIOBuffer(storage: taken.storage ?? AIOStorage(segmentSizes: [])))
+        return AIOCompletion(id: id, result: result, buffer: AIOBuffer(storage: taken.storage))
     }
 
     /// Asks to cancel request `id` (`aio_cancel`).
