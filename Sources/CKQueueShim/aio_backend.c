@@ -53,6 +53,9 @@ struct kq_aio_backend {
     struct kq_aio_completion *done;
     size_t done_count, done_capacity;
     int64_t inflight; /* submitted, not reaped (kqueue lock) */
+    /* The pool wrote the eventfd and no reap has read it since: later completions need not
+     * write it again (cleared by kq_aio_backend_acknowledge after it reads). */
+    _Atomic int signalled;
 
     /* io_uring */
     int ring_fd;
@@ -360,7 +363,7 @@ static void pool_complete(struct pool_job *job, int64_t result) {
         pthread_mutex_lock(&b->done_lock);
     }
     pthread_mutex_unlock(&b->done_lock);
-    signal_event_fd(b->event_fd);
+    if (!atomic_exchange(&b->signalled, 1)) signal_event_fd(b->event_fd);
     b->pool_jobs--;
         free(job);
 }
@@ -671,6 +674,10 @@ int kq_aio_backend_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops,
 void kq_aio_backend_acknowledge(struct kq_aio_backend *b) {
     uint64_t count;
     while (read(b->event_fd, &count, sizeof count) < 0 && errno == EINTR) {}
+    /* After the read: a completion stashed before this store skipped its write, and the reap
+     * that follows takes it; one stashed after writes again. (Before the read, a write the
+     * read then consumed would leave the flag set with nothing to report: a lost wakeup.) */
+    atomic_store(&b->signalled, 0);
 }
 
 int kq_aio_backend_reap(struct kq_aio_backend *b, struct kq_aio_completion *out, int capacity) {
