@@ -723,6 +723,15 @@ int kq_aio_backend_wait(struct kq_aio_backend *b) {
 
 void kq_aio_backend_close(struct kq_aio_backend *b) {
     if (b == NULL) return;
+    /* A worker stashes a completion and writes the eventfd in one pool_lock section, which
+     * also drops its count: once that count is 0 under the lock, no worker touches `b`. */
+    for (;;) {
+        pthread_mutex_lock(&pool_lock);
+        int busy = b->pool_jobs;
+        pthread_mutex_unlock(&pool_lock);
+        if (busy == 0) break;
+        sched_yield();
+    }
     if (b->kind == KQ_AIO_BACKEND_IO_URING && b->inflight == 0 && b->pool_jobs == 0 && b->done_count == 0 &&
         atomic_load_explicit(b->sq_head, memory_order_acquire) == atomic_load_explicit(b->sq_tail, memory_order_relaxed) &&
         atomic_load_explicit(b->cq_head, memory_order_relaxed) == atomic_load_explicit(b->cq_tail, memory_order_acquire) &&
