@@ -503,7 +503,11 @@ static uint64_t predict(int k, const struct kevent *c) {
     if (f == EVFILT_EMPTY) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
     if (f == EVFILT_FS) return OK | B(EINVAL) | B(ENOENT);
     if (!is_known(f)) {
-        uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
+        /* EVFILT_AIO and EVFILT_LIO: only a request registers one (EPERM from user space),
+         * after the registration rules (EV_ADD|EV_KEEPUDATA on a new knote: EINVAL). */
+        int requests = f == EVFILT_AIO || f == EVFILT_LIO;
+        uint64_t m = requests ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
+        if (requests && (fl & (EV_ADD | EV_KEEPUDATA)) == (EV_ADD | EV_KEEPUDATA)) m |= B(EINVAL);
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
         return m;
     }

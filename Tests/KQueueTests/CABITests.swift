@@ -20,14 +20,18 @@ struct CABITests {
         return files.filter { $0.hasSuffix(".c") }.sorted()
     }
 
-    @Test("libkqueue.so exports kqueue, kqueuex and kevent")
+    @Test("libkqueue.so exports kqueue, kqueuex, kevent and the aio_* functions")
     func libraryIsBuilt() throws {
         let library = Self.libraryDirectory.appendingPathComponent("libkqueue.so")
         #expect(
             FileManager.default.fileExists(atPath: library.path),
             "build the library first: swift build --product kqueue")
         let symbols = try Self.run(["nm", "-D", "--defined-only", library.path], timeout: 30)
-        for name in ["kqueue", "kqueuex", "kevent"] {
+        let exported = [
+            "kqueue", "kqueuex", "kevent", "aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync", "aio_error",
+            "aio_return", "aio_suspend", "aio_cancel", "lio_listio", "aio_read64", "lio_listio64",
+        ]
+        for name in exported {
             #expect(symbols.output.split(separator: "\n").contains { $0.hasSuffix(" T \(name)") }, "missing \(name)")
         }
     }
@@ -122,6 +126,64 @@ struct CABITests {
                 ]
             let result = try Self.run(arguments, timeout: 60)
             #expect(result.status == 0, "\(arguments.joined(separator: " ")):\n\(result.output)")
+        }
+    }
+
+    /// A FreeBSD program's asynchronous I/O (SIGEV_KEVENT, sigev_notify_kqueue, the kevent flags,
+    /// aio_readv, LIO_READV, aio_iov) compiles with `<aio.h>` before and after `<sys/event.h>`,
+    /// with and without `_FILE_OFFSET_BITS=64`, as C11 and C++17 with every warning an error.
+    @Test(
+        "AIO compiles in both include orders, with and without _FILE_OFFSET_BITS=64, C11 and C++17 -pedantic",
+        arguments: [["cc", "-x", "c", "-std=c11"], ["c++", "-x", "c++", "-std=c++17"]])
+    func aioHeadersInBothOrders(_ compiler: [String]) throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-aio-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let body = """
+            #include <errno.h>
+            #include <fcntl.h>
+            #include <string.h>
+            #include <sys/uio.h>
+            static char buffer[64];
+            int freebsd_style(int kq, struct aiocb *cb, struct aiocb **list, int n, struct iovec *iov) {
+                struct kevent ev;
+                memset(cb, 0, sizeof *cb);
+                cb->aio_fildes = 0;
+                cb->aio_buf = buffer;
+                cb->aio_nbytes = sizeof buffer;
+                cb->aio_offset = 0;
+                cb->aio_sigevent.sigev_notify = SIGEV_KEVENT;
+                cb->aio_sigevent.sigev_notify_kqueue = kq;
+                cb->aio_sigevent.sigev_notify_kevent_flags = EV_ONESHOT | EV_CLEAR;
+                cb->aio_sigevent.sigev_value.sival_ptr = cb;
+                if (aio_read(cb) != 0 || aio_write(cb) != 0 || aio_fsync(O_SYNC, cb) != 0) return -1;
+                cb->aio_iov = iov;
+                cb->aio_iovcnt = 2;
+                cb->aio_lio_opcode = LIO_READV;
+                if (aio_readv(cb) != 0 || aio_writev(cb) != 0 || aio_error(cb) == EINPROGRESS) return -1;
+                EV_SET(&ev, (unsigned long)cb, EVFILT_AIO, 0, 0, 0, 0);
+                return (int)aio_return(cb) + aio_cancel(0, cb) + lio_listio(LIO_NOWAIT, list, n, &cb->aio_sigevent)
+                    + aio_suspend((const struct aiocb *const *)list, n, 0) + (int)ev.filter + LIO_WRITEV + EVFILT_LIO;
+            }
+
+            """
+        let include = Self.packageRoot.appendingPathComponent("Sources/CKQueue/include").path
+        for order in [["<aio.h>", "<sys/event.h>"], ["<sys/event.h>", "<aio.h>"]] {
+            for largeFile in [false, true] {
+                let text =
+                    (largeFile ? "#define _FILE_OFFSET_BITS 64\n" : "")
+                    + "#include \(order[0])\n#include \(order[1])\n" + body
+                let name = "aio-\(order[0].dropFirst().prefix(3))-\(largeFile)"
+                let source = scratch.appendingPathComponent("\(name).txt")
+                try text.write(to: source, atomically: true, encoding: .utf8)
+                let arguments =
+                    compiler + [
+                        "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-pedantic", "-Werror", "-I", include, "-c",
+                        source.path, "-o", scratch.appendingPathComponent("\(name).o").path,
+                    ]
+                let result = try Self.run(arguments, timeout: 60)
+                #expect(result.status == 0, "\(arguments.joined(separator: " ")):\n\(result.output)")
+            }
         }
     }
 

@@ -152,6 +152,74 @@ void kq_shim_empty_sent(int fd);
  * (SHUT_WR or SHUT_RDWR), which EVFILT_WRITE reports as EV_EOF (FreeBSD's SBS_CANTSENDMORE). */
 int kq_shim_send_is_shut_down(int fd);
 
+/*
+ * EVFILT_AIO's I/O backends (aio_backend.c): io_uring, or a thread pool where io_uring is not
+ * available or KQUEUE_AIO_BACKEND=threads. One per kqueue with requests; every call but the
+ * pool's own is made under that kqueue's lock. Completions are signalled on the eventfd.
+ */
+enum { KQ_AIO_BACKEND_AUTO = 0, KQ_AIO_BACKEND_IO_URING = 1, KQ_AIO_BACKEND_THREADS = 2 };
+enum {
+    KQ_AIO_OP_READ = 1, KQ_AIO_OP_WRITE = 2, KQ_AIO_OP_READV = 3, KQ_AIO_OP_WRITEV = 4,
+    KQ_AIO_OP_FSYNC = 5, KQ_AIO_OP_FDATASYNC = 6
+};
+struct kq_aio_op {
+    uint64_t tag;    /* given back with the completion (below 2^63) */
+    int opcode;      /* KQ_AIO_OP_* */
+    int fd;
+    void *buffer;    /* READ/WRITE: the bytes; READV/WRITEV: a struct iovec array */
+    uint64_t length; /* READ/WRITE: bytes; READV/WRITEV: iovec count */
+    int64_t offset;
+    int attempt;     /* 0: first (io_uring: RWF_NOWAIT); 1: after EAGAIN from the first */
+};
+struct kq_aio_completion {
+    uint64_t tag;
+    int64_t result; /* bytes transferred, or -errno */
+};
+struct kq_aio_backend;
+/* KQUEUE_AIO_BACKEND: "threads", "io_uring" or anything else (auto). */
+int kq_aio_backend_default_kind(void);
+/* A new backend of `kind` (AUTO: io_uring, else threads; IO_URING: io_uring or NULL). */
+struct kq_aio_backend *kq_aio_backend_open(int kind, int *error);
+int kq_aio_backend_kind(const struct kq_aio_backend *backend);
+int kq_aio_backend_event_fd(const struct kq_aio_backend *backend);
+/* The ring's descriptor (-1 for the thread pool). */
+int kq_aio_backend_ring_fd(const struct kq_aio_backend *backend);
+int64_t kq_aio_backend_inflight(const struct kq_aio_backend *backend);
+/* Starts `count` requests: returns how many were taken (a prefix), or -errno if none. */
+int kq_aio_backend_submit(struct kq_aio_backend *backend, const struct kq_aio_op *ops, int count);
+/* Reads the eventfd down to zero: called before a reap, so that a completion that comes after
+ * the reap signals it again (aio_suspend polls it). */
+void kq_aio_backend_acknowledge(struct kq_aio_backend *backend);
+/* Takes up to `capacity` completions, never blocking. */
+int kq_aio_backend_reap(struct kq_aio_backend *backend, struct kq_aio_completion *out, int capacity);
+/* 0: cancelled (its completion, -ECANCELED, follows); -EALREADY: running, not cancelled;
+ * -ENOENT: not in flight (done, or unknown). */
+int kq_aio_backend_cancel(struct kq_aio_backend *backend, uint64_t tag);
+/* Blocks until a completion may be ready to reap (or returns at once if some are). */
+int kq_aio_backend_wait(struct kq_aio_backend *backend);
+/* Frees a backend with nothing in flight: a ring is kept for the next kqueue (up to 8), since
+ * destroying one interrupts the waits of the threads that submitted to it. */
+void kq_aio_backend_close(struct kq_aio_backend *backend);
+/* Drained rings kept for reuse. */
+int kq_aio_backend_idle_rings(void);
+
+/* A request as the C ABI (libkqueue.so's aio_read, lio_listio, ...) hands it to the engine:
+ * the knote to register on the kqueue (filter 0: none) and the I/O (opcode 0: none, an
+ * EVFILT_LIO marker completed later by the C ABI). */
+struct kq_aio_request {
+    uintptr_t ident;
+    short filter;         /* EVFILT_AIO, EVFILT_LIO or 0 */
+    unsigned short flags; /* EV_ONESHOT, EV_CLEAR, EV_DISPATCH (others: EINVAL) */
+    void *udata;
+    struct kq_aio_op op;  /* the tag is set by the engine */
+    void *token;          /* handed to the completion hook */
+};
+/* Called by the engine, with the kqueue's lock held, when a C request completes (error 0 and
+ * status the bytes, or the errno and -1). Must not call back into the engine. */
+typedef void (*kq_aio_completion_hook)(void *token, int error, int64_t status);
+void kq_aio_set_completion_hook(kq_aio_completion_hook hook);
+void kq_aio_call_completion_hook(void *token, int error, int64_t status);
+
 /* fork(2): the child handler closes every kqueue (SPEC.md 2: not inherited by a child). */
 typedef void (*kq_shim_fork_hook)(void);
 int kq_shim_install_fork_hooks(kq_shim_fork_hook prepare, kq_shim_fork_hook parent,
