@@ -83,6 +83,9 @@ int kq_shim_pidfd_has_exited(int pidfd);
  * the pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15+). Returns 0 and sets *status,
  * or -1 when it cannot be known (an older kernel, after a reap). */
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
+/* EVFILT_PROCDESC (procdesc.c): 0 and the pid behind a pidfd (-1 once reaped, 0 in another
+ * pid namespace); EINVAL when `fd` is open but not a pidfd, EBADF when it is not open. */
+int kq_shim_procdesc_pid(int fd, pid_t *pid);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
 /* Connections waiting on a listening UNIX socket (sock_diag UNIX_DIAG_RQLEN), or -1. */

@@ -22,7 +22,8 @@ enum FilterTable {
         case FilterID.signal: try visitor.visit(SignalFilter.self, in: &state)
         case FilterID.timer: try visitor.visit(TimerFilter.self, in: &state)
         case FilterID.user: try visitor.visit(UserFilter.self, in: &state)
-        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, FS, LIO, SENDFILE, EMPTY
+        case FilterID.procdesc: try visitor.visit(ProcessDescriptorFilter.self, in: &state)
+        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // FS, LIO, SENDFILE, EMPTY
         }
     }
 
