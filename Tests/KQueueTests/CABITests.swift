@@ -20,14 +20,14 @@ struct CABITests {
         return files.filter { $0.hasSuffix(".c") }.sorted()
     }
 
-    @Test("libkqueue.so exports kqueue, kqueuex and kevent")
+    @Test("libkqueue.so exports kqueue, kqueuex, kevent, pdfork, pdgetpid and pdkill")
     func libraryIsBuilt() throws {
         let library = Self.libraryDirectory.appendingPathComponent("libkqueue.so")
         #expect(
             FileManager.default.fileExists(atPath: library.path),
             "build the library first: swift build --product kqueue")
         let symbols = try Self.run(["nm", "-D", "--defined-only", library.path], timeout: 30)
-        for name in ["kqueue", "kqueuex", "kevent"] {
+        for name in ["kqueue", "kqueuex", "kevent", "pdfork", "pdgetpid", "pdkill"] {
             #expect(symbols.output.split(separator: "\n").contains { $0.hasSuffix(" T \(name)") }, "missing \(name)")
         }
     }
@@ -36,7 +36,7 @@ struct CABITests {
     /// warning an error (it forward-declares `struct timespec` as FreeBSD's header does, and
     /// includes only `<stdint.h>`), and works with `<time.h>` included after it.
     @Test(
-        "<sys/event.h> stands alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
+        "<sys/event.h> and <sys/procdesc.h> stand alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
         arguments: [
             ["cc", "-x", "c", "-std=c99"], ["cc", "-x", "c", "-std=c11"], ["c++", "-x", "c++", "-std=c++11"],
             ["c++", "-x", "c++", "-std=c++17"],
@@ -66,8 +66,19 @@ struct CABITests {
             }
 
             """
+        // <sys/procdesc.h> alone too: it includes only <sys/types.h> (pid_t).
+        let procdesc = """
+            #include <sys/procdesc.h>
+            int only_procdesc(void) {
+                int fd;
+                pid_t pid;
+                pid_t child = pdfork(&fd, PD_DAEMON | PD_CLOEXEC);
+                return pdgetpid(fd, &pid) + pdkill(fd, 0) + (int)child + PD_ALLOWED_AT_FORK;
+            }
+
+            """
         let include = Self.packageRoot.appendingPathComponent("Sources/CKQueue/include").path
-        for (name, text) in [("alone", alone), ("timeout", withTimeout)] {
+        for (name, text) in [("alone", alone), ("timeout", withTimeout), ("procdesc", procdesc)] {
             let source = scratch.appendingPathComponent("\(name).txt")
             try text.write(to: source, atomically: true, encoding: .utf8)
             let arguments =

@@ -73,6 +73,14 @@ int kq_shim_proc_connector_open(void);
  * Sets *overflowed when the socket lost events. */
 int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capacity, int *overflowed);
 
+/* The process names the connector reports (PROC_EVENT_COMM: at exec, the new program's name,
+ * and at prctl(PR_SET_NAME) of a main thread), for `kq trace`. Returns how many were read. */
+struct kq_proc_name {
+    int pid;
+    char name[17];
+};
+int kq_shim_proc_connector_read_names(int fd, struct kq_proc_name *names, int capacity);
+
 /* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */
 int kq_shim_pidfd_has_exited(int pidfd);
 
