@@ -20,7 +20,7 @@ struct CABITests {
         return files.filter { $0.hasSuffix(".c") }.sorted()
     }
 
-    @Test("libkqueue.so exports kqueue, kqueuex, kevent and the aio_* functions")
+    @Test("libkqueue.so exports kqueue, kqueuex, kevent, the aio_* functions, pdfork, pdgetpid and pdkill")
     func libraryIsBuilt() throws {
         let library = Self.libraryDirectory.appendingPathComponent("libkqueue.so")
         #expect(
@@ -29,7 +29,8 @@ struct CABITests {
         let symbols = try Self.run(["nm", "-D", "--defined-only", library.path], timeout: 30)
         let exported = [
             "kqueue", "kqueuex", "kevent", "aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync", "aio_error",
-            "aio_return", "aio_suspend", "aio_cancel", "lio_listio", "aio_read64", "lio_listio64",
+            "aio_return", "aio_suspend", "aio_cancel", "lio_listio", "aio_read64", "lio_listio64", "pdfork", "pdgetpid",
+            "pdkill",
         ]
         for name in exported {
             #expect(symbols.output.split(separator: "\n").contains { $0.hasSuffix(" T \(name)") }, "missing \(name)")
@@ -85,7 +86,7 @@ struct CABITests {
     /// warning an error (it forward-declares `struct timespec` as FreeBSD's header does, and
     /// includes only `<stdint.h>`), and works with `<time.h>` included after it.
     @Test(
-        "<sys/event.h> stands alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
+        "<sys/event.h> and <sys/procdesc.h> stand alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
         arguments: [
             ["cc", "-x", "c", "-std=c99"], ["cc", "-x", "c", "-std=c11"], ["c++", "-x", "c++", "-std=c++11"],
             ["c++", "-x", "c++", "-std=c++17"],
@@ -115,8 +116,19 @@ struct CABITests {
             }
 
             """
+        // <sys/procdesc.h> alone too: it includes only <sys/types.h> (pid_t).
+        let procdesc = """
+            #include <sys/procdesc.h>
+            int only_procdesc(void) {
+                int fd;
+                pid_t pid;
+                pid_t child = pdfork(&fd, PD_DAEMON | PD_CLOEXEC);
+                return pdgetpid(fd, &pid) + pdkill(fd, 0) + (int)child + PD_ALLOWED_AT_FORK;
+            }
+
+            """
         let include = Self.packageRoot.appendingPathComponent("Sources/CKQueue/include").path
-        for (name, text) in [("alone", alone), ("timeout", withTimeout)] {
+        for (name, text) in [("alone", alone), ("timeout", withTimeout), ("procdesc", procdesc)] {
             let source = scratch.appendingPathComponent("\(name).txt")
             try text.write(to: source, atomically: true, encoding: .utf8)
             let arguments =

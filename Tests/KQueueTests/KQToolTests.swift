@@ -84,6 +84,81 @@ struct KQToolTests {
         #expect(text.contains("signal SIGUSR1: 1"), "\(text)")
     }
 
+    /// The kernel's process connector can be opened here (CAP_NET_ADMIN).
+    static let connectorAvailable: Bool = {
+        let fd = kq_shim_proc_connector_open()
+        if fd >= 0 { _ = kq_shim_real_close(fd) }
+        return fd >= 0
+    }()
+
+    /// `kq trace`'s lines with each pid replaced by P1, P2, ... in order of appearance.
+    static func labelled(_ output: String) -> [String] {
+        var labels: [Substring: String] = [:]
+        func label(_ pid: Substring) -> String {
+            if let known = labels[pid] { return known }
+            labels[pid] = "P\(labels.count + 1)"
+            return labels[pid]!
+        }
+        return output.split(separator: "\n").map { line in
+            let indent = line.prefix { $0 == " " }
+            let words = line.dropFirst(indent.count).split(separator: " ", maxSplits: 1)
+            guard words.count == 2 else { return String(line) }
+            var rest = String(words[1])
+            if rest.hasPrefix("fork (parent "), rest.hasSuffix(")") {
+                rest = "fork (parent \(label(rest.dropFirst(13).dropLast())))"
+            }
+            return "\(indent)\(label(words[0])) \(rest)"
+        }
+    }
+
+    @Test(
+        "kq trace prints a three-level process tree (fork, exec with the program's name, exit) and exits with the command's code",
+        .enabled(if: connectorAvailable, "the kernel's process connector needs CAP_NET_ADMIN")
+    )
+    func traceTree() throws {
+        let result = try CABITests.run(
+            [Self.binary, "trace", "--", "sh", "-c", "sh -c \"/bin/true; exit 3\"; exit 5"], timeout: 30)
+        #expect(result.status == 5, "\(result.output)")
+        let lines = Self.labelled(result.output)
+        #expect(
+            lines == [
+                "P1 exec sh",
+                "  P2 fork (parent P1)",
+                "  P2 exec sh",
+                "    P3 fork (parent P2)",
+                "    P3 exec true",
+                "    P3 exit 0",
+                "  P2 exit 3",
+                "P1 exit 5",
+            ], "\(result.output)")
+    }
+
+    @Test("kq trace exits 128 + the signal when a signal ended the command")
+    func traceSignal() throws {
+        let result = try CABITests.run([Self.binary, "trace", "--", "sh", "-c", "kill -KILL $$"], timeout: 30)
+        #expect(result.status == 128 + SIGKILL, "\(result.output)")
+        #expect(result.output.split(separator: "\n").last.map { $0.hasSuffix("killed by signal \(SIGKILL)") } == true)
+    }
+
+    @Test(
+        "kq trace without the process connector says so and shows the command's exit from its pidfd",
+        .enabled(
+            if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+            "needs root and setpriv")
+    )
+    func traceWithoutConnector() throws {
+        // setpriv drops CAP_NET_ADMIN from the bounding set: the connector is refused.
+        let result = try CABITests.run(
+            [
+                "/usr/bin/setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin", "--", Self.binary,
+                "trace", "--", "sh", "-c", "sh -c \"exit 3\"; exit 5",
+            ], timeout: 30)
+        #expect(result.status == 5, "\(result.output)")
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("kq trace: the kernel's process connector is unavailable") == true, "\(lines)")
+        #expect(lines.count == 2 && lines.last?.hasSuffix(" exit 5") == true, "\(lines)")
+    }
+
     @Test("kq telnet: stdin goes to the socket, the socket to stdout, exit 0 when the peer closes")
     func telnet() throws {
         // A one-shot loopback server: reads a line, answers, closes.

@@ -73,6 +73,14 @@ int kq_shim_proc_connector_open(void);
  * Sets *overflowed when the socket lost events. */
 int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capacity, int *overflowed);
 
+/* The process names the connector reports (PROC_EVENT_COMM: at exec, the new program's name,
+ * and at prctl(PR_SET_NAME) of a main thread), for `kq trace`. Returns how many were read. */
+struct kq_proc_name {
+    int pid;
+    char name[17];
+};
+int kq_shim_proc_connector_read_names(int fd, struct kq_proc_name *names, int capacity);
+
 /* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */
 int kq_shim_pidfd_has_exited(int pidfd);
 
@@ -83,6 +91,9 @@ int kq_shim_pidfd_has_exited(int pidfd);
  * the pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15+). Returns 0 and sets *status,
  * or -1 when it cannot be known (an older kernel, after a reap). */
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
+/* EVFILT_PROCDESC (procdesc.c): 0 and the pid behind a pidfd (-1 once reaped, 0 in another
+ * pid namespace); EINVAL when `fd` is open but not a pidfd, EBADF when it is not open. */
+int kq_shim_procdesc_pid(int fd, pid_t *pid);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
 /* EVFILT_EMPTY: what TCP_INFO tells of a connection's sending side. Returns 0, or -1 with

@@ -25,7 +25,8 @@ enum FilterTable {
         case FilterID.fs: try visitor.visit(FSFilter.self, in: &state)
         case FilterID.empty: try visitor.visit(EmptyFilter.self, in: &state)
         case FilterID.lio: try visitor.visit(LIOFilter.self, in: &state)
-        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, SENDFILE
+        case FilterID.procdesc: try visitor.visit(ProcessDescriptorFilter.self, in: &state)
+        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // SENDFILE
         }
     }
 
