@@ -80,7 +80,7 @@ struct Watch: ParsableCommand {
         do {
             try queue.apply([.process(pid, note: [.exit, .fork, .exec])])
         } catch {
-            guard error == .notSupported else { throw error }
+            guard error.errno == .notSupported else { throw error }
             try queue.apply([.process(pid, note: .exit)])
         }
     }
