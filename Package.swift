@@ -54,6 +54,16 @@ let package = Package(
             ],
             swiftSettings: warningsAreErrors
         ),
+        // The README's Swift examples, complete programs (Tests/KQueueTests/ReadmeExamplesTests.swift
+        // checks that README.md shows them verbatim and runs them).
+        .executableTarget(
+            name: "GettingStartedExample", dependencies: ["KQueue"], path: "Examples/GettingStarted",
+            swiftSettings: warningsAreErrors),
+        .executableTarget(
+            name: "WatchExample", dependencies: ["KQueue"], path: "Examples/Watch", swiftSettings: warningsAreErrors),
+        .executableTarget(
+            name: "ContextsExample", dependencies: ["KQueue"], path: "Examples/Contexts",
+            swiftSettings: warningsAreErrors),
         // Not warnings-as-errors yet: some tests still warn (unused results, a deprecated call).
         .testTarget(
             name: "KQueueTests",

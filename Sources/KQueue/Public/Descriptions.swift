@@ -110,13 +110,14 @@ extension UserNote: CustomStringConvertible {
 extension KEvent: CustomStringConvertible {
     /// Every field by name: `KEvent(filter: .vnode, ident: 3, flags: [.add, .clear],
     /// fflags: NOTE_DELETE|NOTE_WRITE, data: 0, udata: nil)`. `fflags` are named by the
-    /// filter's notes (a read or write event's end-of-file error prints as its errno); an
-    /// `.error` entry's `data` adds the errno's text; `ext` shows when not all zero.
+    /// filter's notes (a read or write event's end-of-file error adds its errno's C name); an
+    /// `.error` entry's `data` adds its errno's C name (`2 (ENOENT)`); `ext` shows when not
+    /// all zero.
     public var description: String {
         var text = "KEvent(filter: \(filter), ident: \(ident), flags: \(flags), fflags: \(fflagsDescription)"
         text += ", data: \(data)"
         if flags.contains(.error) && data != 0 {
-            text += " (\(Errno(rawValue: Int32(truncatingIfNeeded: data))))"
+            text += " (\(Errno(rawValue: Int32(truncatingIfNeeded: data)).cName))"
         }
         text += ", udata: " + (udata.map { "0x" + String(UInt(bitPattern: $0), radix: 16) } ?? "nil")
         if ext != (0, 0, 0, 0) { text += ", ext: \(ext)" }
@@ -124,11 +125,11 @@ extension KEvent: CustomStringConvertible {
     }
 
     /// `fflags` by the names of this event's filter.
-    private var fflagsDescription: String {
+    var fflagsDescription: String {
         switch filter {
         case .read, .write:
             if flags.contains(.endOfFile) && fflags != 0 {
-                return "\(fflags) (\(Errno(rawValue: Int32(truncatingIfNeeded: fflags))))"
+                return "\(fflags) (\(Errno(rawValue: Int32(truncatingIfNeeded: fflags)).cName))"
             }
             return DescriptorNote(rawValue: fflags).description
         case .user: return UserNote(rawValue: fflags).description

@@ -15,7 +15,7 @@
 /// do {
 ///     try queue.apply([.read(descriptor)])
 /// } catch {
-///     print(error)  // EBADF ... [.add] of .read ident 9 (change 1 of 1): Bad file descriptor
+///     print(error)  // change 0 (.read ident 9, flags [.add], fflags 0, data 0) failed: EBADF (Bad file descriptor)
 /// }
 /// ```
 public struct KQueueChangeError: Error, Equatable, CustomStringConvertible {
@@ -32,11 +32,12 @@ public struct KQueueChangeError: Error, Equatable, CustomStringConvertible {
         self.errno = errno
     }
 
-    /// `change [.add, .clear] of .user ident 1 (index 0) failed: No such file or directory
-    /// (errno 2); KEvent(...)`.
+    /// The change by its fields, then the errno by C name and text:
+    /// `change 1 (.user ident 99, flags [.enable], fflags NOTE_FFNOP, data 0) failed: ENOENT
+    /// (No such file or directory)`.
     public var description: String {
-        "change \(change.flags) of \(change.filter) ident \(change.ident) (index \(index)) failed: "
-            + "\(errno) (errno \(errno.rawValue)); \(change)"
+        "change \(index) (\(change.filter) ident \(change.ident), flags \(change.flags), fflags "
+            + "\(change.fflagsDescription), data \(change.data)) failed: \(errno.cName) (\(errno))"
     }
 
     /// `catch Errno.x` on ``KernelQueue/apply(_:)``: true when `error` failed with `errno`.
