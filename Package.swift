@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // `swift package generate-documentation --target KQueue` (the DocC catalog
+        // Sources/KQueue/KQueue.docc; CI stage `docc`). A command plugin: nothing of it is linked.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // `<sys/event.h>`: FreeBSD's C ABI, exactly as SPEC.md section 1 gives it.

@@ -59,6 +59,24 @@ struct ReadmeExamplesTests {
         }
     }
 
+    @Test("DocC: an article's block that names an Examples/ program is that program verbatim")
+    func doccBlocksAreExamples() throws {
+        let catalog = Self.root.appendingPathComponent("Sources/KQueue/KQueue.docc")
+        var checked = 0
+        for article in try FileManager.default.contentsOfDirectory(atPath: catalog.path) where article.hasSuffix(".md")
+        {
+            let text = try String(contentsOf: catalog.appendingPathComponent(article), encoding: .utf8)
+            for block in Self.swiftBlocks(text) {
+                let first = String(block.prefix { $0 != "\n" })
+                guard let match = first.firstMatch(of: /^\/\/ (Examples\/[A-Za-z]+\/main\.swift):/) else { continue }
+                let file = try String(contentsOf: Self.root.appendingPathComponent(String(match.1)), encoding: .utf8)
+                #expect(file == block, "\(article)'s block differs from \(match.1)")
+                checked += 1
+            }
+        }
+        #expect(checked >= 1, "Getting Started shows an example")
+    }
+
     @Test("README: the examples import KQueue alone (no Glibc, no Foundation)")
     func examplesImportKQueueAlone() throws {
         for name in ["GettingStarted", "Watch", "Contexts"] {
