@@ -91,6 +91,10 @@ struct SwiftAPITests {
         }
         #expect("\(Signal(rawValue: __libc_current_sigrtmin() + 2))" == "SIGRTMIN+2")
         #expect("\(Signal(rawValue: 200))" == "Signal(200)")
+        #expect(
+            Signal(name: "HUP") == .hangup && Signal(name: "sigusr1") == .user1
+                && Signal(name: "SIGWINCH") == .windowChange)
+        #expect(Signal(name: "NOPE") == nil)
         #expect("\(ProcessID(rawValue: 4242))" == "4242")
         #expect(ProcessID.current.rawValue == getpid())
         #expect(ProcessExitStatus.signaled(signal: SIGKILL, coreDumped: false).terminatingSignal == .kill)

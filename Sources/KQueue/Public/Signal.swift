@@ -82,6 +82,15 @@ public struct Signal: RawRepresentable, Hashable, Sendable, CustomStringConverti
         return "Signal(\(rawValue))"
     }
 
+    /// The signal of a C name with or without its `SIG` prefix, in any case: `SIGHUP`, `HUP`,
+    /// `hup`. Nil for a name Linux does not have.
+    public init?(name: String) {
+        let upper = name.uppercased()
+        let full = upper.hasPrefix("SIG") ? upper : "SIG" + upper
+        guard let number = Signal.names.first(where: { $0.value == full })?.key else { return nil }
+        self.init(rawValue: number)
+    }
+
     private static let names: [Int32: String] = [
         SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
         SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
