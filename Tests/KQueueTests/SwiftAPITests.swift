@@ -406,6 +406,41 @@ struct ContextQueueTests {
     }
 }
 
+extension ContextQueueTests {
+    @Test("API: contexts stay consistent while one thread registers, triggers and deletes and another collects")
+    func concurrentRegistrationAndCollection() throws {
+        let before = live
+        do {
+            let contexts = try ContextQueue<Connection>()
+            let stop = Shared(false)
+            let collected = Shared(0)
+            let collector = try TestThread {
+                while !stop.value {
+                    let events = (try? contexts.events(maxEvents: 16, timeout: .milliseconds(5))) ?? []
+                    collected.update { $0 += events.filter { $0.context != nil }.count }
+                }
+            }
+            for i in 0..<2000 {
+                let ident = UInt(i % 8)
+                try contexts.register(.user(ident, flags: [.add, .oneShot]), context: Connection("c\(i)"))
+                // ENOENT when the collector just took this ident's earlier activation: that
+                // oneshot delivery ended the knote (and released the new context with it).
+                try? contexts.apply([.user(ident, note: .trigger)])
+                if i % 3 == 0 { try? contexts.apply([.user(ident, flags: .delete)]) }
+            }
+            stop.update { $0 = true }
+            #expect(collector.wait(timeout: .seconds(10)), "the collector ended")
+            _ = try contexts.events(maxEvents: 64, timeout: .zero)
+            #expect(collected.value > 0)
+            // What is left: registrations whose oneshot was replaced before it fired.
+            #expect(contexts.contextCount <= 8)
+            contexts.close()
+            #expect(contexts.contextCount == 0)
+        }
+        #expect(live == before, "every context was released")
+    }
+}
+
 extension ContextQueue {
     /// The next events, or none on error (for `#expect`).
     fileprivate func events(timeoutOrEmpty timeout: Duration) -> [ContextEvent<Context>] {
