@@ -184,6 +184,9 @@ struct SwiftAPITests {
         #expect(eof.socketError == .brokenPipe)
         #expect(KEvent(ident: 4, filter: .write, flags: .endOfFile).socketError == nil)
         #expect(KEvent.process(ProcessID(rawValue: 12)) == KEvent.process(pid_t(12)))
+        let child = KEvent(ident: 13, filter: .process, fflags: ProcessNote.child.rawValue, data: 12)
+        #expect(child.parentProcessID == ProcessID(rawValue: 12) && child.processID == ProcessID(rawValue: 13))
+        #expect(KEvent(ident: 13, filter: .process, fflags: ProcessNote.exit.rawValue).parentProcessID == nil)
         #expect(KEvent.signal(Signal.hangup) == KEvent.signal(SIGHUP))
     }
 

@@ -37,6 +37,13 @@ extension KEvent {
         return ProcessNote(rawValue: fflags)
     }
 
+    /// The parent of a process followed by ``ProcessNote/track``: in its first event, which
+    /// reports ``ProcessNote/child``, `data` is the parent's pid.
+    @inlinable public var parentProcessID: ProcessID? {
+        guard filter == .process, fflags & ProcessNote.child.rawValue != 0 else { return nil }
+        return ProcessID(rawValue: Int32(truncatingIfNeeded: data))
+    }
+
     /// What happened to mounts, in a ``Filter/fileSystem`` event (its `fflags`).
     @inlinable public var fileSystemNote: FileSystemNote? {
         guard filter == .fileSystem else { return nil }
