@@ -432,7 +432,7 @@ extension ContextQueueTests {
                 if i % 3 == 0 { try? contexts.apply([.user(ident, flags: .delete)]) }
             }
             stop.update { $0 = true }
-            #expect(collector.wait(timeout: .seconds(10)), "the collector ended")
+            #expect(collector.join(timeout: .seconds(10)), "the collector ended")
             _ = try contexts.events(maxEvents: 64, timeout: .zero)
             #expect(collected.value > 0)
             // What is left: registrations whose oneshot was replaced before it fired.
