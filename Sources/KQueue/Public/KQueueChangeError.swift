@@ -4,7 +4,8 @@
 /// ``KernelQueue/apply(_:)`` throws it; ``KEventResult/failures`` lists one per failed change
 /// of ``KernelQueue/kevent(_:eventCapacity:timeout:)``. Errors of the call itself (a signal
 /// during the wait, a closed queue, a negative timeout) stay plain `Errno`s, thrown by the
-/// `kevent` methods.
+/// `kevent` methods; `apply`, which has only changes to report, fails its first change with
+/// `Errno.badFileDescriptor` on a closed queue.
 ///
 /// Match its errno in a `catch` clause as you would an `Errno` (`catch Errno.badFileDescriptor`
 /// works where the `do` block's only throwing calls are ``KernelQueue/apply(_:)``, whose
