@@ -80,7 +80,7 @@ struct KQToolTests {
         process.waitUntilExit()
         text += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 0, "\(text)")
-        #expect(text.contains("vnode \(path): WRITE|EXTEND"), "\(text)")
+        #expect(text.contains("vnode \(path): NOTE_WRITE|NOTE_EXTEND"), "\(text)")
         #expect(text.contains("signal SIGUSR1: 1"), "\(text)")
     }
 
