@@ -272,8 +272,7 @@ struct CABITests {
         let deadline = Date().addingTimeInterval(timeout)
         var inputOpen = input != nil
         while process.isRunning && Date() < deadline {
-            if inputOpen, let trigger, let text = try? String(contentsOf: log, encoding: .utf8), text.contains(trigger)
-            {
+            if inputOpen, let trigger, Self.nonEmptyText(log).contains(trigger) {
                 try? input?.fileHandleForWriting.close()
                 inputOpen = false
             }
@@ -286,10 +285,13 @@ struct CABITests {
             return (-1, "timed out after \(timeout) s")
         }
         process.waitUntilExit()
-        // Foundation's String(contentsOf:) leaks its read buffer for an empty file (seen with
-        // LeakSanitizer): read only a log that has something in it.
-        let size = (try? FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int) ?? 0
-        let output = size == 0 ? "" : (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, output)
+        return (process.terminationStatus, nonEmptyText(log))
+    }
+
+    /// A file's text. Foundation's String(contentsOf:) leaks its read buffer for an empty file
+    /// (seen with LeakSanitizer): only a file that has something in it is read.
+    static func nonEmptyText(_ file: URL) -> String {
+        let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+        return size == 0 ? "" : (try? String(contentsOf: file, encoding: .utf8)) ?? ""
     }
 }
