@@ -58,7 +58,7 @@ extension DescriptorFilter {
         guard entry.kind.usesEpoll else { return .success(.unchanged) }
         if entry.isEmpty {
             if entry.isRegistered {
-                Syscall.epollRemove(state.epollFD, fd)
+                state.backend.remove(fd)
                 state.sources.descriptors.entries[i].isRegistered = false
             }
             return .success(.unchanged)
@@ -69,7 +69,7 @@ extension DescriptorFilter {
             if events == entry.registeredEvents && !repoll { return .success(.unchanged) }
             let tag = EpollTag.descriptor(fd, generation: entry.generation)
             do throws(Errno) {
-                try Syscall.epollCtl(state.epollFD, EPOLL_CTL_MOD, fd, events: events, data: tag)
+                try state.backend.modify(fd, events: events, tag: tag)
                 state.sources.descriptors.entries[i].registeredEvents = events
                 return .success(.repolled)
             } catch {
@@ -88,7 +88,7 @@ extension DescriptorFilter {
         let generation = EpollTag.nextGeneration(after: state.sources.descriptors.entries[i].generation)
         let tag = EpollTag.descriptor(fd, generation: generation)
         do throws(Errno) {
-            try Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag)
+            try state.backend.add(fd, events: events, tag: tag)
         } catch {
             return .failure(error)
         }
@@ -105,7 +105,7 @@ extension DescriptorFilter {
         guard i < state.sources.descriptors.entries.count, state.sources.descriptors.entries[i].isRegistered else {
             return
         }
-        Syscall.epollRemove(state.epollFD, fd)
+        state.backend.remove(fd)
         state.sources.descriptors.entries[i].isRegistered = false
         syncRegistration(fd: fd, in: &state)
     }
