@@ -39,6 +39,14 @@ enum ReadinessBackend: @unchecked Sendable {  // SAFETY: the ring is used under 
         }
     }
 
+    /// A registration with no interest is still reported for hang-up and error (epoll); the
+    /// ring does not poll it at all, so it needs no edge-triggered mode to stay quiet.
+    @inline(__always)
+    var reportsWithoutInterest: Bool {
+        if case .epoll = self { return true }
+        return false
+    }
+
     /// The ring's descriptor (registered in the epoll instance), nil for epoll.
     var ringDescriptor: Int32? {
         switch self {

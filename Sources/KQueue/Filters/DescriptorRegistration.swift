@@ -20,8 +20,10 @@ extension DescriptorFilter {
         case repolled
     }
 
-    /// The epoll `events` word the descriptor's enabled knotes need.
-    static func desiredEvents(_ entry: DescriptorEntry, in table: borrowing KnoteTable) -> UInt32 {
+    /// The epoll `events` word the descriptor's enabled knotes need. `quietAsEdge`: the
+    /// backend reports hang-up and error even without interest (epoll), so a registration no
+    /// knote listens to runs edge-triggered; the ring does not poll such a registration at all.
+    static func desiredEvents(_ entry: DescriptorEntry, in table: borrowing KnoteTable, quietAsEdge: Bool) -> UInt32 {
         var events: UInt32 = 0
         var edge = entry.edgeForced
         for pass in 0..<2 {
@@ -36,7 +38,7 @@ extension DescriptorFilter {
             events |= EmptyFilter.epollInterest
             edge = true
         }
-        if events == 0 { edge = true }  // quiet: HUP and ERR cannot be masked out
+        if events == 0 && quietAsEdge { edge = true }  // quiet: HUP and ERR cannot be masked out
         return edge ? events | edgeTriggered : events
     }
 
@@ -63,7 +65,7 @@ extension DescriptorFilter {
             }
             return .success(.unchanged)
         }
-        var events = desiredEvents(entry, in: state.table)
+        var events = desiredEvents(entry, in: state.table, quietAsEdge: state.backend.reportsWithoutInterest)
         if entry.isRegistered {
             if entry.isEdgeTriggered { events |= entry.registeredEvents | edgeTriggered }
             if events == entry.registeredEvents && !repoll { return .success(.unchanged) }
