@@ -44,7 +44,11 @@ let package = Package(
         // kqueue()/kevent() called from C, for Swift code that measures the C ABI.
         .target(name: "CKQueueCalls", dependencies: ["CKQueue"], cSettings: cWarningsAreErrors),
         // The exported C entry points of libkqueue.so.
-        .target(name: "KQueueCABI", dependencies: ["KQueue", "CKQueue"], swiftSettings: warningsAreErrors),
+        .target(
+            name: "KQueueCABI", dependencies: ["KQueue", "CKQueue", "CKQueueShim", "CKQueueAIO"],
+            swiftSettings: warningsAreErrors),
+        // libkqueue.so's aio_* (FreeBSD's SIGEV_KEVENT), forwarding other requests to glibc.
+        .target(name: "CKQueueAIO", dependencies: ["CKQueue", "CKQueueShim"], cSettings: cWarningsAreErrors),
         .executableTarget(
             name: "kq",
             dependencies: [

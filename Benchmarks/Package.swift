@@ -7,6 +7,7 @@
 //   swift package --allow-writing-to-package-directory benchmark     # ordo-one/benchmark
 //   swift package benchmark thresholds check                          # malloc-count gate
 //   swift run -c release ChainRatio                                   # the ratio table
+//   swift run -c release AIORandomRead                                # EVFILT_AIO vs pread, glibc AIO
 import PackageDescription
 
 let package = Package(
@@ -81,6 +82,12 @@ let package = Package(
             ],
             path: "Benchmarks/SocketPairChain",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // `swift run -c release AIORandomRead`: 4 KiB random reads at depth 1 and 64 through
+        // EVFILT_AIO (io_uring, thread pool), glibc's POSIX AIO and a pread loop; one table.
+        .executableTarget(
+            name: "AIORandomRead",
+            dependencies: [.product(name: "KQueue", package: "main")]
         ),
         // Single-operation costs with allocation counts (issue: the headline benchmark).
         .executableTarget(

@@ -323,7 +323,7 @@ static void model_number_closed(int n) {
             struct knote *kn = &kqs[k].kn[i];
             if (kn->used && kn->ident == (uintptr_t)n &&
                 (kn->filter == EVFILT_READ || kn->filter == EVFILT_WRITE || kn->filter == EVFILT_VNODE ||
-                 kn->filter == EVFILT_EMPTY))
+                 kn->filter == EVFILT_EMPTY || kn->filter == EVFILT_PROCDESC))
                 kn->used = 0;
         }
     }
@@ -502,8 +502,15 @@ static uint64_t predict(int k, const struct kevent *c) {
      * Tests/C/empty.c and Tests/C/fs.c pin their semantics. */
     if (f == EVFILT_EMPTY) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
     if (f == EVFILT_FS) return OK | B(EINVAL) | B(ENOENT);
+    /* EVFILT_PROCDESC: the fuzzer makes no process descriptor (any other file is EINVAL);
+     * Tests/C/procdesc.c pins its semantics. */
+    if (f == EVFILT_PROCDESC) return OK | B(EBADF) | B(EINVAL) | B(ENOENT);
     if (!is_known(f)) {
-        uint64_t m = f == EVFILT_AIO ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
+        /* EVFILT_AIO and EVFILT_LIO: only a request registers one (EPERM from user space),
+         * after the registration rules (EV_ADD|EV_KEEPUDATA on a new knote: EINVAL). */
+        int requests = f == EVFILT_AIO || f == EVFILT_LIO;
+        uint64_t m = requests ? B(EPERM) : (B(ENOSYS) | B(ENXIO));
+        if (requests && (fl & (EV_ADD | EV_KEEPUDATA)) == (EV_ADD | EV_KEEPUDATA)) m |= B(EINVAL);
         if (!(fl & EV_ADD)) m |= B(ENOENT); /* FreeBSD looks the knote up before attaching */
         return m;
     }
@@ -574,7 +581,7 @@ static void apply_modify(struct knote *kn, const struct kevent *c, unsigned shor
     }
 }
 
-/* PROC, VNODE, SIGNAL, EMPTY and FS: the model keeps only whether the knote exists (vague
+/* PROC, VNODE, SIGNAL, EMPTY, FS and PROCDESC: the model keeps only whether the knote exists (vague
  * knotes). */
 static void apply_loose(struct kqmodel *q, const struct kevent *c, unsigned short fl, int actual) {
     struct knote *kn = kn_find(q, c->ident, c->filter);
@@ -599,7 +606,8 @@ static void apply(int k, const struct kevent *c, int actual, int64_t t0m, int64_
     struct kqmodel *q = &kqs[k];
     unsigned short fl = c->flags & 0x0FFF;
     short f = c->filter;
-    if ((f == EVFILT_PROC || f == EVFILT_VNODE || f == EVFILT_SIGNAL || f == EVFILT_EMPTY || f == EVFILT_FS) &&
+    if ((f == EVFILT_PROC || f == EVFILT_VNODE || f == EVFILT_SIGNAL || f == EVFILT_EMPTY || f == EVFILT_FS ||
+         f == EVFILT_PROCDESC) &&
         (fl & (EV_ENABLE | EV_DISABLE)) != (EV_ENABLE | EV_DISABLE)) {
         apply_loose(q, c, fl, actual);
         return;
@@ -666,7 +674,7 @@ static void make_uncertain(int k, const struct kevent *c) {
     short f = c->filter;
     if (f > 0 || f < -EVFILT_SYSCOUNT ||
         (!is_known(f) && f != EVFILT_PROC && f != EVFILT_VNODE && f != EVFILT_SIGNAL && f != EVFILT_EMPTY &&
-         f != EVFILT_FS))
+         f != EVFILT_FS && f != EVFILT_PROCDESC))
         return;
     if (is_fd_filter(f)) {
         int which;
@@ -1188,7 +1196,7 @@ static void decode_change(int k, struct kevent *c, int index) {
         break;
     }
     if (filter == EVFILT_TIMER || filter == EVFILT_VNODE || filter == EVFILT_PROC || filter == EVFILT_SIGNAL ||
-        filter == EVFILT_EMPTY || filter == EVFILT_FS)
+        filter == EVFILT_EMPTY || filter == EVFILT_FS || filter == EVFILT_PROCDESC)
         list_may_open_descriptor = 1;
     uint64_t token = ((uint64_t)++token_serial << 8) | (uint64_t)index | 0x1;
     EV_SET(c, ident, filter, flags, fflags, data, (void *)(uintptr_t)token);

@@ -11,8 +11,8 @@
 #   libkqueue-engine.so.12.0.0          the engine: the Swift code, loaded by the front from
 #                                       its own directory on the first kqueue()
 #
-# The front (Sources/CKQueueFront/front.c and the C shim's objects, Sources/CKQueueShim)
-# holds the interposers and the shim's state, and defines kqueue, kqueuex and kevent, which
+# The front (Sources/CKQueueFront/front.c and the C shim's objects, Sources/CKQueueShim, with
+# the aio_* functions, Sources/CKQueueAIO) holds the interposers and the shim's state, and defines kqueue, kqueuex and kevent, which
 # load the engine with dlopen on first use and call it through function pointers. A program
 # that links it maps and relocates only this small library at start-up: the Swift runtime's
 # relocations are paid by the first kqueue() instead (docs/C-LIBRARY.md, "Start-up cost").
@@ -86,15 +86,15 @@ while IFS= read -r entry; do
   case "$path" in *\'* | *\"* | *\\*) die "unexpected quoting in $list: $entry" ;; esac
   [ -f "$path" ] || die "$list names $path, which does not exist"
   case "$path" in
-    */CKQueueShim.build/*.o) shim_objects+=("$path") ;;
+    */CKQueueShim.build/*.o | */CKQueueAIO.build/*.o) shim_objects+=("$path") ;;
     *) printf '%s\n' "$entry" >>"$engine_list" ;;
   esac
 done <"$list"
 # Every piece must be there: the whole shim (as many objects as CKQueueShim.build holds), the
 # C entry points, the engine.
-on_disk=$(find "$bin/CKQueueShim.build" -maxdepth 1 -name '*.o' | wc -l)
+on_disk=$(find "$bin/CKQueueShim.build" "$bin/CKQueueAIO.build" -maxdepth 1 -name '*.o' | wc -l)
 [ "${#shim_objects[@]}" -gt 0 ] && [ "${#shim_objects[@]}" -eq "$on_disk" ] ||
-  die "the product's list has ${#shim_objects[@]} CKQueueShim objects, $bin/CKQueueShim.build has $on_disk"
+  die "the product's list has ${#shim_objects[@]} CKQueueShim and CKQueueAIO objects, their build directories have $on_disk"
 grep -q '/KQueueCABI\.build/Exports\.swift\.o' "$engine_list" || die "no KQueueCABI.build/Exports.swift.o in $list"
 grep -q '/KQueue\.build/' "$engine_list" || die "no KQueue.build objects in $list"
 engine_count=$(wc -l <"$engine_list")
@@ -114,7 +114,7 @@ engine_count=$(wc -l <"$engine_list")
 # 4. The front.
 "$swift_bin/clang" -shared -fuse-ld=lld -o "$work/$KQ_CLIB_FILE" \
   -std=gnu11 -O2 -fPIC -Wall -Wextra -Werror \
-  -I "$root/Sources/CKQueue/include" "-DKQ_ENGINE_FILE=\"$KQ_CLIB_ENGINE\"" \
+  -I "$root/Sources/CKQueue/include" -I "$root/Sources/CKQueueShim/include" "-DKQ_ENGINE_FILE=\"$KQ_CLIB_ENGINE\"" \
   "$root/Sources/CKQueueFront/front.c" "${shim_objects[@]}" \
   "-Wl,--version-script=$root/scripts/libkqueue.map" \
   "-Wl,-soname=$KQ_CLIB_SONAME" \

@@ -121,12 +121,12 @@ if [ -n "$engine_undefined" ] && [ -z "$not_in_front" ]; then
 else
   fail "the engine needs symbols the front does not export: $(echo $not_in_front)"
 fi
-shim_exported=$(grep '^kq_shim_' <<<"$exported" || true)
-shim_needed=$(grep '^kq_shim_' <<<"$engine_undefined" || true)
+shim_exported=$(grep '^kq_\(shim\|aio\)_' <<<"$exported" || true)
+shim_needed=$(grep '^kq_\(shim\|aio\)_' <<<"$engine_undefined" || true)
 if [ "$shim_exported" = "$shim_needed" ]; then
-  pass "the front's kq_shim_* exports are exactly the engine's $(wc -l <<<"$shim_needed") references"
+  pass "the front's kq_shim_* and kq_aio_* exports are exactly the engine's $(wc -l <<<"$shim_needed") references"
 else
-  fail "kq_shim_* exported but not used by the engine: $(comm -23 <(echo "$shim_exported") <(echo "$shim_needed") | tr '\n' ' ')"
+  fail "kq_shim_*/kq_aio_* exported but not used by the engine: $(comm -23 <(echo "$shim_exported") <(echo "$shim_needed") | tr '\n' ' ')"
 fi
 
 # 2b. Every libc call the shim interposes is in the front's list: the C shim's objects define

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the deployable C library (scripts/build-clib.sh: two files), <sys/event.h> and a
+# Installs the deployable C library (scripts/build-clib.sh: two files), <sys/event.h>, <sys/procdesc.h> and a
 # pkg-config file:
 #   scripts/install.sh [--no-build] [PREFIX]     (default PREFIX: /usr/local)
 #
@@ -9,6 +9,7 @@
 #   PREFIX/lib/libkqueue-engine.so.12.0.0        the engine, loaded by the front from its own
 #                                                directory on the first kqueue()
 #   PREFIX/include/sys/event.h
+#   PREFIX/include/sys/procdesc.h
 #   PREFIX/lib/pkgconfig/kqueue-freebsd.pc       cc prog.c $(pkg-config --cflags --libs kqueue-freebsd)
 #
 # --no-build installs what scripts/build-clib.sh left in .build/clib (e.g. as root, on a
@@ -50,6 +51,7 @@ install -m 0755 "$KQ_CLIB_DIR/$KQ_CLIB_FILE" "$lib/$KQ_CLIB_FILE"
 ln -sfn "$KQ_CLIB_FILE" "$lib/$KQ_CLIB_SONAME"
 ln -sfn "$KQ_CLIB_SONAME" "$lib/libkqueue.so"
 install -m 0644 Sources/CKQueue/include/sys/event.h "$destdir$prefix/include/sys/event.h"
+install -m 0644 Sources/CKQueue/include/sys/procdesc.h "$destdir$prefix/include/sys/procdesc.h"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$KQ_CLIB_VERSION|" -e "s|@SONAME@|$KQ_CLIB_SONAME|g" \
   scripts/kqueue-freebsd.pc.in > "$lib/pkgconfig/$KQ_CLIB_PC.pc"
 if [ -f "$lib/pkgconfig/libkqueue.pc" ] && grep -q "KQueue's C ABI" "$lib/pkgconfig/libkqueue.pc"; then
@@ -60,6 +62,6 @@ fi
 # harmless for any other prefix).
 if [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then ldconfig || true; fi
 
-echo "installed $KQ_CLIB_FILE ($KQ_CLIB_SONAME, libkqueue.so), $KQ_CLIB_ENGINE, sys/event.h and $KQ_CLIB_PC.pc under $destdir$prefix"
+echo "installed $KQ_CLIB_FILE ($KQ_CLIB_SONAME, libkqueue.so), $KQ_CLIB_ENGINE, sys/event.h, sys/procdesc.h and $KQ_CLIB_PC.pc under $destdir$prefix"
 echo "compile with: cc prog.c \$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs $KQ_CLIB_PC)"
 echo "(a PREFIX the dynamic loader does not search also needs -Wl,-rpath,$prefix/lib or LD_LIBRARY_PATH)"

@@ -23,6 +23,10 @@
  * this library with dlopen(RTLD_LOCAL) has it outside the global scope, where the engine's
  * references are looked up: it is promoted there first.
  *
+ * aio.c (Sources/CKQueueAIO: the aio_* functions) is in this library too; its calls into the
+ * engine (kq_engine_aio_*) are defined at the end of this file and go through pointers looked
+ * up with the three entry points.
+ *
  * If the engine cannot be loaded (missing, or its dependencies cannot be satisfied):
  * kqueue() and kqueuex() fail with ELIBACC, every time; kevent() fails with EBADF, as for any
  * descriptor that is not a kqueue (none can exist). Nothing is printed. Before the first
@@ -42,6 +46,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "CKQueueShim.h"
+
 #ifndef KQ_ENGINE_FILE
 #error "KQ_ENGINE_FILE (the engine library's file name) is defined by scripts/build-clib.sh"
 #endif
@@ -56,6 +62,21 @@ static engine_kqueuex_fn engine_kqueuex;
 /* Read without pthread_once on kevent()'s path: published with a release store, last. */
 static _Atomic(engine_kevent_fn) engine_kevent;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+/* The engine's side of aio.c's SIGEV_KEVENT requests (aio.c is in this library). Each needs a
+ * kqueue, so the engine is loaded by the time one is called with a real kqueue; before that
+ * (or without an engine) they answer as for a descriptor that is not a kqueue. */
+struct engine_aio_calls {
+    void (*submit)(int, const struct kq_aio_request *, int, uint64_t *, int *);
+    int (*cancel)(int, uint64_t);
+    void (*release)(int, uintptr_t, short, uint64_t);
+    void (*poll)(int);
+    int (*wait_fd)(int);
+    void (*mark_done)(int, uint64_t);
+};
+/* Published with a release store once every member is set. */
+static _Atomic(const struct engine_aio_calls *) engine_aio;
+static struct engine_aio_calls engine_aio_storage;
 
 /* Opens DIRECTORY/KQ_ENGINE_FILE, where DIRECTORY is the first `length` bytes of `path`. */
 static void *open_engine_in(const char *path, size_t length) {
@@ -135,6 +156,17 @@ static void load_engine(void) {
     engine_kqueuex_fn kqx = (engine_kqueuex_fn)dlsym(engine, "kqueue_engine_kqueuex");
     engine_kevent_fn kev = (engine_kevent_fn)dlsym(engine, "kqueue_engine_kevent");
     if (kq == NULL || kqx == NULL || kev == NULL) return;
+    struct engine_aio_calls *aio = &engine_aio_storage;
+    *(void **)&aio->submit = dlsym(engine, "kqueue_engine_aio_submit");
+    *(void **)&aio->cancel = dlsym(engine, "kqueue_engine_aio_cancel");
+    *(void **)&aio->release = dlsym(engine, "kqueue_engine_aio_release");
+    *(void **)&aio->poll = dlsym(engine, "kqueue_engine_aio_poll");
+    *(void **)&aio->wait_fd = dlsym(engine, "kqueue_engine_aio_wait_fd");
+    *(void **)&aio->mark_done = dlsym(engine, "kqueue_engine_aio_mark_done");
+    if (aio->submit == NULL || aio->cancel == NULL || aio->release == NULL || aio->poll == NULL ||
+        aio->wait_fd == NULL || aio->mark_done == NULL)
+        return;
+    atomic_store_explicit(&engine_aio, aio, memory_order_release);
     engine_kqueue = kq;
     engine_kqueuex = kqx;
     atomic_store_explicit(&engine_kevent, kev, memory_order_release);
@@ -167,4 +199,47 @@ int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent 
         return -1;
     }
     return fn(kq, changelist, nchanges, eventlist, nevents, timeout);
+}
+
+/* aio.c's calls into the engine (Sources/KQueueCABI/Exports.swift names them
+ * kq_engine_aio_* in the one-file library). Hidden: not exported (scripts/libkqueue.map). */
+static const struct engine_aio_calls *aio_calls(void) {
+    return atomic_load_explicit(&engine_aio, memory_order_acquire);
+}
+
+void kq_engine_aio_submit(int kq, const struct kq_aio_request *requests, int count, uint64_t *tags, int *errors) {
+    const struct engine_aio_calls *calls = aio_calls();
+    if (calls != NULL) {
+        calls->submit(kq, requests, count, tags, errors);
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        tags[i] = 0;
+        errors[i] = EBADF;
+    }
+}
+
+int kq_engine_aio_cancel(int kq, uint64_t tag) {
+    const struct engine_aio_calls *calls = aio_calls();
+    return calls != NULL ? calls->cancel(kq, tag) : -1;
+}
+
+void kq_engine_aio_release(int kq, uintptr_t ident, short filter, uint64_t tag) {
+    const struct engine_aio_calls *calls = aio_calls();
+    if (calls != NULL) calls->release(kq, ident, filter, tag);
+}
+
+void kq_engine_aio_poll(int kq) {
+    const struct engine_aio_calls *calls = aio_calls();
+    if (calls != NULL) calls->poll(kq);
+}
+
+int kq_engine_aio_wait_fd(int kq) {
+    const struct engine_aio_calls *calls = aio_calls();
+    return calls != NULL ? calls->wait_fd(kq) : -1;
+}
+
+void kq_engine_aio_mark_done(int kq, uint64_t tag) {
+    const struct engine_aio_calls *calls = aio_calls();
+    if (calls != NULL) calls->mark_done(kq, tag);
 }

@@ -107,3 +107,32 @@ int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capaci
     }
     return count;
 }
+
+int kq_shim_proc_connector_read_names(int fd, struct kq_proc_name *names, int capacity) {
+    char buffer[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+    int count = 0;
+    while (count < capacity) {
+        ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == ENOBUFS || errno == EINTR) continue;
+            break;
+        }
+        for (struct nlmsghdr *header = (struct nlmsghdr *)buffer; NLMSG_OK(header, (size_t)n) && count < capacity;
+             header = NLMSG_NEXT(header, n)) {
+            if (header->nlmsg_type == NLMSG_ERROR || header->nlmsg_type == NLMSG_NOOP) continue;
+            struct cn_msg *message = NLMSG_DATA(header);
+            if (message->id.idx != CN_IDX_PROC || message->id.val != CN_VAL_PROC) continue;
+            struct proc_event event;
+            memset(&event, 0, sizeof event);
+            size_t length = message->len < sizeof event ? message->len : sizeof event;
+            memcpy(&event, message->data, length);
+            if (event.what != PROC_EVENT_COMM) continue;
+            if (event.event_data.comm.process_pid != event.event_data.comm.process_tgid) continue;
+            names[count].pid = event.event_data.comm.process_tgid;
+            memcpy(names[count].name, event.event_data.comm.comm, sizeof names[count].name - 1);
+            names[count].name[sizeof names[count].name - 1] = 0;
+            count++;
+        }
+    }
+    return count;
+}

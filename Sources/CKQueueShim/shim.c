@@ -2,6 +2,7 @@
 #include "CKQueueShim.h"
 #include "next_symbol.h"
 #include "signal_consumers.h"
+#include "procdesc_hooks.h"
 
 #include <dlfcn.h>
 #include <malloc.h>
@@ -123,7 +124,8 @@ static int pidfd_info_exit_status(int pidfd, int *status) {
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) {
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG | WNOWAIT | __WALL) == 0 &&
+        info.si_pid != 0) {
         switch (info.si_code) {
         case CLD_EXITED: *status = (info.si_status & 0xff) << 8; return 0;
         case CLD_KILLED: *status = info.si_status & 0x7f; return 0;
@@ -549,27 +551,41 @@ int kq_shim_real_close(int fd) {
 
 int close(int fd) {
     notify_closing(fd);
-    return kq_shim_real_close(fd);
+    int process_descriptor = kq_procdesc_number_closing(fd);
+    int result = kq_shim_real_close(fd);
+    if (process_descriptor) kq_procdesc_numbers_closed();
+    return result;
 }
 
 int dup2(int oldfd, int newfd) {
     dup2_fn fn = next_dup2();
     if (fn == NULL) { errno = ENOSYS; return -1; }
     /* dup2 closes newfd first, unless it is oldfd itself or oldfd is not open. */
-    if (oldfd != newfd && kq_shim_is_watched(newfd) && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
-    return fn(oldfd, newfd);
+    int replaces = oldfd != newfd && fcntl(oldfd, F_GETFD) != -1;
+    if (replaces && kq_shim_is_watched(newfd)) notify_closing(newfd);
+    int process_descriptor = replaces && kq_procdesc_number_closing(newfd);
+    int result = fn(oldfd, newfd);
+    if (result >= 0 && replaces) kq_procdesc_number_copied(oldfd, newfd);
+    if (process_descriptor) kq_procdesc_numbers_closed();
+    return result;
 }
 
 int dup3(int oldfd, int newfd, int flags) {
     dup3_fn fn = next_dup3();
     if (fn == NULL) { errno = ENOSYS; return -1; }
-    if (oldfd != newfd && kq_shim_is_watched(newfd) && fcntl(oldfd, F_GETFD) != -1) notify_closing(newfd);
-    return fn(oldfd, newfd, flags);
+    int replaces = oldfd != newfd && fcntl(oldfd, F_GETFD) != -1;
+    if (replaces && kq_shim_is_watched(newfd)) notify_closing(newfd);
+    int process_descriptor = replaces && kq_procdesc_number_closing(newfd);
+    int result = fn(oldfd, newfd, flags);
+    if (result >= 0 && replaces) kq_procdesc_number_copied(oldfd, newfd);
+    if (process_descriptor) kq_procdesc_numbers_closed();
+    return result;
 }
 
 int close_range(unsigned int first, unsigned int last, int flags) {
     close_range_fn fn = next_close_range();
     if (fn == NULL) { errno = ENOSYS; return -1; }
+    int process_descriptors = 0;
 #ifdef CLOSE_RANGE_CLOEXEC
     if (!(flags & CLOSE_RANGE_CLOEXEC))
 #endif
@@ -579,15 +595,42 @@ int close_range(unsigned int first, unsigned int last, int flags) {
         if (words > 0 && (size_t)top >= words * 64) top = (unsigned int)(words * 64 - 1);
         for (unsigned int fd = first; fd <= top && fd <= (unsigned int)INT32_MAX; fd++) {
             notify_closing((int)fd);
+            if (kq_procdesc_number_closing((int)fd)) process_descriptors = 1;
             if (fd == top) break;
         }
     }
-    return fn(first, last, flags);
+    int result = fn(first, last, flags);
+    if (process_descriptors) kq_procdesc_numbers_closed();
+    return result;
 }
 
 /* ---- fork(2) ---------------------------------------------------------------------- */
 
+/* Kept for pdfork (procdesc.c), which runs them around its clone3 as fork() does. */
+static _Atomic(kq_shim_fork_hook) fork_prepare_hook, fork_parent_hook, fork_child_hook;
+
 int kq_shim_install_fork_hooks(kq_shim_fork_hook prepare, kq_shim_fork_hook parent,
                                kq_shim_fork_hook child) {
-    return pthread_atfork(prepare, parent, child);
+    int result = pthread_atfork(prepare, parent, child);
+    if (result == 0) {
+        atomic_store(&fork_prepare_hook, prepare);
+        atomic_store(&fork_parent_hook, parent);
+        atomic_store(&fork_child_hook, child);
+    }
+    return result;
+}
+
+void kq_shim_run_fork_prepare(void) {
+    kq_shim_fork_hook hook = atomic_load(&fork_prepare_hook);
+    if (hook != NULL) hook();
+}
+
+void kq_shim_run_fork_parent(void) {
+    kq_shim_fork_hook hook = atomic_load(&fork_parent_hook);
+    if (hook != NULL) hook();
+}
+
+void kq_shim_run_fork_child(void) {
+    kq_shim_fork_hook hook = atomic_load(&fork_child_hook);
+    if (hook != NULL) hook();
 }

@@ -20,14 +20,19 @@ struct CABITests {
         return files.filter { $0.hasSuffix(".c") }.sorted()
     }
 
-    @Test("libkqueue.so exports kqueue, kqueuex and kevent")
+    @Test("libkqueue.so exports kqueue, kqueuex, kevent, the aio_* functions, pdfork, pdgetpid and pdkill")
     func libraryIsBuilt() throws {
         let library = Self.libraryDirectory.appendingPathComponent("libkqueue.so")
         #expect(
             FileManager.default.fileExists(atPath: library.path),
             "build the library first: swift build --product kqueue")
         let symbols = try Self.run(["nm", "-D", "--defined-only", library.path], timeout: 30)
-        for name in ["kqueue", "kqueuex", "kevent"] {
+        let exported = [
+            "kqueue", "kqueuex", "kevent", "aio_read", "aio_write", "aio_readv", "aio_writev", "aio_fsync", "aio_error",
+            "aio_return", "aio_suspend", "aio_cancel", "lio_listio", "aio_read64", "lio_listio64", "pdfork", "pdgetpid",
+            "pdkill",
+        ]
+        for name in exported {
             #expect(symbols.output.split(separator: "\n").contains { $0.hasSuffix(" T \(name)") }, "missing \(name)")
         }
     }
@@ -81,7 +86,7 @@ struct CABITests {
     /// warning an error (it forward-declares `struct timespec` as FreeBSD's header does, and
     /// includes only `<stdint.h>`), and works with `<time.h>` included after it.
     @Test(
-        "<sys/event.h> stands alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
+        "<sys/event.h> and <sys/procdesc.h> stand alone: -std=c99/c11 and C++ with -Wall -Wextra -pedantic",
         arguments: [
             ["cc", "-x", "c", "-std=c99"], ["cc", "-x", "c", "-std=c11"], ["c++", "-x", "c++", "-std=c++11"],
             ["c++", "-x", "c++", "-std=c++17"],
@@ -111,8 +116,19 @@ struct CABITests {
             }
 
             """
+        // <sys/procdesc.h> alone too: it includes only <sys/types.h> (pid_t).
+        let procdesc = """
+            #include <sys/procdesc.h>
+            int only_procdesc(void) {
+                int fd;
+                pid_t pid;
+                pid_t child = pdfork(&fd, PD_DAEMON | PD_CLOEXEC);
+                return pdgetpid(fd, &pid) + pdkill(fd, 0) + (int)child + PD_ALLOWED_AT_FORK;
+            }
+
+            """
         let include = Self.packageRoot.appendingPathComponent("Sources/CKQueue/include").path
-        for (name, text) in [("alone", alone), ("timeout", withTimeout)] {
+        for (name, text) in [("alone", alone), ("timeout", withTimeout), ("procdesc", procdesc)] {
             let source = scratch.appendingPathComponent("\(name).txt")
             try text.write(to: source, atomically: true, encoding: .utf8)
             let arguments =
@@ -122,6 +138,64 @@ struct CABITests {
                 ]
             let result = try Self.run(arguments, timeout: 60)
             #expect(result.status == 0, "\(arguments.joined(separator: " ")):\n\(result.output)")
+        }
+    }
+
+    /// A FreeBSD program's asynchronous I/O (SIGEV_KEVENT, sigev_notify_kqueue, the kevent flags,
+    /// aio_readv, LIO_READV, aio_iov) compiles with `<aio.h>` before and after `<sys/event.h>`,
+    /// with and without `_FILE_OFFSET_BITS=64`, as C11 and C++17 with every warning an error.
+    @Test(
+        "AIO compiles in both include orders, with and without _FILE_OFFSET_BITS=64, C11 and C++17 -pedantic",
+        arguments: [["cc", "-x", "c", "-std=c11"], ["c++", "-x", "c++", "-std=c++17"]])
+    func aioHeadersInBothOrders(_ compiler: [String]) throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kq-aio-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let body = """
+            #include <errno.h>
+            #include <fcntl.h>
+            #include <string.h>
+            #include <sys/uio.h>
+            static char buffer[64];
+            int freebsd_style(int kq, struct aiocb *cb, struct aiocb **list, int n, struct iovec *iov) {
+                struct kevent ev;
+                memset(cb, 0, sizeof *cb);
+                cb->aio_fildes = 0;
+                cb->aio_buf = buffer;
+                cb->aio_nbytes = sizeof buffer;
+                cb->aio_offset = 0;
+                cb->aio_sigevent.sigev_notify = SIGEV_KEVENT;
+                cb->aio_sigevent.sigev_notify_kqueue = kq;
+                cb->aio_sigevent.sigev_notify_kevent_flags = EV_ONESHOT | EV_CLEAR;
+                cb->aio_sigevent.sigev_value.sival_ptr = cb;
+                if (aio_read(cb) != 0 || aio_write(cb) != 0 || aio_fsync(O_SYNC, cb) != 0) return -1;
+                cb->aio_iov = iov;
+                cb->aio_iovcnt = 2;
+                cb->aio_lio_opcode = LIO_READV;
+                if (aio_readv(cb) != 0 || aio_writev(cb) != 0 || aio_error(cb) == EINPROGRESS) return -1;
+                EV_SET(&ev, (unsigned long)cb, EVFILT_AIO, 0, 0, 0, 0);
+                return (int)aio_return(cb) + aio_cancel(0, cb) + lio_listio(LIO_NOWAIT, list, n, &cb->aio_sigevent)
+                    + aio_suspend((const struct aiocb *const *)list, n, 0) + (int)ev.filter + LIO_WRITEV + EVFILT_LIO;
+            }
+
+            """
+        let include = Self.packageRoot.appendingPathComponent("Sources/CKQueue/include").path
+        for order in [["<aio.h>", "<sys/event.h>"], ["<sys/event.h>", "<aio.h>"]] {
+            for largeFile in [false, true] {
+                let text =
+                    (largeFile ? "#define _FILE_OFFSET_BITS 64\n" : "")
+                    + "#include \(order[0])\n#include \(order[1])\n" + body
+                let name = "aio-\(order[0].dropFirst().prefix(3))-\(largeFile)"
+                let source = scratch.appendingPathComponent("\(name).txt")
+                try text.write(to: source, atomically: true, encoding: .utf8)
+                let arguments =
+                    compiler + [
+                        "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-pedantic", "-Werror", "-I", include, "-c",
+                        source.path, "-o", scratch.appendingPathComponent("\(name).o").path,
+                    ]
+                let result = try Self.run(arguments, timeout: 60)
+                #expect(result.status == 0, "\(arguments.joined(separator: " ")):\n\(result.output)")
+            }
         }
     }
 
@@ -171,9 +245,13 @@ struct CABITests {
     }
 
     /// Runs a command, killing it after `timeout` seconds; returns its status and output.
-    static func run(_ arguments: [String], timeout: Double, environment: [String: String]? = nil) throws -> (
-        status: Int32, output: String
-    ) {
+    /// Runs a program to its end (bounded by `timeout`). With `closeInputWhenOutputContains`,
+    /// its standard input is a pipe kept open until its output contains that text: a program
+    /// that reads its input (`cat`) lives until then.
+    static func run(
+        _ arguments: [String], timeout: Double, environment: [String: String]? = nil,
+        closeInputWhenOutputContains trigger: String? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -188,10 +266,20 @@ struct CABITests {
         defer { try? handle.close() }
         process.standardOutput = handle
         process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
+        let input = trigger.map { _ in Pipe() }
+        process.standardInput = input ?? FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
+        var inputOpen = input != nil
+        while process.isRunning && Date() < deadline {
+            if inputOpen, let trigger, let text = try? String(contentsOf: log, encoding: .utf8), text.contains(trigger)
+            {
+                try? input?.fileHandleForWriting.close()
+                inputOpen = false
+            }
+            usleep(5_000)
+        }
+        if inputOpen { try? input?.fileHandleForWriting.close() }
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()

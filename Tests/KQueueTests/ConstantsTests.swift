@@ -100,6 +100,12 @@ struct ConstantsTests {
             "ProcessNote.exitStatusUnknown", ProcessNote.exitStatusUnknown.rawValue, "NOTE_EXIT_UNKNOWN",
             NOTE_EXIT_UNKNOWN),
 
+        // ProcessDescriptor.Options: pdfork flags (<sys/procdesc.h>)
+        Pair("ProcessDescriptor.Options.daemon", ProcessDescriptor.Options.daemon.rawValue, "PD_DAEMON", PD_DAEMON),
+        Pair(
+            "ProcessDescriptor.Options.closeOnExec", ProcessDescriptor.Options.closeOnExec.rawValue, "PD_CLOEXEC",
+            PD_CLOEXEC),
+
         // VnodeNote: EVFILT_VNODE
         Pair("VnodeNote.delete", VnodeNote.delete.rawValue, "NOTE_DELETE", NOTE_DELETE),
         Pair("VnodeNote.write", VnodeNote.write.rawValue, "NOTE_WRITE", NOTE_WRITE),

@@ -43,6 +43,26 @@ struct KQToolTests {
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
         #expect(svg.contains("<polyline") && svg.contains("kqueue-swift") && svg.contains("poll"))
+        #expect(svg.contains("lower is better") && svg.contains("ratio to raw epoll") && svg.contains("100 active"))
+        // Both backends by default where io_uring is available (kq info says whether it is).
+        let info = try CABITests.run([Self.binary, "info"], timeout: 60)
+        if info.output.contains("io_uring: available") {
+            #expect(lines.contains { $0.contains(" kqueue-c-io_uring ") }, "\(result.output)")
+            #expect(svg.contains("kqueue-swift-io_uring"))
+        }
+    }
+
+    @Test("kq info names the kernel, io_uring's availability, the backend a new kqueue gets, and the interposed calls")
+    func info() throws {
+        let result = try CABITests.run([Self.binary, "info"], timeout: 60)
+        try #require(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("kernel: Linux"))
+        #expect(result.output.contains("io_uring: available") || result.output.contains("io_uring: unavailable"))
+        #expect(
+            result.output.contains("a new kqueue gets: epoll") || result.output.contains("a new kqueue gets: io_uring"))
+        #expect(result.output.contains("why: "))
+        let interposed = result.output.split(separator: "\n").first { $0.hasPrefix("interposed libc calls") }
+        #expect(interposed?.contains(" close ") == true && interposed?.contains(" read ") == true, "\(result.output)")
     }
 
     @Test("kq watch prints a write to a watched file and a watched signal, then exits after --count")
@@ -82,6 +102,88 @@ struct KQToolTests {
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("vnode \(path): WRITE|EXTEND"), "\(text)")
         #expect(text.contains("signal SIGUSR1: 1"), "\(text)")
+    }
+
+    /// The kernel's process connector can be opened here (CAP_NET_ADMIN).
+    static let connectorAvailable: Bool = {
+        let fd = kq_shim_proc_connector_open()
+        if fd >= 0 { _ = kq_shim_real_close(fd) }
+        return fd >= 0
+    }()
+
+    /// `kq trace`'s lines with each pid replaced by P1, P2, ... in order of appearance.
+    static func labelled(_ output: String) -> [String] {
+        var labels: [Substring: String] = [:]
+        func label(_ pid: Substring) -> String {
+            if let known = labels[pid] { return known }
+            labels[pid] = "P\(labels.count + 1)"
+            return labels[pid]!
+        }
+        return output.split(separator: "\n").map { line in
+            let indent = line.prefix { $0 == " " }
+            let words = line.dropFirst(indent.count).split(separator: " ", maxSplits: 1)
+            guard words.count == 2 else { return String(line) }
+            var rest = String(words[1])
+            if rest.hasPrefix("fork (parent "), rest.hasSuffix(")") {
+                rest = "fork (parent \(label(rest.dropFirst(13).dropLast())))"
+            }
+            return "\(indent)\(label(words[0])) \(rest)"
+        }
+    }
+
+    @Test(
+        "kq trace prints a three-level process tree (fork, exec with the program's name, exit) and exits with the command's code",
+        .enabled(if: connectorAvailable, "the kernel's process connector needs CAP_NET_ADMIN")
+    )
+    func traceTree() throws {
+        // The innermost program, cat, reads the test's pipe: every process of the tree lives
+        // until its exec line is out, so each name is read while the process exists, however
+        // slowly kq trace runs (a sanitizer build on a loaded machine).
+        let result = try CABITests.run(
+            [Self.binary, "trace", "--", "sh", "-c", "sh -c \"cat; exit 3\"; exit 5"], timeout: 30,
+            closeInputWhenOutputContains: " exec cat")
+        #expect(result.status == 5, "\(result.output)")
+        let lines = Self.labelled(result.output)
+        #expect(
+            Array(lines.prefix(5)) == [
+                "P1 exec sh",
+                "  P2 fork (parent P1)",
+                "  P2 exec sh",
+                "    P3 fork (parent P2)",
+                "    P3 exec cat",
+            ], "\(result.output)")
+        // The exits: each once, with its code. Two processes that exit close together may be
+        // reported in either order (their knotes become ready in one look at the kernel).
+        #expect(
+            Set(lines.dropFirst(5)) == ["    P3 exit 0", "  P2 exit 3", "P1 exit 5"] && lines.count == 8,
+            "\(result.output)")
+        #expect(lines.last == "P1 exit 5", "\(result.output)")
+    }
+
+    @Test("kq trace exits 128 + the signal when a signal ended the command")
+    func traceSignal() throws {
+        let result = try CABITests.run([Self.binary, "trace", "--", "sh", "-c", "kill -KILL $$"], timeout: 30)
+        #expect(result.status == 128 + SIGKILL, "\(result.output)")
+        #expect(result.output.split(separator: "\n").last.map { $0.hasSuffix("killed by signal \(SIGKILL)") } == true)
+    }
+
+    @Test(
+        "kq trace without the process connector says so and shows the command's exit from its pidfd",
+        .enabled(
+            if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+            "needs root and setpriv")
+    )
+    func traceWithoutConnector() throws {
+        // setpriv drops CAP_NET_ADMIN from the bounding set: the connector is refused.
+        let result = try CABITests.run(
+            [
+                "/usr/bin/setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin", "--", Self.binary,
+                "trace", "--", "sh", "-c", "sh -c \"exit 3\"; exit 5",
+            ], timeout: 30)
+        #expect(result.status == 5, "\(result.output)")
+        let lines = result.output.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("kq trace: the kernel's process connector is unavailable") == true, "\(lines)")
+        #expect(lines.count == 2 && lines.last?.hasSuffix(" exit 5") == true, "\(lines)")
     }
 
     @Test("kq telnet: stdin goes to the socket, the socket to stdout, exit 0 when the peer closes")

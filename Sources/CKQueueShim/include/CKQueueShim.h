@@ -73,6 +73,14 @@ int kq_shim_proc_connector_open(void);
  * Sets *overflowed when the socket lost events. */
 int kq_shim_proc_connector_read(int fd, struct kq_proc_event *events, int capacity, int *overflowed);
 
+/* The process names the connector reports (PROC_EVENT_COMM: at exec, the new program's name,
+ * and at prctl(PR_SET_NAME) of a main thread), for `kq trace`. Returns how many were read. */
+struct kq_proc_name {
+    int pid;
+    char name[17];
+};
+int kq_shim_proc_connector_read_names(int fd, struct kq_proc_name *names, int capacity);
+
 /* EVFILT_PROC: 1 if the process behind `pidfd` has exited (the pidfd is readable), else 0. */
 int kq_shim_pidfd_has_exited(int pidfd);
 
@@ -83,6 +91,9 @@ int kq_shim_pidfd_has_exited(int pidfd);
  * the pidfd (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15+). Returns 0 and sets *status,
  * or -1 when it cannot be known (an older kernel, after a reap). */
 int kq_shim_pidfd_exit_status(int pidfd, pid_t pid, int *status);
+/* EVFILT_PROCDESC (procdesc.c): 0 and the pid behind a pidfd (-1 once reaped, 0 in another
+ * pid namespace); EINVAL when `fd` is open but not a pidfd, EBADF when it is not open. */
+int kq_shim_procdesc_pid(int fd, pid_t *pid);
 /* Connections waiting on a listening TCP socket's accept queue (TCP_INFO tcpi_unacked), or -1. */
 int kq_shim_tcp_accept_queue_length(int fd);
 /* EVFILT_EMPTY: what TCP_INFO tells of a connection's sending side. Returns 0, or -1 with
@@ -175,6 +186,74 @@ void kq_shim_empty_sent(int fd);
 /* shutdown(2) is interposed: true once the application shut down `fd`'s sending side
  * (SHUT_WR or SHUT_RDWR), which EVFILT_WRITE reports as EV_EOF (FreeBSD's SBS_CANTSENDMORE). */
 int kq_shim_send_is_shut_down(int fd);
+
+/*
+ * EVFILT_AIO's I/O backends (aio_backend.c): io_uring, or a thread pool where io_uring is not
+ * available or KQUEUE_AIO_BACKEND=threads. One per kqueue with requests; every call but the
+ * pool's own is made under that kqueue's lock. Completions are signalled on the eventfd.
+ */
+enum { KQ_AIO_BACKEND_AUTO = 0, KQ_AIO_BACKEND_IO_URING = 1, KQ_AIO_BACKEND_THREADS = 2 };
+enum {
+    KQ_AIO_OP_READ = 1, KQ_AIO_OP_WRITE = 2, KQ_AIO_OP_READV = 3, KQ_AIO_OP_WRITEV = 4,
+    KQ_AIO_OP_FSYNC = 5, KQ_AIO_OP_FDATASYNC = 6
+};
+struct kq_aio_op {
+    uint64_t tag;    /* given back with the completion (below 2^63) */
+    int opcode;      /* KQ_AIO_OP_* */
+    int fd;
+    void *buffer;    /* READ/WRITE: the bytes; READV/WRITEV: a struct iovec array */
+    uint64_t length; /* READ/WRITE: bytes; READV/WRITEV: iovec count */
+    int64_t offset;
+    int attempt;     /* 0: first (io_uring: RWF_NOWAIT); 1: after EAGAIN from the first */
+};
+struct kq_aio_completion {
+    uint64_t tag;
+    int64_t result; /* bytes transferred, or -errno */
+};
+struct kq_aio_backend;
+/* KQUEUE_AIO_BACKEND: "threads", "io_uring" or anything else (auto). */
+int kq_aio_backend_default_kind(void);
+/* A new backend of `kind` (AUTO: io_uring, else threads; IO_URING: io_uring or NULL). */
+struct kq_aio_backend *kq_aio_backend_open(int kind, int *error);
+int kq_aio_backend_kind(const struct kq_aio_backend *backend);
+int kq_aio_backend_event_fd(const struct kq_aio_backend *backend);
+/* The ring's descriptor (-1 for the thread pool). */
+int kq_aio_backend_ring_fd(const struct kq_aio_backend *backend);
+int64_t kq_aio_backend_inflight(const struct kq_aio_backend *backend);
+/* Starts `count` requests: returns how many were taken (a prefix), or -errno if none. */
+int kq_aio_backend_submit(struct kq_aio_backend *backend, const struct kq_aio_op *ops, int count);
+/* Reads the eventfd down to zero: called before a reap, so that a completion that comes after
+ * the reap signals it again (aio_suspend polls it). */
+void kq_aio_backend_acknowledge(struct kq_aio_backend *backend);
+/* Takes up to `capacity` completions, never blocking. */
+int kq_aio_backend_reap(struct kq_aio_backend *backend, struct kq_aio_completion *out, int capacity);
+/* 0: cancelled (its completion, -ECANCELED, follows); -EALREADY: running, not cancelled;
+ * -ENOENT: not in flight (done, or unknown). */
+int kq_aio_backend_cancel(struct kq_aio_backend *backend, uint64_t tag);
+/* Blocks until a completion may be ready to reap (or returns at once if some are). */
+int kq_aio_backend_wait(struct kq_aio_backend *backend);
+/* Frees a backend with nothing in flight: a ring is kept for the next kqueue (up to 8), since
+ * destroying one interrupts the waits of the threads that submitted to it. */
+void kq_aio_backend_close(struct kq_aio_backend *backend);
+/* Drained rings kept for reuse. */
+int kq_aio_backend_idle_rings(void);
+
+/* A request as the C ABI (libkqueue.so's aio_read, lio_listio, ...) hands it to the engine:
+ * the knote to register on the kqueue (filter 0: none) and the I/O (opcode 0: none, an
+ * EVFILT_LIO marker completed later by the C ABI). */
+struct kq_aio_request {
+    uintptr_t ident;
+    short filter;         /* EVFILT_AIO, EVFILT_LIO or 0 */
+    unsigned short flags; /* EV_ONESHOT, EV_CLEAR, EV_DISPATCH (others: EINVAL) */
+    void *udata;
+    struct kq_aio_op op;  /* the tag is set by the engine */
+    void *token;          /* handed to the completion hook */
+};
+/* Called by the engine, with the kqueue's lock held, when a C request completes (error 0 and
+ * status the bytes, or the errno and -1). Must not call back into the engine. */
+typedef void (*kq_aio_completion_hook)(void *token, int error, int64_t status);
+void kq_aio_set_completion_hook(kq_aio_completion_hook hook);
+void kq_aio_call_completion_hook(void *token, int error, int64_t status);
 
 /* fork(2): the child handler closes every kqueue (SPEC.md 2: not inherited by a child). */
 typedef void (*kq_shim_fork_hook)(void);

@@ -24,7 +24,9 @@ enum FilterTable {
         case FilterID.user: try visitor.visit(UserFilter.self, in: &state)
         case FilterID.fs: try visitor.visit(FSFilter.self, in: &state)
         case FilterID.empty: try visitor.visit(EmptyFilter.self, in: &state)
-        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // PROCDESC, LIO, SENDFILE
+        case FilterID.lio: try visitor.visit(LIOFilter.self, in: &state)
+        case FilterID.procdesc: try visitor.visit(ProcessDescriptorFilter.self, in: &state)
+        default: try visitor.visit(UnimplementedFilter.self, in: &state)  // SENDFILE
         }
     }
 
@@ -59,6 +61,8 @@ struct FilterSources: ~Copyable {
     var emptySockets = EmptySocketWatcher()
     /// EVFILT_FS: the mount table.
     var mounts = MountWatcher()
+    /// EVFILT_AIO and EVFILT_LIO: the I/O backend and the requests.
+    var aio = AIORequests()
 }
 
 // MARK: The operations, as visitors

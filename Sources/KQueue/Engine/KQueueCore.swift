@@ -24,6 +24,8 @@ final class KQueueCore: Sendable {
     let internalDescriptors: InternalDescriptors
     /// Set in a fork child: the kqueue no longer exists there (SPEC.md 2).
     let isForkedAway = Atomic<Bool>(false)
+    /// EVFILT_LIO completions posted without the lock (``AIOMailbox``).
+    let aioMailbox: AIOMailbox
 
     /// Largest number of epoll results taken in one wait.
     static let maximumBatch = 1024
@@ -71,6 +73,7 @@ final class KQueueCore: Sendable {
         descriptor = epollFD
         self.eventFD = eventFD
         internalDescriptors = published
+        aioMailbox = initial.aioMailbox
         state = Mutex(initial)
     }
 

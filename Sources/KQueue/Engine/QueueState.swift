@@ -15,6 +15,8 @@ struct QueueState: ~Copyable {
     let eventFD: Int32
     /// The kqueue's own descriptors, published for the fork child handler.
     let internalDescriptors: InternalDescriptors
+    /// EVFILT_LIO completions posted from outside the lock (shared with ``KQueueCore``).
+    let aioMailbox = AIOMailbox()
 
     var table = KnoteTable()
     var activeQueue = ActiveQueue()

@@ -1,7 +1,7 @@
 import SystemPackage
 
-/// The filters FreeBSD has and this library does not implement (EVFILT_PROCDESC,
-/// EVFILT_LIO, EVFILT_SENDFILE): every change fails with ENOSYS.
+/// The filter FreeBSD has and this library does not implement (EVFILT_SENDFILE: docs/SPEC.md
+/// says why): every change fails with ENOSYS.
 enum UnimplementedFilter: FilterOperations {
     static var filter: Int16 { 0 }
     static var registrationError: Errno? { .noFunction }

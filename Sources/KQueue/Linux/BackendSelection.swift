@@ -10,16 +10,18 @@ import SystemPackage
 /// persistent ones, whose level-triggered polls must be armed again after every report,
 /// and epoll is what every kqueue got before; a program that re-arms asks for io_uring.
 enum BackendSelection {
-    /// The process's default request, from `KQUEUE_BACKEND` (read once; unset or unknown: auto).
-    static let processRequest: KernelQueue.BackendRequest = {
+    /// The process's default request, from `KQUEUE_BACKEND` as it is when the kqueue is
+    /// created (unset or unknown: auto). Read at every kqueue(): a C program may set it
+    /// between two, as a shell sets it for a child.
+    static var processRequest: KernelQueue.BackendRequest {
         guard let text = environment else { return .automatic }
         return KernelQueue.BackendRequest(text) ?? .automatic
-    }()
+    }
 
-    static let environment: String? = {
+    static var environment: String? {
         guard let value = getenv("KQUEUE_BACKEND") else { return nil }
         return String(cString: value)
-    }()
+    }
 
     /// nil when a ring can be created here, else why not (probed on first use).
     static let ioURingUnavailable: Errno? = Syscall.ringProbe()

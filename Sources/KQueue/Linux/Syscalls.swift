@@ -546,3 +546,60 @@ extension timespec {
 
     var isZero: Bool { tv_sec == 0 && tv_nsec == 0 }
 }
+
+// MARK: EVFILT_AIO's backends (CKQueueShim/aio_backend.c)
+
+extension Syscall {
+    /// A descriptor's status flags (`F_GETFL`: access mode, O_DIRECT, ...), nil if it is not
+    /// open. EINTR: cannot happen.
+    static func statusFlags(_ fd: Int32) -> Int32? {
+        let flags = kq_shim_fcntl(fd, F_GETFL)
+        return flags == -1 ? nil : flags
+    }
+
+    /// Opens an I/O backend of `kind` (`KQ_AIO_BACKEND_*`). EINTR: cannot happen.
+    static func aioBackendOpen(kind: Int32) throws(Errno) -> OpaquePointer {
+        var error: Int32 = 0
+        guard let backend = kq_aio_backend_open(kind, &error) else { throw Errno(rawValue: error) }
+        return backend
+    }
+
+    /// Starts requests; returns how many were taken (a prefix). Blocks only to wait out a full
+    /// ring (EBUSY/EAGAIN, by reaping into the backend's list); EINTR is retried.
+    static func aioBackendSubmit(_ backend: OpaquePointer, _ ops: UnsafePointer<kq_aio_op>, count: Int) throws(Errno)
+        -> Int
+    {
+        let taken = kq_aio_backend_submit(backend, ops, Int32(count))
+        if taken < 0 { throw Errno(rawValue: -taken) }
+        return Int(taken)
+    }
+
+    /// Reads the backend's eventfd down to zero (never blocks).
+    static func aioBackendAcknowledge(_ backend: OpaquePointer) { kq_aio_backend_acknowledge(backend) }
+
+    /// Takes up to `capacity` completions, never blocking.
+    static func aioBackendReap(
+        _ backend: OpaquePointer, into out: UnsafeMutablePointer<kq_aio_completion>, capacity: Int
+    )
+        -> Int
+    {
+        Int(kq_aio_backend_reap(backend, out, Int32(capacity)))
+    }
+
+    /// Cancels one request: nil when it was cancelled, else `.alreadyInProcess` (running) or
+    /// `.noSuchFileOrDirectory` (not in flight).
+    static func aioBackendCancel(_ backend: OpaquePointer, tag: UInt64) -> Errno? {
+        let result = kq_aio_backend_cancel(backend, tag)
+        return result == 0 ? nil : Errno(rawValue: -result)
+    }
+
+    /// Blocks until a completion may be ready (EINTR: returns, the caller loops).
+    static func aioBackendWait(_ backend: OpaquePointer) { _ = kq_aio_backend_wait(backend) }
+
+    static func aioBackendClose(_ backend: OpaquePointer) { kq_aio_backend_close(backend) }
+
+    /// The C ABI's completion hook (libkqueue.so's aio_error and friends learn of completions).
+    static func aioCompletionHook(token: UnsafeMutableRawPointer?, error: Int32, status: Int64) {
+        kq_aio_call_completion_hook(token, error, status)
+    }
+}

@@ -110,6 +110,19 @@ extension KEvent {
             ident: UInt(UInt32(bitPattern: pid)), filter: .process, flags: flags, fflags: note.rawValue, udata: udata)
     }
 
+    /// A change or event for the process behind the process descriptor `descriptor`
+    /// (``Filter/processDescriptor``, EVFILT_PROCDESC; EV_CLEAR is added by the filter). Only
+    /// ``ProcessNote/exit`` is reported: `data` is the wait status, flags carry EV_EOF and
+    /// EV_ONESHOT. A descriptor that is not a process descriptor is `EINVAL`.
+    public static func processDescriptor(
+        _ descriptor: ProcessDescriptor, flags: Flags = .add, note: ProcessNote = .exit,
+        udata: UnsafeMutableRawPointer? = nil
+    ) -> KEvent {
+        KEvent(
+            ident: UInt(descriptor.descriptor.rawValue), filter: .processDescriptor, flags: flags,
+            fflags: note.rawValue, udata: udata)
+    }
+
     /// A change or event for room to write on `descriptor` (``Filter/write``).
     public static func write(
         _ descriptor: FileDescriptor, flags: Flags = .add, note: DescriptorNote = [], data: Int64 = 0,

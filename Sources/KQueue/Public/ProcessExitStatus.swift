@@ -30,10 +30,12 @@ public enum ProcessExitStatus: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension KEvent {
-    /// For an EVFILT_PROC event that reports ``ProcessNote/exit``: how the process ended;
-    /// nil for any other event.
+    /// For an EVFILT_PROC or EVFILT_PROCDESC event that reports ``ProcessNote/exit``: how the
+    /// process ended; nil for any other event.
     public var processExitStatus: ProcessExitStatus? {
-        guard filter == .process, fflags & ProcessNote.exit.rawValue != 0 else { return nil }
+        guard filter == .process || filter == .processDescriptor, fflags & ProcessNote.exit.rawValue != 0 else {
+            return nil
+        }
         if fflags & ProcessNote.exitStatusUnknown.rawValue != 0 { return .unknown }
         return ProcessExitStatus(waitStatus: Int32(truncatingIfNeeded: data))
     }

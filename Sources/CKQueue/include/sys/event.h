@@ -152,6 +152,26 @@ struct kevent {
 /* Flags for kqueuex(2) */
 #define KQUEUE_CLOEXEC  0x00000001  /* close on exec */
 
+/*
+ * Asynchronous I/O reported to a kqueue (FreeBSD's <sys/signal.h> and <aio.h> additions),
+ * for aio_read(2) and friends with glibc's <aio.h>, included before or after this header.
+ * libkqueue.so defines the aio_* functions: requests with SIGEV_KEVENT are its own, others go
+ * to glibc. glibc's struct sigevent has no kqueue field: as on FreeBSD, sigev_notify_kqueue
+ * is the signal number's field; the kevent flags take the first word of the union.
+ */
+#define SIGEV_KEVENT    3       /* deliver an EVFILT_AIO/EVFILT_LIO event (not 0-2 nor 4 on glibc) */
+#define sigev_notify_kqueue       sigev_signo
+#define sigev_notify_kevent_flags _sigev_un._pad[0]
+/* Vectored requests (FreeBSD 13's aio_readv, aio_writev; lio_listio opcodes). */
+#define LIO_VECTORED    0x4
+#define LIO_READV       0x4     /* LIO_READ (0 on glibc) | LIO_VECTORED */
+#define LIO_WRITEV      0x5     /* LIO_WRITE (1 on glibc) | LIO_VECTORED */
+#define aio_iov         aio_buf         /* I/O scatter/gather list */
+#define aio_iovcnt      aio_nbytes      /* length of aio_iov */
+struct aiocb;
+int aio_readv(struct aiocb *iocb);
+int aio_writev(struct aiocb *iocb);
+
 /* Declared, not defined, as on FreeBSD: a program that builds one includes <time.h>. */
 struct timespec;
 

@@ -1,0 +1,761 @@
+/*
+ * EVFILT_AIO's I/O backends (docs/ARCHITECTURE.md, "Asynchronous I/O"): one per kqueue that
+ * has requests, created on first use. Two kinds behind one interface:
+ *
+ *   io_uring  a ring of the kqueue's own, driven by raw system calls (no liburing: the C ABI
+ *             library gains no run-time dependency), for the reads and writes that complete
+ *             without blocking (RWF_NOWAIT: the page cache, a ready socket), many per system
+ *             call; what would block, and fsync, goes to the thread pool below. Completions
+ *             are signalled through an eventfd registered with IORING_REGISTER_EVENTFD (the
+ *             pool writes the same eventfd), which the kqueue's epoll instance watches.
+ *   threads   a process-wide pool of worker threads running pread/pwrite/preadv/pwritev/
+ *             fsync; a worker appends the result to the backend's completion list and writes
+ *             the same kind of eventfd. Used where io_uring is unavailable (old kernel,
+ *             kernel.io_uring_disabled, a seccomp filter) or when KQUEUE_AIO_BACKEND=threads.
+ *
+ * Every call on a backend except the pool's own threads is made with the owning kqueue's lock
+ * held: the ring's submission and completion queues have one producer and one consumer each.
+ */
+#define _GNU_SOURCE
+#include "CKQueueShim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+
+/* The user_data of the ring's own cancel requests (never a job's tag: tags are below 2^63). */
+#define CANCEL_TAG UINT64_MAX
+
+struct pool_job;
+
+struct kq_aio_backend {
+    int kind;
+    int event_fd;
+    /* Completions taken from the ring while waiting for a cancel's answer (io_uring), or
+     * posted by pool workers (threads): returned first by the next reap. */
+    pthread_mutex_t done_lock;
+    struct kq_aio_completion *done;
+    size_t done_count, done_capacity;
+    int64_t inflight; /* submitted, not reaped (kqueue lock) */
+    /* The pool wrote the eventfd and no reap has read it since: later completions need not
+     * write it again (cleared by kq_aio_backend_acknowledge after it reads). */
+    _Atomic int signalled;
+
+    /* io_uring */
+    int ring_fd;
+    void *sq_map, *cq_map;
+    size_t sq_map_size, cq_map_size;
+    struct io_uring_sqe *sqes;
+    size_t sqes_size;
+    unsigned sq_entries, cq_entries;
+    _Atomic unsigned *sq_head, *sq_tail, *cq_head, *cq_tail;
+    unsigned *sq_mask, *sq_array, *cq_mask;
+    struct io_uring_cqe *cqes;
+
+    /* threads: requests of this backend queued or running in the pool (pool lock) */
+    int pool_jobs;
+};
+
+/* ---- raw io_uring ------------------------------------------------------------------- */
+
+static int sys_uring_setup(unsigned entries, struct io_uring_params *p) {
+    return (int)syscall(__NR_io_uring_setup, entries, p);
+}
+
+static int sys_uring_enter(int fd, unsigned submit, unsigned complete, unsigned flags) {
+    return (int)syscall(__NR_io_uring_enter, fd, submit, complete, flags, NULL, 0);
+}
+
+static int sys_uring_register(int fd, unsigned op, void *arg, unsigned n) {
+    return (int)syscall(__NR_io_uring_register, fd, op, arg, n);
+}
+
+static void uring_unmap(struct kq_aio_backend *b) {
+    if (b->sqes != NULL && b->sqes != MAP_FAILED) munmap(b->sqes, b->sqes_size);
+    if (b->cq_map != NULL && b->cq_map != MAP_FAILED && b->cq_map != b->sq_map) munmap(b->cq_map, b->cq_map_size);
+    if (b->sq_map != NULL && b->sq_map != MAP_FAILED) munmap(b->sq_map, b->sq_map_size);
+    b->sqes = NULL;
+    b->cq_map = b->sq_map = NULL;
+}
+
+/* Every opcode the backend uses, known to this kernel (IORING_REGISTER_PROBE). */
+static int uring_has_opcodes(int fd) {
+    size_t size = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
+    struct io_uring_probe *probe = calloc(1, size);
+    if (probe == NULL) return 0;
+    int ok = sys_uring_register(fd, IORING_REGISTER_PROBE, probe, 256) == 0;
+    static const int needed[] = {IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READV, IORING_OP_WRITEV,
+                                 IORING_OP_ASYNC_CANCEL};
+    for (size_t i = 0; ok && i < sizeof needed / sizeof needed[0]; i++) {
+        ok = needed[i] <= probe->last_op && (probe->ops[needed[i]].flags & IO_URING_OP_SUPPORTED);
+    }
+    free(probe);
+    return ok;
+}
+
+static int uring_open(struct kq_aio_backend *b) {
+    struct io_uring_params p;
+    int fd = -1;
+    /* SUBMIT_ALL (5.18): a bad entry does not stop the rest of a batch. */
+    static const unsigned flag_sets[] = {IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL,
+                                         IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP};
+    for (size_t i = 0; i < 2 && fd < 0; i++) {
+        memset(&p, 0, sizeof p);
+        p.flags = flag_sets[i];
+        p.cq_entries = 4096;
+        fd = sys_uring_setup(256, &p);
+        if (fd < 0 && errno != EINVAL) return -errno;
+    }
+    if (fd < 0) return -errno;
+    /* Needed: one mmap for both rings, no dropped completions, and every opcode. */
+    if (!(p.features & IORING_FEAT_SINGLE_MMAP) || !(p.features & IORING_FEAT_NODROP) || !uring_has_opcodes(fd)) {
+        kq_shim_real_close(fd);
+        return -ENOSYS;
+    }
+    b->ring_fd = fd;
+    b->sq_entries = p.sq_entries;
+    b->cq_entries = p.cq_entries;
+    b->sq_map_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    if (cq_size > b->sq_map_size) b->sq_map_size = cq_size;
+    b->sq_map = mmap(NULL, b->sq_map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+    b->cq_map = b->sq_map;
+    b->sqes_size = p.sq_entries * sizeof(struct io_uring_sqe);
+    b->sqes = b->sq_map == MAP_FAILED ? MAP_FAILED
+                                      : mmap(NULL, b->sqes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                             fd, IORING_OFF_SQES);
+    if (b->sq_map == MAP_FAILED || b->sqes == MAP_FAILED) {
+        int error = errno;
+        uring_unmap(b);
+        kq_shim_real_close(fd);
+        return -error;
+    }
+    /* A fork child never sees the ring (SPEC.md 2: no kqueue survives fork). */
+    madvise(b->sq_map, b->sq_map_size, MADV_DONTFORK);
+    madvise(b->sqes, b->sqes_size, MADV_DONTFORK);
+    char *sq = b->sq_map, *cq = b->cq_map;
+    b->sq_head = (_Atomic unsigned *)(void *)(sq + p.sq_off.head);
+    b->sq_tail = (_Atomic unsigned *)(void *)(sq + p.sq_off.tail);
+    b->sq_mask = (unsigned *)(void *)(sq + p.sq_off.ring_mask);
+    b->sq_array = (unsigned *)(void *)(sq + p.sq_off.array);
+    b->cq_head = (_Atomic unsigned *)(void *)(cq + p.cq_off.head);
+    b->cq_tail = (_Atomic unsigned *)(void *)(cq + p.cq_off.tail);
+    b->cq_mask = (unsigned *)(void *)(cq + p.cq_off.ring_mask);
+    b->cqes = (struct io_uring_cqe *)(void *)(cq + p.cq_off.cqes);
+    /* The identity map of SQ slots to SQEs, set once. */
+    for (unsigned i = 0; i < p.sq_entries; i++) b->sq_array[i] = i;
+    if (sys_uring_register(fd, IORING_REGISTER_EVENTFD, &b->event_fd, 1) != 0) {
+        int error = errno;
+        uring_unmap(b);
+        kq_shim_real_close(fd);
+        return -error;
+    }
+    return 0;
+}
+
+/* Appends to the completion list (done_lock held by the caller when pool workers may run). */
+static int stash(struct kq_aio_backend *b, uint64_t tag, int64_t result) {
+    if (b->done_count == b->done_capacity) {
+        size_t capacity = b->done_capacity ? b->done_capacity * 2 : 64;
+        struct kq_aio_completion *grown = realloc(b->done, capacity * sizeof *grown);
+        if (grown == NULL) return -ENOMEM;
+        b->done = grown;
+        b->done_capacity = capacity;
+    }
+    b->done[b->done_count].tag = tag;
+    b->done[b->done_count].result = result;
+    b->done_count++;
+    return 0;
+}
+
+/* Moves every CQE to the stash, except the answer of the cancel request (returned through
+ * *cancel_result when not NULL, which is then set to 1 when it was seen). */
+static void uring_drain_cq(struct kq_aio_backend *b, int *cancel_seen, int *cancel_result) {
+    unsigned head = atomic_load_explicit(b->cq_head, memory_order_relaxed);
+    unsigned tail = atomic_load_explicit(b->cq_tail, memory_order_acquire);
+    while (head != tail) {
+        struct io_uring_cqe *cqe = &b->cqes[head & *b->cq_mask];
+        if (cqe->user_data == CANCEL_TAG) {
+            if (cancel_seen != NULL) {
+                *cancel_seen = 1;
+                *cancel_result = cqe->res;
+            }
+        } else if (stash(b, cqe->user_data, cqe->res) != 0) {
+            break; /* no memory: left in the ring for the next reap */
+        }
+        head++;
+    }
+    atomic_store_explicit(b->cq_head, head, memory_order_release);
+}
+
+/* Enters the ring until `count` queued SQEs are consumed. A full completion queue (EBUSY)
+ * or a kernel short of memory (EAGAIN) is waited out by moving completions to the stash. */
+static int uring_flush(struct kq_aio_backend *b, unsigned count) {
+    while (count > 0) {
+        int n = sys_uring_enter(b->ring_fd, count, 0, 0);
+        if (n >= 0) {
+            count -= (unsigned)n;
+            if (n == 0) sched_yield();
+            continue;
+        }
+        int error = errno;
+        if (error == EINTR) continue;
+        if (error == EBUSY || error == EAGAIN) {
+            uring_drain_cq(b, NULL, NULL);
+            sys_uring_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS);
+            continue;
+        }
+        return -error; /* the entries stay queued: the next enter takes them */
+    }
+    return 0;
+}
+
+/* Only first attempts of reads and writes enter the ring, with RWF_NOWAIT: data in the page
+ * cache is copied during the submission itself (the fast path), and anything that would block
+ * fails with EAGAIN at once, to be retried (second attempt) in the thread pool, as are fsyncs.
+ * Whatever io_uring has to wait for itself it completes with task work in the submitting
+ * thread, or hands to io-wq workers whose creation is task work too; both interrupt that
+ * thread's epoll_wait with EINTR, a signal the application never sent (docs/ARCHITECTURE.md). */
+static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) {
+    memset(sqe, 0, sizeof *sqe);
+    sqe->fd = op->fd;
+    sqe->user_data = op->tag;
+    sqe->off = (uint64_t)op->offset;
+    sqe->addr = (uint64_t)(uintptr_t)op->buffer;
+    sqe->len = (unsigned)op->length;
+    sqe->rw_flags = RWF_NOWAIT;
+    switch (op->opcode) {
+    case KQ_AIO_OP_READ: sqe->opcode = IORING_OP_READ; break;
+    case KQ_AIO_OP_WRITE: sqe->opcode = IORING_OP_WRITE; break;
+    case KQ_AIO_OP_READV: sqe->opcode = IORING_OP_READV; break;
+    case KQ_AIO_OP_WRITEV: sqe->opcode = IORING_OP_WRITEV; break;
+    default: sqe->opcode = IORING_OP_NOP; break;
+    }
+}
+
+static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+
+static int in_ring(const struct kq_aio_op *op) {
+    return op->attempt == 0 && op->opcode != KQ_AIO_OP_FSYNC && op->opcode != KQ_AIO_OP_FDATASYNC;
+}
+
+static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    int done = 0;
+    while (done < n) {
+        if (!in_ring(&ops[done])) {
+            int r = pool_submit(b, &ops[done], 1);
+            if (r < 0) return done > 0 ? done : r;
+            done++;
+            continue;
+        }
+        int plain = done;
+        while (plain < n && in_ring(&ops[plain])) plain++;
+        unsigned head = atomic_load_explicit(b->sq_head, memory_order_acquire);
+        unsigned tail = atomic_load_explicit(b->sq_tail, memory_order_relaxed);
+        unsigned room = b->sq_entries - (tail - head);
+        unsigned batch = (unsigned)(plain - done) < room ? (unsigned)(plain - done) : room;
+        if (batch == 0) {
+            int r = uring_flush(b, tail - head);
+            if (r < 0) return done > 0 ? done : r;
+            continue;
+        }
+        for (unsigned i = 0; i < batch; i++) uring_prepare(&b->sqes[(tail + i) & *b->sq_mask], &ops[done + (int)i]);
+        atomic_store_explicit(b->sq_tail, tail + batch, memory_order_release);
+        b->inflight += batch;
+        done += (int)batch;
+        int r = uring_flush(b, tail + batch - head);
+        if (r < 0) return done; /* queued: submitted by the next enter */
+    }
+    return done;
+}
+
+static int uring_cancel(struct kq_aio_backend *b, uint64_t tag) {
+    unsigned head = atomic_load_explicit(b->sq_head, memory_order_acquire);
+    unsigned tail = atomic_load_explicit(b->sq_tail, memory_order_relaxed);
+    if (tail - head == b->sq_entries) {
+        int r = uring_flush(b, tail - head);
+        if (r < 0) return r;
+    }
+    struct io_uring_sqe *sqe = &b->sqes[tail & *b->sq_mask];
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = tag;
+    sqe->user_data = CANCEL_TAG;
+    atomic_store_explicit(b->sq_tail, tail + 1, memory_order_release);
+    int r = uring_flush(b, tail + 1 - atomic_load_explicit(b->sq_head, memory_order_acquire));
+    if (r < 0) return r;
+    int seen = 0, result = 0;
+    for (;;) {
+        uring_drain_cq(b, &seen, &result);
+        if (seen) return result; /* 0, -EALREADY or -ENOENT */
+        if (sys_uring_enter(b->ring_fd, 0, 1, IORING_ENTER_GETEVENTS) < 0 && errno != EINTR) return -errno;
+    }
+}
+
+/* ---- the thread pool ----------------------------------------------------------------- */
+
+/* QUEUED: in the queue. STARTING: taken by a worker, no system call made yet. WAITING: a
+ * stream waiting for readiness. All three can be cancelled; RUNNING (in the read, write or
+ * fsync itself) cannot. */
+enum { POOL_QUEUED, POOL_STARTING, POOL_WAITING, POOL_RUNNING };
+
+struct pool_job {
+    struct kq_aio_op op;
+    struct kq_aio_backend *backend;
+    struct pool_job *next, *prev;
+    int state;
+    int cancelled;
+};
+
+#define POOL_MAX_THREADS 16
+#define POOL_IDLE_SECONDS 10
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
+static struct pool_job *pool_head, *pool_tail;
+static struct pool_job *pool_running; /* list of running and waiting jobs */
+static int pool_threads, pool_idle;
+static int pool_fork_hooks;
+
+static void pool_unlink(struct pool_job **list_head, struct pool_job *job) {
+    if (job->prev != NULL) job->prev->next = job->next; else *list_head = job->next;
+    if (job->next != NULL) job->next->prev = job->prev;
+    else if (list_head == &pool_head) pool_tail = job->prev;
+    job->next = job->prev = NULL;
+}
+
+static void pool_push_running(struct pool_job *job) {
+    job->prev = NULL;
+    job->next = pool_running;
+    if (pool_running != NULL) pool_running->prev = job;
+    pool_running = job;
+}
+
+static void signal_event_fd(int fd) {
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {}
+}
+
+/* Called with pool_lock held: the job is off every list. */
+static void pool_complete(struct pool_job *job, int64_t result) {
+    struct kq_aio_backend *b = job->backend;
+    pthread_mutex_lock(&b->done_lock);
+    while (stash(b, job->op.tag, result) != 0) {
+        pthread_mutex_unlock(&b->done_lock);
+        sched_yield();
+        pthread_mutex_lock(&b->done_lock);
+    }
+    pthread_mutex_unlock(&b->done_lock);
+    if (!atomic_exchange(&b->signalled, 1)) signal_event_fd(b->event_fd);
+    b->pool_jobs--;
+        free(job);
+}
+
+/* A descriptor that has no file position (pipe, FIFO, socket, tty) is read and written at its
+ * stream position; the request waits for readiness in slices so that it stays cancellable. */
+static int pool_wait_ready(struct pool_job *job, short events) {
+    struct pollfd pfd = {.fd = job->op.fd, .events = events};
+    for (;;) {
+        int n = poll(&pfd, 1, 20);
+        if (n > 0) return 0;
+        if (n < 0 && errno != EINTR) return -errno;
+        pthread_mutex_lock(&pool_lock);
+        int cancelled = job->cancelled;
+        pthread_mutex_unlock(&pool_lock);
+        if (cancelled) return -ECANCELED;
+    }
+}
+
+/* The job leaves STARTING or WAITING for RUNNING, unless it was cancelled meanwhile. */
+static int pool_start_running(struct pool_job *job) {
+    pthread_mutex_lock(&pool_lock);
+    int cancelled = job->cancelled;
+    job->state = POOL_RUNNING;
+    pthread_mutex_unlock(&pool_lock);
+    return cancelled ? -ECANCELED : 0;
+}
+
+static int64_t pool_perform(struct pool_job *job) {
+    const struct kq_aio_op *op = &job->op;
+    ssize_t r;
+    if ((op->opcode == KQ_AIO_OP_FSYNC || op->opcode == KQ_AIO_OP_FDATASYNC) && pool_start_running(job) < 0)
+        return -ECANCELED;
+    switch (op->opcode) {
+    case KQ_AIO_OP_FSYNC: r = fsync(op->fd); break;
+    case KQ_AIO_OP_FDATASYNC: r = fdatasync(op->fd); break;
+    case KQ_AIO_OP_READ:
+    case KQ_AIO_OP_WRITE:
+    case KQ_AIO_OP_READV:
+    case KQ_AIO_OP_WRITEV: {
+        int reading = op->opcode == KQ_AIO_OP_READ || op->opcode == KQ_AIO_OP_READV;
+        int vectored = op->opcode == KQ_AIO_OP_READV || op->opcode == KQ_AIO_OP_WRITEV;
+        const struct iovec *iov = op->buffer;
+        int stream = lseek(op->fd, 0, SEEK_CUR) < 0 && errno == ESPIPE;
+        if (stream) {
+            pthread_mutex_lock(&pool_lock);
+            job->state = POOL_WAITING;
+            pthread_mutex_unlock(&pool_lock);
+            int ready = pool_wait_ready(job, reading ? POLLIN : POLLOUT);
+            if (ready == 0) ready = pool_start_running(job); /* cancelled after it became ready */
+            if (ready < 0) return ready;
+            if (vectored) r = reading ? readv(op->fd, iov, (int)op->length) : writev(op->fd, iov, (int)op->length);
+            else r = reading ? read(op->fd, op->buffer, op->length) : write(op->fd, op->buffer, op->length);
+        } else if (pool_start_running(job) < 0) {
+            return -ECANCELED;
+        } else if (vectored) {
+            r = reading ? preadv(op->fd, iov, (int)op->length, op->offset)
+                        : pwritev(op->fd, iov, (int)op->length, op->offset);
+        } else {
+            r = reading ? pread(op->fd, op->buffer, op->length, op->offset)
+                        : pwrite(op->fd, op->buffer, op->length, op->offset);
+        }
+        break;
+    }
+    default: r = 0; break;
+    }
+    return r < 0 ? -(int64_t)errno : (int64_t)r;
+}
+
+static void *pool_worker(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&pool_lock);
+    for (;;) {
+        while (pool_head == NULL) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += POOL_IDLE_SECONDS;
+            pool_idle++;
+            int r = pthread_cond_timedwait(&pool_work, &pool_lock, &until);
+            pool_idle--;
+            if (r == ETIMEDOUT && pool_head == NULL) {
+                pool_threads--;
+                pthread_mutex_unlock(&pool_lock);
+                return NULL;
+            }
+        }
+        struct pool_job *job = pool_head;
+        pool_unlink(&pool_head, job);
+        job->state = POOL_STARTING;
+        pool_push_running(job);
+        pthread_mutex_unlock(&pool_lock);
+        int64_t result = pool_perform(job);
+        pthread_mutex_lock(&pool_lock);
+        pool_unlink(&pool_running, job);
+        pool_complete(job, result);
+    }
+}
+
+static void pool_fork_prepare(void) { pthread_mutex_lock(&pool_lock); }
+static void pool_fork_parent(void) { pthread_mutex_unlock(&pool_lock); }
+/* The child has none of the workers, and none of the requests: they are the parent's. */
+static void pool_fork_child(void) {
+    pthread_mutex_init(&pool_lock, NULL);
+    pthread_cond_init(&pool_work, NULL);
+    pool_head = pool_tail = pool_running = NULL;
+    pool_threads = pool_idle = 0;
+}
+
+static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    pthread_mutex_lock(&pool_lock);
+    if (!pool_fork_hooks) {
+        if (pthread_atfork(pool_fork_prepare, pool_fork_parent, pool_fork_child) != 0) {
+            pthread_mutex_unlock(&pool_lock);
+            return -ENOMEM;
+        }
+        pool_fork_hooks = 1;
+    }
+    int done = 0;
+    for (; done < n; done++) {
+        struct pool_job *job = calloc(1, sizeof *job);
+        if (job == NULL) break;
+        job->op = ops[done];
+        job->backend = b;
+        job->state = POOL_QUEUED;
+        job->prev = pool_tail;
+        if (pool_tail != NULL) pool_tail->next = job; else pool_head = job;
+        pool_tail = job;
+        b->pool_jobs++;
+        b->inflight++;
+    }
+    int wanted = done;
+    if (wanted > pool_idle && pool_threads < POOL_MAX_THREADS) {
+        int start = wanted - pool_idle;
+        if (start > POOL_MAX_THREADS - pool_threads) start = POOL_MAX_THREADS - pool_threads;
+        for (int i = 0; i < start; i++) {
+            pthread_t thread;
+            pthread_attr_t attr;
+            pthread_attr_init(&attr);
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            pthread_attr_setstacksize(&attr, 64 * 1024);
+            /* Workers block every signal: the application's signals go to its own threads. */
+            sigset_t all, saved;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &saved);
+            int r = pthread_create(&thread, &attr, pool_worker, NULL);
+            pthread_sigmask(SIG_SETMASK, &saved, NULL);
+            pthread_attr_destroy(&attr);
+            if (r != 0) break;
+            pool_threads++;
+        }
+    }
+    if (pool_threads == 0 && done > 0) {
+        /* No worker could be started: take the requests back. */
+        for (struct pool_job *job = pool_head, *next; job != NULL; job = next) {
+            next = job->next;
+            if (job->backend != b) continue;
+            pool_unlink(&pool_head, job);
+            free(job);
+            b->pool_jobs--;
+            b->inflight--;
+        }
+        pthread_mutex_unlock(&pool_lock);
+        return -EAGAIN;
+    }
+    pthread_cond_broadcast(&pool_work);
+    pthread_mutex_unlock(&pool_lock);
+    return done > 0 ? done : -ENOMEM;
+}
+
+static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
+    pthread_mutex_lock(&pool_lock);
+    int result = -ENOENT;
+    for (struct pool_job *job = pool_head; job != NULL; job = job->next) {
+        if (job->backend == b && job->op.tag == tag) {
+            pool_unlink(&pool_head, job);
+            pool_complete(job, -ECANCELED);
+            result = 0;
+            break;
+        }
+    }
+    if (result == -ENOENT) {
+        for (struct pool_job *job = pool_running; job != NULL; job = job->next) {
+            if (job->backend != b || job->op.tag != tag) continue;
+            if (job->state == POOL_WAITING || job->state == POOL_STARTING) {
+                job->cancelled = 1;
+                result = 0;
+            } else {
+                result = -EALREADY;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return result;
+}
+
+/* ---- the interface ------------------------------------------------------------------- */
+
+int kq_aio_backend_default_kind(void) {
+    const char *forced = getenv("KQUEUE_AIO_BACKEND");
+    if (forced != NULL) {
+        if (strcmp(forced, "threads") == 0) return KQ_AIO_BACKEND_THREADS;
+        if (strcmp(forced, "io_uring") == 0) return KQ_AIO_BACKEND_IO_URING;
+    }
+    return KQ_AIO_BACKEND_AUTO;
+}
+
+/* ---- idle rings ----------------------------------------------------------------------- */
+
+/* Destroying a ring makes the kernel queue task work, with TWA_SIGNAL, to every thread that
+ * ever submitted to it (io_ring_exit_work removing the threads' io_uring contexts), which
+ * ends such a thread's epoll_wait with EINTR. So a closed kqueue's ring, drained, is kept for
+ * the next kqueue instead of being destroyed: at most IDLE_RINGS of them (each an io_uring
+ * and its eventfd); past that a ring is destroyed. A fork child closes its copies. */
+#define IDLE_RINGS 8
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kq_aio_backend *idle_rings[IDLE_RINGS];
+static int idle_count;
+static int idle_fork_hook;
+
+static void idle_fork_child(void) {
+    pthread_mutex_init(&idle_lock, NULL);
+    for (int i = 0; i < idle_count; i++) {
+        kq_shim_real_close(idle_rings[i]->ring_fd); /* its mappings are not in the child */
+        kq_shim_real_close(idle_rings[i]->event_fd);
+        idle_rings[i] = NULL; /* the memory stays: another thread of the parent may have held it */
+    }
+    idle_count = 0;
+}
+
+static struct kq_aio_backend *take_idle_ring(void) {
+    pthread_mutex_lock(&idle_lock);
+    struct kq_aio_backend *b = idle_count > 0 ? idle_rings[--idle_count] : NULL;
+    pthread_mutex_unlock(&idle_lock);
+    if (b != NULL) kq_aio_backend_acknowledge(b);
+    return b;
+}
+
+/* Keeps a drained ring; 0 when the cache is full (the caller destroys it). */
+static int keep_idle_ring(struct kq_aio_backend *b) {
+    pthread_mutex_lock(&idle_lock);
+    int kept = 0;
+    if (!idle_fork_hook) idle_fork_hook = pthread_atfork(NULL, NULL, idle_fork_child) == 0;
+    if (idle_fork_hook && idle_count < IDLE_RINGS) {
+        idle_rings[idle_count++] = b;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&idle_lock);
+    return kept;
+}
+
+int kq_aio_backend_idle_rings(void) {
+    pthread_mutex_lock(&idle_lock);
+    int n = idle_count;
+    pthread_mutex_unlock(&idle_lock);
+    return n;
+}
+
+struct kq_aio_backend *kq_aio_backend_open(int kind, int *error) {
+    if (kind == KQ_AIO_BACKEND_AUTO) kind = kq_aio_backend_default_kind();
+    if (kind != KQ_AIO_BACKEND_THREADS) {
+        struct kq_aio_backend *idle = take_idle_ring();
+        if (idle != NULL) return idle;
+    }
+    struct kq_aio_backend *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        *error = ENOMEM;
+        return NULL;
+    }
+    b->ring_fd = -1;
+    pthread_mutex_init(&b->done_lock, NULL);
+    b->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->event_fd < 0) {
+        *error = errno;
+        pthread_mutex_destroy(&b->done_lock);
+        free(b);
+        return NULL;
+    }
+    if (kind != KQ_AIO_BACKEND_THREADS) {
+        int r = uring_open(b);
+        if (r == 0) {
+            b->kind = KQ_AIO_BACKEND_IO_URING;
+            return b;
+        }
+        if (kind == KQ_AIO_BACKEND_IO_URING) {
+            /* Forced: no fallback, so that a test of this path cannot pass on the other. */
+            *error = -r;
+            kq_shim_real_close(b->event_fd);
+            pthread_mutex_destroy(&b->done_lock);
+            free(b);
+            return NULL;
+        }
+    }
+    b->kind = KQ_AIO_BACKEND_THREADS;
+    return b;
+}
+
+int kq_aio_backend_kind(const struct kq_aio_backend *b) { return b->kind; }
+int kq_aio_backend_event_fd(const struct kq_aio_backend *b) { return b->event_fd; }
+int kq_aio_backend_ring_fd(const struct kq_aio_backend *b) { return b->ring_fd; }
+int64_t kq_aio_backend_inflight(const struct kq_aio_backend *b) { return b->inflight; }
+
+int kq_aio_backend_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int count) {
+    if (count <= 0) return 0;
+    return b->kind == KQ_AIO_BACKEND_IO_URING ? uring_submit(b, ops, count) : pool_submit(b, ops, count);
+}
+
+void kq_aio_backend_acknowledge(struct kq_aio_backend *b) {
+    uint64_t count;
+    while (read(b->event_fd, &count, sizeof count) < 0 && errno == EINTR) {}
+    /* After the read: a completion stashed before this store skipped its write, and the reap
+     * that follows takes it; one stashed after writes again. (Before the read, a write the
+     * read then consumed would leave the flag set with nothing to report: a lost wakeup.) */
+    atomic_store(&b->signalled, 0);
+}
+
+int kq_aio_backend_reap(struct kq_aio_backend *b, struct kq_aio_completion *out, int capacity) {
+    int n = 0;
+    pthread_mutex_lock(&b->done_lock);
+    if (b->done_count > 0) {
+        n = b->done_count < (size_t)capacity ? (int)b->done_count : capacity;
+        memcpy(out, b->done, (size_t)n * sizeof *out);
+        memmove(b->done, b->done + n, (b->done_count - (size_t)n) * sizeof *out);
+        b->done_count -= (size_t)n;
+    }
+    pthread_mutex_unlock(&b->done_lock);
+    if (b->kind == KQ_AIO_BACKEND_IO_URING) {
+        unsigned head = atomic_load_explicit(b->cq_head, memory_order_relaxed);
+        unsigned tail = atomic_load_explicit(b->cq_tail, memory_order_acquire);
+        while (head != tail && n < capacity) {
+            struct io_uring_cqe *cqe = &b->cqes[head & *b->cq_mask];
+            head++;
+            if (cqe->user_data == CANCEL_TAG) continue; /* a cancel nobody waits for */
+            out[n].tag = cqe->user_data;
+            out[n].result = cqe->res;
+            n++;
+        }
+        atomic_store_explicit(b->cq_head, head, memory_order_release);
+    }
+    b->inflight -= n;
+    return n;
+}
+
+int kq_aio_backend_cancel(struct kq_aio_backend *b, uint64_t tag) {
+    /* An io_uring backend hands retries of pollable descriptors to the pool. */
+    int result = pool_cancel(b, tag);
+    if (result != -ENOENT || b->kind != KQ_AIO_BACKEND_IO_URING) return result;
+    return uring_cancel(b, tag);
+}
+
+int kq_aio_backend_wait(struct kq_aio_backend *b) {
+    /* Both kinds signal the eventfd on every completion, and a reap reads it first. */
+    struct pollfd pfd = {.fd = b->event_fd, .events = POLLIN};
+    if (poll(&pfd, 1, -1) < 0 && errno != EINTR) return -errno;
+    return 0;
+}
+
+void kq_aio_backend_close(struct kq_aio_backend *b) {
+    if (b == NULL) return;
+    /* A worker stashes a completion and writes the eventfd in one pool_lock section, which
+     * also drops its count: once that count is 0 under the lock, no worker touches `b`. */
+    for (;;) {
+        pthread_mutex_lock(&pool_lock);
+        int busy = b->pool_jobs;
+        pthread_mutex_unlock(&pool_lock);
+        if (busy == 0) break;
+        sched_yield();
+    }
+    if (b->kind == KQ_AIO_BACKEND_IO_URING && b->inflight == 0 && b->pool_jobs == 0 && b->done_count == 0 &&
+        atomic_load_explicit(b->sq_head, memory_order_acquire) == atomic_load_explicit(b->sq_tail, memory_order_relaxed) &&
+        atomic_load_explicit(b->cq_head, memory_order_relaxed) == atomic_load_explicit(b->cq_tail, memory_order_acquire) &&
+        keep_idle_ring(b))
+        return;
+    if (b->ring_fd >= 0) {
+        uring_unmap(b);
+        kq_shim_real_close(b->ring_fd);
+    }
+    kq_shim_real_close(b->event_fd);
+    pthread_mutex_destroy(&b->done_lock);
+    free(b->done);
+    free(b);
+}
+
+/* ---- the C ABI's completion hook ------------------------------------------------------ */
+
+static _Atomic(kq_aio_completion_hook) completion_hook;
+
+void kq_aio_set_completion_hook(kq_aio_completion_hook hook) {
+    atomic_store_explicit(&completion_hook, hook, memory_order_release);
+}
+
+void kq_aio_call_completion_hook(void *token, int error, int64_t status) {
+    kq_aio_completion_hook hook = atomic_load_explicit(&completion_hook, memory_order_acquire);
+    if (hook != NULL) hook(token, error, status);
+}

@@ -1,0 +1,271 @@
+import Glibc
+import KQueue
+import Testing
+
+/// SPEC.md section 3, EVFILT_AIO from Swift: requests own their buffers until their completion
+/// is taken; each end is an event with the request's ID, udata and result. Every test runs on
+/// both backends (io_uring where the kernel allows it, and the thread pool).
+@Suite("SPEC 3: EVFILT_AIO (Swift API)")
+struct AIOTests {
+    static let backends: [AIOBackend] = [.ioUring, .threadPool]
+
+    /// A queue on `backend`, or nil when io_uring is not available here (the request fails).
+    static func queue(_ backend: AIOBackend) throws -> KernelQueue? {
+        let queue = try KernelQueue(aioBackend: backend)
+        guard backend == .ioUring else { return queue }
+        let probe = try TempFile(size: 0)
+        do {
+            let id = try queue.submit(.sync(probe.descriptor))
+            _ = try waitForEvent(queue, id)
+            _ = try Self.take(queue, id)
+        } catch {
+            return nil  // io_uring unavailable (disabled, seccomp, old kernel)
+        }
+        #expect(queue.aioBackend == .ioUring)
+        return queue
+    }
+
+    /// Events within `timeout`; a signal another suite sends the process (EINTR) is no event.
+    static func events(_ queue: KernelQueue, max: Int = 64, timeout: Duration) throws -> [KEvent] {
+        do {
+            return try queue.events(maxEvents: max, timeout: timeout)
+        } catch .interrupted {
+            return []
+        }
+    }
+
+    static func waitForEvent(_ queue: KernelQueue, _ id: AIORequestID) throws -> KEvent {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            for event in try events(queue, timeout: .milliseconds(100)) where event.aioRequest == id {
+                return event
+            }
+        }
+        Issue.record("no event for \(id) within 5 s")
+        throw Errno.timedOut
+    }
+
+    /// The completion of a request that is done (a test failure if it is not).
+    static func take(_ queue: KernelQueue, _ id: AIORequestID) throws -> AIOCompletion {
+        if let completion = try queue.completion(of: id) { return completion }
+        Issue.record("\(id) is still in flight")
+        throw Errno.resourceTemporarilyUnavailable
+    }
+
+    static func pattern(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: i &* 7 &+ 3) }
+
+    @Test("3.AIO: a read's event has the request's ID, udata, error 0, EV_EOF and its byte count", arguments: backends)
+    func readEventAndCompletion(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let file = try TempFile(size: 8192)
+        let udata = UnsafeMutableRawPointer(bitPattern: 0xfeed)
+        let id = try queue.submit(.read(from: file.descriptor, at: 100, into: AIOBuffer(count: 4096), udata: udata))
+        let event = try Self.waitForEvent(queue, id)
+        #expect(event.filter == .aio)
+        #expect(event.ident == id.rawValue)
+        #expect(event.udata == udata)
+        #expect(event.data == 0)
+        #expect(event.flags.contains(.endOfFile))
+        #expect(event.aioResult == .success(4096))
+        let completion = try Self.take(queue, id)
+        #expect(completion.result == .success(4096))
+        let bytes = completion.buffer.bytes
+        #expect(bytes.count == 4096)
+        #expect(bytes.enumerated().allSatisfy { $0.element == Self.pattern($0.offset + 100) })
+        // Taken once; the event went with it.
+        #expect(throws: Errno.invalidArgument) { _ = try queue.completion(of: id) }
+        #expect(try queue.events(timeout: .zero).isEmpty)
+    }
+
+    @Test("3.AIO: write, vectored write and read, sync, short read at end of file", arguments: backends)
+    func writeVectoredSyncShortRead(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let file = try TempFile(size: 0)
+        let written = try queue.submit(.write(to: file.descriptor, at: 0, from: AIOBuffer(Array("hello, ".utf8))))
+        _ = try Self.waitForEvent(queue, written)
+        #expect(try Self.take(queue, written).result == .success(7))
+        var segments = AIOBuffer(segmentSizes: [3, 2])
+        segments.withUnsafeMutableBytes { bytes in
+            for (i, c) in "kq-io".utf8.enumerated() { bytes[i] = c }
+        }
+        let vectored = try queue.submit(.writeVectored(to: file.descriptor, at: 7, from: segments))
+        _ = try Self.waitForEvent(queue, vectored)
+        #expect(try Self.take(queue, vectored).result == .success(5))
+        let synced = try queue.submit(.sync(file.descriptor, dataOnly: true), flags: .oneShot)
+        let syncEvent = try Self.waitForEvent(queue, synced)
+        #expect(syncEvent.flags.contains(.oneShot))
+        #expect(try Self.take(queue, synced).result == .success(0))
+        let read = try queue.submit(
+            .readVectored(from: file.descriptor, at: 0, into: AIOBuffer(segmentSizes: [7, 100])))
+        _ = try Self.waitForEvent(queue, read)
+        let completion = try Self.take(queue, read)
+        #expect(completion.result == .success(12))  // short: the file has 12 bytes
+        #expect(completion.buffer.segment(0) == Array("hello, ".utf8))
+        #expect(Array(completion.buffer.segment(1).prefix(5)) == Array("kq-io".utf8))
+        let past = try queue.submit(.read(from: file.descriptor, at: 1000, into: AIOBuffer(count: 10)))
+        _ = try Self.waitForEvent(queue, past)
+        #expect(try Self.take(queue, past).result == .success(0))
+    }
+
+    @Test("3.AIO: bad input fails at submission as on FreeBSD; I/O errors come in the completion", arguments: backends)
+    func errors(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let file = try TempFile(size: 100)
+        #expect(throws: Errno.badFileDescriptor) {
+            try queue.submit(.read(from: FileDescriptor(rawValue: 1_000_000), at: 0, into: AIOBuffer(count: 8)))
+        }
+        #expect(throws: Errno.invalidArgument) {
+            try queue.submit(.read(from: file.descriptor, at: -1, into: AIOBuffer(count: 8)))
+        }
+        #expect(throws: Errno.invalidArgument) {
+            try queue.submit(.write(to: file.descriptor, at: 0, from: AIOBuffer(count: 8)), flags: .add)
+        }
+        let writeOnly = try FileDescriptor.open(file.path, .writeOnly)
+        defer { try? writeOnly.close() }
+        #expect(throws: Errno.badFileDescriptor) {
+            try queue.submit(.read(from: writeOnly, at: 0, into: AIOBuffer(count: 8)))
+        }
+        #expect(try queue.events(timeout: .zero).isEmpty)
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        defer { Glibc.close(pair[0]) }
+        Glibc.close(pair[1])
+        signal(SIGPIPE, SIG_IGN)
+        let id = try queue.submit(.write(to: FileDescriptor(rawValue: pair[0]), at: 0, from: AIOBuffer(count: 4)))
+        let event = try Self.waitForEvent(queue, id)
+        #expect(event.data == Int64(EPIPE))
+        #expect(event.aioResult == .failure(.brokenPipe))
+        #expect(try Self.take(queue, id).result == .failure(.brokenPipe))
+    }
+
+    @Test("3.AIO: a pending request is cancelled, reports ECANCELED, and its buffer comes back", arguments: backends)
+    func cancellation(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        defer {
+            Glibc.close(pair[0])
+            Glibc.close(pair[1])
+        }
+        let id = try queue.submit(.read(from: FileDescriptor(rawValue: pair[0]), at: 0, into: AIOBuffer(count: 16)))
+        if let early = try queue.completion(of: id) { Issue.record("done early: \(early.result)") }  // in flight
+        #expect(try queue.cancel(id) == .canceled)
+        let event = try Self.waitForEvent(queue, id)
+        #expect(event.data == Int64(ECANCELED))
+        #expect(try queue.cancel(id) == .allDone)
+        let completion = try Self.take(queue, id)
+        #expect(completion.result == .failure(.canceled))
+        #expect(completion.buffer.count == 16)
+        #expect(throws: Errno.invalidArgument) { try queue.cancel(id) }
+    }
+
+    @Test("3.AIO: 1,000 requests in flight, submitted as one batch, each completes once", arguments: backends)
+    func thousandInFlight(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let file = try TempFile(size: 64_000)
+        var batch = AIOBatch()
+        for i in 0..<1000 {
+            batch.append(
+                .read(
+                    from: file.descriptor, at: Int64(i * 64), into: AIOBuffer(count: 64),
+                    udata: UnsafeMutableRawPointer(bitPattern: i + 1)), flags: .oneShot)
+        }
+        let ids = try queue.submit(batch).map { try $0.get() }
+        var pending = Set(ids)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !pending.isEmpty && ContinuousClock.now < deadline {
+            for event in try Self.events(queue, max: 256, timeout: .milliseconds(200)) {
+                let id = try #require(event.aioRequest)
+                #expect(pending.remove(id) != nil, "an event twice")
+                #expect(event.aioResult == .success(64))
+            }
+        }
+        #expect(pending.isEmpty)
+        for (i, id) in ids.enumerated() {
+            let completion = try Self.take(queue, id)
+            #expect(completion.buffer.segment(0).first == Self.pattern(i * 64))
+        }
+    }
+
+    @Test(
+        "3.AIO: closing a kqueue with requests in flight cancels them; later data finds no reader", arguments: backends)
+    func closeWithRequestsInFlight(_ backend: AIOBackend) throws {
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        do {
+            guard let queue = try Self.queue(backend) else { return }
+            for _ in 0..<8 {
+                _ = try queue.submit(.read(from: FileDescriptor(rawValue: pair[0]), at: 0, into: AIOBuffer(count: 64)))
+            }
+            queue.close()
+            #expect(throws: Errno.badFileDescriptor) { try queue.submit(.sync(FileDescriptor(rawValue: pair[0]))) }
+        }
+        // Data sent now finds no reader: the requests are gone, their buffers with them.
+        #expect(write(pair[1], "late", 4) == 4)
+        var probe = [UInt8](repeating: 0, count: 4)
+        #expect(read(pair[0], &probe, 4) == 4)
+        Glibc.close(pair[0])
+        Glibc.close(pair[1])
+        // Descriptors: Tests/C/aio.c checks they all went (its tests run in a process each).
+    }
+
+    /// The README's Swift example, as written there (kept in step by hand).
+    @Test("3.AIO: the README's example")
+    func readmeExample() throws {
+        let queue = try KernelQueue()
+        let temp = try TempFile(size: 8192)
+        let file = temp.descriptor
+        var printed: [String] = []
+        func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
+        let id = try queue.submit(.read(from: file, at: 4096, into: AIOBuffer(count: 4096)), flags: .oneShot)
+        _ = try Self.waitForEvent(queue, id)  // (the README's loop has a one-second timeout)
+        let done = try Self.take(queue, id)
+        print(done.result, done.buffer.bytes.prefix(16))
+        #expect(printed.count == 1)
+        #expect(done.result == .success(4096))
+        let id2 = try queue.submit(.read(from: file, at: 4096, into: AIOBuffer(count: 4096)), flags: .oneShot)
+        var seen = false
+        for event in try Self.events(queue, timeout: .seconds(1)) where event.aioRequest == id2 {
+            print(event.aioResult as Any)  // .success(bytes) or .failure(errno)
+            if let done = try queue.completion(of: id2) {  // the result and the buffer, once
+                print(done.result, done.buffer.bytes.prefix(16))
+                seen = true
+            }
+        }
+        #expect(seen)
+    }
+
+    @Test("3.AIO: the default backend follows KQUEUE_AIO_BACKEND (CI runs both)")
+    func defaultBackendFollowsEnvironment() throws {
+        let queue = try KernelQueue()
+        #expect(queue.aioBackend == nil)
+        let file = try TempFile(size: 0)
+        let id = try queue.submit(.sync(file.descriptor))
+        _ = try Self.waitForEvent(queue, id)
+        let forced = getenv("KQUEUE_AIO_BACKEND").map { String(cString: $0) }
+        if forced == "threads" { #expect(queue.aioBackend == .threadPool) }
+        if forced == "io_uring" { #expect(queue.aioBackend == .ioUring) }
+        #expect(queue.aioBackend != nil)
+    }
+}
+
+/// A temporary file of `size` bytes where byte i is `AIOTests.pattern(i)`, removed at deinit.
+final class TempFile {
+    let path: String
+    let descriptor: FileDescriptor
+
+    init(size: Int) throws {
+        var template = Array("/tmp/kq-aio-swift-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        descriptor = FileDescriptor(rawValue: fd)
+        let bytes = (0..<size).map { AIOTests.pattern($0) }
+        _ = try descriptor.writeAll(toAbsoluteOffset: 0, bytes)
+    }
+
+    deinit {
+        unlink(path)
+        try? descriptor.close()
+    }
+}

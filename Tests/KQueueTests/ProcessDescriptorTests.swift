@@ -1,0 +1,76 @@
+import CKQueueShim
+import Glibc
+import KQueue
+import SystemPackage
+import Testing
+
+/// SPEC.md 3, EVFILT_PROCDESC and process descriptors, through the Swift API. Forking touches
+/// process-wide state, so the suite is serialized; each child waits on a pipe, then exits.
+@Suite("SPEC 3: EVFILT_PROCDESC and ProcessDescriptor", .serialized)
+struct ProcessDescriptorTests {
+    /// A child that exits with `code` once a byte (or the end) arrives on its gate.
+    private static func start(_ options: ProcessDescriptor.Options = [], code: Int32) throws -> (
+        ProcessDescriptor, pid: pid_t, gate: Int32
+    ) {
+        var gate: [Int32] = [-1, -1]
+        try sys(pipe(&gate))
+        switch try ProcessDescriptor.fork(options: options) {
+        case .child:
+            _ = kq_shim_real_close(gate[1])  // only the parent's end keeps the gate shut
+            var byte: UInt8 = 0
+            _ = read(gate[0], &byte, 1)
+            _exit(code)
+        case .parent(let descriptor, let pid):
+            _ = close(gate[0])
+            return (descriptor, pid, gate[1])
+        }
+    }
+
+    @Test("3.PROCDESC: NOTE_EXIT on a process descriptor returns the wait status, EV_EOF and EV_ONESHOT")
+    func exitStatus() throws {
+        let queue = try KernelQueue()
+        let (child, pid, gate) = try Self.start(code: 42)
+        #expect(try child.processID() == pid)
+        try queue.apply([.processDescriptor(child)])
+        #expect(try queue.events(maxEvents: 4, timeout: .zero).isEmpty)
+        _ = close(gate)
+        let event = try expectEvent(queue, ident: UInt(child.descriptor.rawValue), filter: .processDescriptor)
+        #expect(event?.processExitStatus == .exited(code: 42))
+        #expect(event?.flags == [.clear, .endOfFile, .oneShot])
+        #expect(try child.processID() == pid)  // kept after the exit, as FreeBSD's pd_pid
+        try child.kill(SIGTERM)  // an exited process ignores it: no error
+        try child.close()  // reaps it
+        #expect(kill(pid, 0) == -1 && errno == ESRCH)
+    }
+
+    @Test("3.PROCDESC: closing the last descriptor kills a running child; with .daemon it lives on")
+    func lastClose() throws {
+        let observer = try KernelQueue()
+        let (child, pid, gate) = try Self.start(code: 0)
+        try observer.apply([.process(pid, note: .exit)])
+        try child.close()
+        let killed = try expectEvent(observer, ident: UInt(pid), filter: .process)
+        #expect(killed?.processExitStatus == .signaled(signal: SIGKILL, coreDumped: false))
+        _ = close(gate)
+
+        let (daemon, daemonPID, daemonGate) = try Self.start(.daemon, code: 7)
+        try observer.apply([.process(daemonPID, note: .exit)])
+        try daemon.close()
+        _ = close(daemonGate)  // it exits by itself: not killed at the close
+        let exited = try expectEvent(observer, ident: UInt(daemonPID), filter: .process)
+        #expect(exited?.processExitStatus == .exited(code: 7))
+    }
+
+    @Test("3.PROCDESC: FreeBSD's errnos: EINVAL for a bad signal or another kind of file, EBADF for pdgetpid/pdkill")
+    func errors() throws {
+        let queue = try KernelQueue()
+        let (readEnd, writeEnd) = try makePipe()
+        defer { closeAll(readEnd, writeEnd) }
+        let notADescriptor = ProcessDescriptor(readEnd)
+        #expect(throws: Errno.badFileDescriptor) { try notADescriptor.processID() }
+        #expect(throws: Errno.badFileDescriptor) { try notADescriptor.kill(SIGTERM) }
+        #expect(throws: Errno.invalidArgument) { try notADescriptor.kill(-1) }
+        #expect(throws: Errno.invalidArgument) { try queue.apply([.processDescriptor(notADescriptor)]) }
+        #expect(throws: Errno.invalidArgument) { try ProcessDescriptor.fork(options: .init(rawValue: 0x4)) }
+    }
+}
