@@ -430,6 +430,8 @@ int kq_shim_ring_enter(struct kq_ring *r, const struct timespec *timeout) {
     unsigned head = atomic_load_explicit(r->cq_head, memory_order_acquire);
     unsigned tail = atomic_load_explicit(r->cq_tail, memory_order_acquire);
     int n = sys_enter(r->fd, submit, complete, flags, argp, size);
+    /* Fewer submitted than asked (another thread took some): the kernel did not wait. */
+    if (n >= 0 && (unsigned)n != submit) return 0;
     if (n > 0 && complete && head == tail && atomic_load_explicit(r->cq_tail, memory_order_acquire) == tail) {
         /* The call submitted, so the kernel returned the count and kept the wait's error: a
          * wait that began on an empty queue and ended with no completion posted was ended by
