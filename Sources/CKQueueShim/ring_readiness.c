@@ -48,9 +48,14 @@
 
 /* user_data of the ring's own control requests (removals, updates, no-ops): dropped. */
 #define CONTROL_TAG UINT64_MAX
-/* user_data of a poll: (arm sequence << 32) | (half << 31) | descriptor. */
+/* user_data of a poll: (arm sequence << 32) | (half << 31) | descriptor; with BYTES_BIT, the
+ * SIOCINQ linked after that arm (31 bits of sequence are compared). */
 #define DESCRIPTOR_MASK 0x7fffffffull
 #define HALF_SHIFT 31
+#define SEQUENCE_MASK 0x7fffffffu
+#define BYTES_BIT (1ull << 63)
+/* include/uapi/linux/io_uring.h (6.7): a socket's SIOCINQ as an IORING_OP_URING_CMD. */
+#define KQ_SOCKET_URING_OP_SIOCINQ 0
 /* The interest bits a poll request takes (behaviour bits stay out of poll32_events). */
 #define POLL_BITS ((uint32_t)~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP))
 #define WRITE_BITS ((uint32_t)(EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND))
@@ -68,7 +73,12 @@ struct registration {
     uint64_t tag;    /* the engine's tag, reported as epoll_data */
     uint32_t events; /* epoll interest, EPOLLET included */
     uint8_t registered;
+    /* A TCP socket: a one-shot read poll is linked to SIOCINQ, READ's byte count (kept until
+     * the socket says it cannot, EOPNOTSUPP, as a reused number's other file would). */
+    uint8_t count_bytes;
     struct half half[2];
+    int64_t bytes;        /* the count taken with the last report */
+    uint32_t bytes_taken; /* the take it was taken in (kq_ring.takes) */
 };
 
 struct kq_ring {
@@ -87,6 +97,7 @@ struct kq_ring {
     size_t table_size;
     unsigned *to_arm;           /* (descriptor << 1 | half) in ARM_PENDING, in order */
     size_t to_arm_count, to_arm_capacity;
+    uint32_t takes;             /* numbers the takes, for registration.bytes_taken */
 };
 
 static int sys_setup(unsigned entries, struct io_uring_params *p) {
@@ -220,7 +231,7 @@ static struct io_uring_sqe *next_sqe(struct kq_ring *r) {
 }
 
 static uint64_t user_data(int fd, int half, uint32_t sequence) {
-    return (uint64_t)sequence << 32 | (uint64_t)half << HALF_SHIFT | (uint32_t)fd;
+    return (uint64_t)(sequence & SEQUENCE_MASK) << 32 | (uint64_t)half << HALF_SHIFT | (uint32_t)fd;
 }
 
 /* A half's share of the interest, behaviour bits (EPOLLET) kept. */
@@ -235,17 +246,35 @@ static int has_interest(uint32_t events) { return (events & POLL_BITS & ~(uint32
 static int write_arm(struct kq_ring *r, int fd, int half) {
     struct registration *g = &r->table[fd];
     struct half *h = &g->half[half];
+    uint32_t events = half_events(g->events, half);
+    int multishot = (events & EPOLLET) != 0;
+    /* READ's byte count rides the wait: SIOCINQ linked after a one-shot read poll (a
+     * multishot poll cannot head a link). Both entries go in one submission. */
+    int link = half == READ_HALF && !multishot && g->count_bytes;
+    if (link) {
+        unsigned head = atomic_load_explicit(r->sq_head, memory_order_acquire);
+        if (r->sq_local_tail - head + 2 > r->sq_entries) submit_now(r);
+    }
     struct io_uring_sqe *sqe = next_sqe(r);
     if (sqe == NULL) return -EBUSY;
-    uint32_t events = half_events(g->events, half);
     h->sequence++;
-    h->multishot = (events & EPOLLET) != 0;
+    h->multishot = (uint8_t)multishot;
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = fd;
     sqe->poll32_events = events & POLL_BITS;
-    sqe->len = h->multishot ? IORING_POLL_ADD_MULTI : 0;
+    sqe->len = multishot ? IORING_POLL_ADD_MULTI : 0;
     sqe->user_data = user_data(fd, half, h->sequence);
     h->state = ARMED;
+    if (link) {
+        struct io_uring_sqe *count = next_sqe(r);
+        if (count != NULL) {
+            sqe->flags |= IOSQE_IO_LINK;
+            count->opcode = IORING_OP_URING_CMD;
+            count->fd = fd;
+            count->cmd_op = KQ_SOCKET_URING_OP_SIOCINQ;
+            count->user_data = BYTES_BIT | user_data(fd, half, h->sequence);
+        }
+    }
     return 0;
 }
 
@@ -447,17 +476,31 @@ int kq_shim_ring_take(struct kq_ring *r, struct epoll_event *out, int capacity) 
     unsigned head = atomic_load_explicit(r->cq_head, memory_order_relaxed);
     unsigned tail = atomic_load_explicit(r->cq_tail, memory_order_acquire);
     int written = 0;
-    while (head != tail && written < capacity) {
+    r->takes++;
+    while (head != tail) {
         const struct io_uring_cqe *cqe = &r->cqes[head & *r->cq_mask];
+        /* Full: only entries that are not reports (a byte count following its poll's report,
+         * a control answer) are still taken. */
+        if (written == capacity && cqe->user_data != CONTROL_TAG && !(cqe->user_data & BYTES_BIT)) break;
         head++;
         if (cqe->user_data == CONTROL_TAG) continue;
         int fd = (int)(cqe->user_data & DESCRIPTOR_MASK);
         int half = (int)(cqe->user_data >> HALF_SHIFT & 1);
-        uint32_t sequence = (uint32_t)(cqe->user_data >> 32);
+        uint32_t sequence = (uint32_t)(cqe->user_data >> 32) & SEQUENCE_MASK;
         if ((size_t)fd >= r->table_size) continue;
         struct registration *g = &r->table[fd];
         struct half *h = &g->half[half];
-        if (!g->registered || h->state != ARMED || h->sequence != sequence) continue; /* an earlier arm's */
+        if (cqe->user_data & BYTES_BIT) {
+            /* The count linked after that arm's poll (which completed just before it). */
+            if (cqe->res >= 0 && (h->sequence & SEQUENCE_MASK) == sequence) {
+                g->bytes = cqe->res;
+                g->bytes_taken = r->takes;
+            } else if (cqe->res == -EOPNOTSUPP || cqe->res == -EINVAL || cqe->res == -ENOTSOCK) {
+                g->count_bytes = 0; /* not a socket that can say: FIONREAD from now on */
+            }
+            continue;
+        }
+        if (!g->registered || h->state != ARMED || (h->sequence & SEQUENCE_MASK) != sequence) continue;
         int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
         if (cqe->res < 0) {
             /* The file went away under the poll (EBADF), or the kernel cancelled it: a cancel
@@ -478,6 +521,16 @@ int kq_shim_ring_take(struct kq_ring *r, struct epoll_event *out, int capacity) 
     }
     atomic_store_explicit(r->cq_head, head, memory_order_release);
     return written;
+}
+
+void kq_shim_ring_count_bytes(struct kq_ring *r, int fd) {
+    if (fd >= 0 && grow_table(r, fd) == 0) r->table[fd].count_bytes = 1;
+}
+
+int kq_shim_ring_bytes(const struct kq_ring *r, int fd, int64_t *bytes) {
+    if (fd < 0 || (size_t)fd >= r->table_size || r->table[fd].bytes_taken != r->takes) return 0;
+    *bytes = r->table[fd].bytes;
+    return 1;
 }
 
 int kq_shim_ring_probe(void) {

@@ -193,4 +193,38 @@ TEST(test_backend_exec_leaves_no_ring) {
     close(kq);
 }
 
+/* TCP: READ's data on io_uring comes through the ring (SIOCINQ linked after the read poll, in
+ * the same submission as the wait) where the kernel can, FIONREAD elsewhere: the same counts
+ * as on epoll, for a level knote asked again and for an EV_CLEAR one. */
+TEST(test_backend_tcp_read_data_is_bytes_readable_on_either_backend) {
+    const char *backends[] = {"epoll", "io_uring"};
+    for (int b = 0; b < 2; b++) {
+        if (b == 1 && !io_uring_available()) break;
+        setenv("KQUEUE_BACKEND", backends[b], 1);
+        int kq = kq_new();
+        int client, server;
+        kq_tcp_pair(&client, &server);
+        kq_nonblock(server);
+        KQ_SET(kq, server, EVFILT_READ, EV_ADD, 0, 0, NULL);
+        CHECK_NO_EVENT(kq);
+        kq_write_all(client, "hello", 5);
+        struct kevent ev;
+        CHECK_EVENT_UNTIL(kq, server, EVFILT_READ, 1000, kq_pred_data_eq, 5, &ev);
+        kq_write_all(client, "abc", 3);
+        CHECK_EVENT_UNTIL(kq, server, EVFILT_READ, 1000, kq_pred_data_eq, 8, &ev);
+        char buffer[16];
+        CHECK_EQ_INT(read(server, buffer, sizeof buffer), 8);
+        CHECK_NO_EVENT_WITHIN(kq, 20);
+        KQ_SET(kq, server, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+        kq_write_all(client, "xy", 2);
+        CHECK_EVENT_UNTIL(kq, server, EVFILT_READ, 1000, kq_pred_data_eq, 2, &ev);
+        close(client);
+        CHECK_EVENT_UNTIL(kq, server, EVFILT_READ, 1000, kq_pred_any, 0, &ev);
+        CHECK(ev.flags & EV_EOF);
+        CHECK_EQ_INT(ev.data, 2);
+        close(server);
+        close(kq);
+    }
+}
+
 RUN_TESTS()

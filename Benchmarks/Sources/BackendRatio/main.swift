@@ -9,6 +9,8 @@
 // dispatch:   EV_DISPATCH, each event re-enabled by an EV_ENABLE in the next call's
 //             changelist; baseline raw epoll with EPOLLONESHOT + EPOLL_CTL_MOD per event.
 //             With one active chain every call carries exactly one change.
+// --tcp:      loopback TCP connections instead of AF_UNIX socketpairs (io_uring then takes
+//             READ's byte count through the ring, SIOCINQ, instead of FIONREAD).
 // Method as ChainRatio's: rounds of K timed iterations (1,000 events each) per workload,
 // order rotated each round; paired ratio = median over rounds of the ratio of block medians.
 import CMallocCounter
@@ -36,6 +38,7 @@ while let argument = arguments.next() {
     case "--active": shape.active = number()
     case "--rounds": rounds = number()
     case "--block": block = number()
+    case "--tcp": shape.tcp = true  // loopback TCP: READ's data through the ring's SIOCINQ
     case "--only": only = arguments.next()  // one workload by name prefix, for strace or perf
     default: fatalError("unknown argument \(argument)")
     }
@@ -109,7 +112,7 @@ var machine = utsname()
 uname(&machine)
 let kernel = withUnsafeBytes(of: &machine.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 print(
-    "BackendRatio \(scenario.rawValue): \(shape.pairs) socketpairs, \(shape.active) active, \(shape.writes) events per iteration; "
+    "BackendRatio \(scenario.rawValue): \(shape.pairs) \(shape.tcp ? "TCP connections" : "socketpairs"), \(shape.active) active, \(shape.writes) events per iteration; "
         + "\(rounds) rounds x \(block); Linux \(kernel), \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) cores; load \(loadAverage())"
 )
 

@@ -9,6 +9,8 @@ public struct ChainShape: Sendable {
     public var pairs: Int
     public var active: Int
     public var writes = 1_000
+    /// Loopback TCP connections instead of AF_UNIX socketpairs.
+    public var tcp = false
 
     public init(pairs: Int, active: Int) {
         self.pairs = pairs
@@ -43,7 +45,7 @@ public final class BackendChain: ChainWorkload {
         self.name = name
         self.shape = shape
         self.registration = registration
-        pairs = try SocketPairs(count: shape.pairs)
+        pairs = try SocketPairs(count: shape.pairs, tcp: shape.tcp)
         do {
             queue = try KernelQueue(backend: .backend(backend))
         } catch {
@@ -140,7 +142,7 @@ public final class RawEpollShapedChain: ChainWorkload {
         self.shape = shape
         self.registration = registration
         self.withByteCount = withByteCount
-        pairs = try SocketPairs(count: shape.pairs)
+        pairs = try SocketPairs(count: shape.pairs, tcp: shape.tcp)
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         events = .allocate(capacity: ChainParameters.eventBufferCapacity)
         events.initialize(repeating: epoll_event(), count: ChainParameters.eventBufferCapacity)

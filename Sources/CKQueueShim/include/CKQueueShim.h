@@ -146,6 +146,10 @@ int kq_shim_ring_wake_all(struct kq_ring *ring);
 int kq_shim_ring_enter(struct kq_ring *ring, const struct timespec *timeout);
 /* Moves completions to `out` as epoll reports (events, tag); returns how many. */
 int kq_shim_ring_take(struct kq_ring *ring, struct epoll_event *out, int capacity);
+/* A TCP socket: READ's byte count comes through the ring (SIOCINQ linked after the read
+ * poll); kq_shim_ring_bytes gives the count taken with the last take's report, if any. */
+void kq_shim_ring_count_bytes(struct kq_ring *ring, int fd);
+int kq_shim_ring_bytes(const struct kq_ring *ring, int fd, int64_t *bytes);
 /* io_uring_setup is allowed and complete here: 0, or the errno of the probe. */
 int kq_shim_ring_probe(void);
 

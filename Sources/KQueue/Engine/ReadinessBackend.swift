@@ -114,6 +114,20 @@ enum ReadinessBackend: @unchecked Sendable {  // SAFETY: the ring is used under 
         }
     }
 
+    /// A TCP socket's READ byte count may come with its reports (io_uring: SIOCINQ linked
+    /// after the read poll); epoll has none to give.
+    func countBytes(_ fd: Int32) {
+        guard case .ioURing(_, let ring) = self else { return }
+        Syscall.ringCountBytes(ring, fd)
+    }
+
+    /// The byte count that came with this scan's report of `fd`, if any (else FIONREAD).
+    @inline(__always)
+    func reportedBytes(_ fd: Int32) -> Int64? {
+        guard case .ioURing(_, let ring) = self else { return nil }
+        return Syscall.ringBytes(ring, fd)
+    }
+
     // MARK: Waiting and reports
 
     /// One wait, without the lock: epoll fills `buffer` and returns the count; the ring

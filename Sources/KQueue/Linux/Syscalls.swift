@@ -163,6 +163,22 @@ enum Syscall {
         kq_shim_ring_take(ring, buffer, capacity)
     }
 
+    /// Marks `fd` a TCP socket: READ's byte count comes through the ring (SIOCINQ linked
+    /// after its one-shot read poll, in the same submission).
+    static func ringCountBytes(_ ring: OpaquePointer, _ fd: Int32) { kq_shim_ring_count_bytes(ring, fd) }
+
+    /// The byte count the last take brought for `fd`, if it brought one.
+    @inline(__always)
+    static func ringBytes(_ ring: OpaquePointer, _ fd: Int32) -> Int64? {
+        var bytes: Int64 = 0
+        return kq_shim_ring_bytes(ring, fd, &bytes) == 1 ? bytes : nil
+    }
+
+    /// True for a TCP socket (SO_PROTOCOL). EINTR: cannot happen.
+    static func isTCP(_ fd: Int32) -> Bool {
+        (try? socketOption(fd, SOL_SOCKET, SO_PROTOCOL)) == Int32(IPPROTO_TCP)
+    }
+
     /// Whether a ring can be created here: nil, or the errno that refused it.
     static func ringProbe() -> Errno? {
         #if DEBUG
