@@ -40,6 +40,12 @@ let package = Package(
             name: "ChainRatio",
             dependencies: ["ChainWorkloads", "CMallocCounter"]
         ),
+        // `swift run -c release BackendRatio`: the readiness backends against raw epoll
+        // (persistent and re-armed registrations; docs/BENCHMARKS.md, "Backends").
+        .executableTarget(
+            name: "BackendRatio",
+            dependencies: ["ChainWorkloads", "CMallocCounter"]
+        ),
         // EVFILT_TIMER at scale, C ABI vs one timerfd per timer (docs/BENCHMARK-timers.md).
         // `<sys/timerfd.h>` and a raw close(2) for the baseline.
         .target(name: "CTimerfd"),

@@ -13,7 +13,8 @@
 #include <sys/syscall.h>
 
 /* True once `pid` is blocked in epoll_wait or epoll_pwait2 (/proc/PID/syscall). */
-static int blocked_in_epoll(pid_t pid) {
+/* In the kqueue's wait: epoll's, or io_uring_enter (KQUEUE_BACKEND=io_uring). */
+static int blocked_in_wait(pid_t pid) {
     char path[64], line[64] = "";
     snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
     FILE *file = fopen(path, "re");
@@ -21,7 +22,8 @@ static int blocked_in_epoll(pid_t pid) {
     int ok = fgets(line, sizeof line, file) != NULL;
     fclose(file);
     long number = ok ? strtol(line, NULL, 10) : -1;
-    return number == SYS_epoll_wait || number == SYS_epoll_pwait || number == 441 /* epoll_pwait2 */;
+    return number == SYS_epoll_wait || number == SYS_epoll_pwait || number == 441 /* epoll_pwait2 */ ||
+           number == 426 /* io_uring_enter */;
 }
 
 /* Forks a child that waits (bounded) until this process blocks in its kevent wait, then
@@ -31,7 +33,7 @@ static pid_t signal_me_once_blocked(int sig) {
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        for (int i = 0; i < 500000 && !blocked_in_epoll(parent); i++) sched_yield();
+        for (int i = 0; i < 500000 && !blocked_in_wait(parent); i++) sched_yield();
         kill(parent, sig);
         _exit(0);
     }

@@ -43,6 +43,26 @@ struct KQToolTests {
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
         #expect(svg.contains("<polyline") && svg.contains("kqueue-swift") && svg.contains("poll"))
+        #expect(svg.contains("lower is better") && svg.contains("ratio to raw epoll") && svg.contains("100 active"))
+        // Both backends by default where io_uring is available (kq info says whether it is).
+        let info = try CABITests.run([Self.binary, "info"], timeout: 60)
+        if info.output.contains("io_uring: available") {
+            #expect(lines.contains { $0.contains(" kqueue-c-io_uring ") }, "\(result.output)")
+            #expect(svg.contains("kqueue-swift-io_uring"))
+        }
+    }
+
+    @Test("kq info names the kernel, io_uring's availability, the backend a new kqueue gets, and the interposed calls")
+    func info() throws {
+        let result = try CABITests.run([Self.binary, "info"], timeout: 60)
+        try #require(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("kernel: Linux"))
+        #expect(result.output.contains("io_uring: available") || result.output.contains("io_uring: unavailable"))
+        #expect(
+            result.output.contains("a new kqueue gets: epoll") || result.output.contains("a new kqueue gets: io_uring"))
+        #expect(result.output.contains("why: "))
+        let interposed = result.output.split(separator: "\n").first { $0.hasPrefix("interposed libc calls") }
+        #expect(interposed?.contains(" close ") == true && interposed?.contains(" read ") == true, "\(result.output)")
     }
 
     @Test("kq watch prints a write to a watched file and a watched signal, then exits after --count")

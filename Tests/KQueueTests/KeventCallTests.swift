@@ -549,7 +549,14 @@ struct KeventCallTests {
         #expect(first == [UInt(a.read), 5, UInt(b.read)])
         var order: [UInt] = []
         for _ in 0..<6 { order += try keventRaw(queue, [], capacity: 1, timeout: .seconds(1)).map(\.ident) }
-        #expect(order == first + first, "after \(first), one at a time: \(order)")
+        if queue.backend == .ioURing {
+            // io_uring: a returned level descriptor is polled again with the next wait, after
+            // the user event's wakeup (docs/GUARANTEES.md, the io_uring backend's limits):
+            // each round returns all three, the user event first.
+            #expect(order == [5, UInt(a.read), UInt(b.read), 5, UInt(a.read), UInt(b.read)], "\(order)")
+        } else {
+            #expect(order == first + first, "after \(first), one at a time: \(order)")
+        }
     }
 
     @Test("2.10: one call never returns the same knote twice")

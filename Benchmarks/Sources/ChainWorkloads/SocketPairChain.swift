@@ -76,15 +76,20 @@ public struct SocketPairs {
     /// End 1 of pair i: written to by the chain.
     public let writeEnds: UnsafeMutableBufferPointer<Int32>
 
-    public init(count: Int = ChainParameters.pairs) throws {
+    /// `tcp`: loopback TCP connections (TCP_NODELAY) instead of AF_UNIX socketpairs.
+    public init(count: Int = ChainParameters.pairs, tcp: Bool = false) throws {
         ChainWorkloads.raiseDescriptorLimit()
         readEnds = .allocate(capacity: count)
         writeEnds = .allocate(capacity: count)
+        let listener = tcp ? TCPLoopback.listen() : -1
+        defer { if listener >= 0 { _ = Glibc.close(listener) } }
         for i in 0..<count {
             var fds: (Int32, Int32) = (-1, -1)
             let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
             let rc = withUnsafeMutableBytes(of: &fds) { raw in
-                socketpair(AF_UNIX, type, 0, raw.baseAddress!.assumingMemoryBound(to: Int32.self))
+                tcp
+                    ? TCPLoopback.pair(listener, raw.baseAddress!.assumingMemoryBound(to: Int32.self))
+                    : socketpair(AF_UNIX, type, 0, raw.baseAddress!.assumingMemoryBound(to: Int32.self))
             }
             guard rc == 0 else {
                 let error = Glibc.errno
@@ -149,5 +154,49 @@ public struct SocketPairs {
         var byte: UInt8 = 0x2A
         let n = Glibc.write(fd, &byte, 1)
         precondition(n == 1, "chain broken: write() returned \(n), errno \(Glibc.errno)")
+    }
+}
+
+/// Loopback TCP connections for ``SocketPairs``.
+enum TCPLoopback {
+    static func listen() -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        _ = Glibc.listen(fd, 128)
+        return fd
+    }
+
+    /// A connected pair (read end, write end), both nonblocking, Nagle off; 0 or -1.
+    static func pair(_ listener: Int32, _ ends: UnsafeMutablePointer<Int32>) -> Int32 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard client >= 0 else { return -1 }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) }
+        }
+        let server = connected == 0 ? accept(listener, nil, nil) : -1
+        guard server >= 0 else {
+            _ = Glibc.close(client)
+            return -1
+        }
+        var one: Int32 = 1
+        for fd in [client, server] {
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        }
+        ends[0] = server
+        ends[1] = client
+        return 0
     }
 }

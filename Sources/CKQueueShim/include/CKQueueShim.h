@@ -125,6 +125,34 @@ void kq_shim_return_free_memory(void);
 /* Calls close(2) itself, bypassing the interposer below (for the engine's own descriptors). */
 int kq_shim_real_close(int fd);
 
+/* The io_uring readiness backend (ring_readiness.c): an epoll interface kept by poll
+ * requests in a ring of the kqueue's own. Each returns 0 or -errno unless said otherwise;
+ * every call but kq_shim_ring_enter is made with the kqueue's lock held. */
+struct kq_ring;
+int kq_shim_ring_open(unsigned entries, struct kq_ring **out);
+void kq_shim_ring_close(struct kq_ring *ring);
+int kq_shim_ring_fd(const struct kq_ring *ring);
+/* EPOLL_CTL_ADD / MOD / DEL with epoll's events word and a 64-bit tag. */
+int kq_shim_ring_ctl(struct kq_ring *ring, int op, int fd, uint32_t events, uint64_t tag);
+/* Writes the queued arms to the submission queue (the next enter submits them). */
+int kq_shim_ring_prepare(struct kq_ring *ring);
+/* 1 while written or queued requests have not reached the kernel. */
+int kq_shim_ring_pending(const struct kq_ring *ring);
+/* prepare, then submit without waiting. */
+int kq_shim_ring_submit(struct kq_ring *ring);
+/* Posts a completion nobody takes: every wait returns (the kqueue is closing). */
+int kq_shim_ring_wake_all(struct kq_ring *ring);
+/* Submits and waits for a completion: NULL forever, a zero timeout only submits. */
+int kq_shim_ring_enter(struct kq_ring *ring, const struct timespec *timeout);
+/* Moves completions to `out` as epoll reports (events, tag); returns how many. */
+int kq_shim_ring_take(struct kq_ring *ring, struct epoll_event *out, int capacity);
+/* A TCP socket: READ's byte count comes through the ring (SIOCINQ linked after the read
+ * poll); kq_shim_ring_bytes gives the count taken with the last take's report, if any. */
+void kq_shim_ring_count_bytes(struct kq_ring *ring, int fd);
+int kq_shim_ring_bytes(const struct kq_ring *ring, int fd, int64_t *bytes);
+/* io_uring_setup is allowed and complete here: 0, or the errno of the probe. */
+int kq_shim_ring_probe(void);
+
 /*
  * close(2) interposition. libkqueue.so (and any binary that links the KQueue module) defines
  * close, dup2, dup3 and close_range. Before the real call they tell the engine, through the

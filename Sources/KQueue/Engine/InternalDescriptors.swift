@@ -51,15 +51,15 @@ final class InternalDescriptors: @unchecked Sendable {
 }
 
 /// How a filter's source opens and closes a descriptor of the kqueue's own: registered in
-/// the kqueue's epoll instance with the source's tag, and published for the fork child.
+/// the kqueue's readiness backend with the source's tag, and published for the fork child.
 struct InternalRegistrar {
-    let epollFD: Int32
+    let backend: ReadinessBackend
     let published: InternalDescriptors
 
     /// Registers a new descriptor. On failure it is closed and the errno thrown.
     func register(_ fd: Int32, events: UInt32, tag: UInt64) throws(Errno) {
         do throws(Errno) {
-            try Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag)
+            try backend.add(fd, events: events, tag: tag)
         } catch {
             Syscall.closeInternal(fd)
             throw error
@@ -70,6 +70,7 @@ struct InternalRegistrar {
     /// Closes a descriptor ``register(_:events:tag:)`` registered (epoll forgets it with it).
     func close(_ fd: Int32) {
         guard fd >= 0 else { return }
+        if case .ioURing = backend { backend.remove(fd) }  // a ring's poll would hold it open
         published.remove(fd)
         Syscall.closeInternal(fd)
     }

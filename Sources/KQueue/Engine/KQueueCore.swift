@@ -4,8 +4,9 @@ import Glibc
 import Synchronization
 import SystemPackage
 
-/// One kqueue: the epoll instance (whose descriptor is the kqueue descriptor), its eventfd,
-/// and the lock-protected ``QueueState``. Both the Swift API (``KernelQueue``) and the C ABI
+/// One kqueue: its readiness backend (``ReadinessBackend``: an epoll instance, whose
+/// descriptor is the kqueue descriptor, alone or holding an io_uring ring), its eventfd, and
+/// the lock-protected ``QueueState``. Both the Swift API (``KernelQueue``) and the C ABI
 /// drive it through ``kevent(changes:changeCount:events:eventCapacity:timeout:)``.
 ///
 /// Lock rule: `state`'s lock is held to apply changes and to copy events out, never while
@@ -14,6 +15,10 @@ final class KQueueCore: Sendable {
     /// The kqueue descriptor (an epoll instance).
     let descriptor: Int32
     let eventFD: Int32
+    /// Where readiness comes from (also in `state`, for use under the lock).
+    let backend: ReadinessBackend
+    /// Why the backend is not the one asked for (io_uring unavailable), nil when it is.
+    let fallback: Errno?
     let state: Mutex<QueueState>
     /// Descriptors created on first use, published for the fork child handler.
     let internalDescriptors: InternalDescriptors
@@ -32,31 +37,39 @@ final class KQueueCore: Sendable {
         min(capacity, maximumBatch)
     }
 
-    init() throws(Errno) {
-        let epollFD = try Syscall.epollCreate()
+    init(backend kind: KernelQueue.Backend) throws(Errno) {
+        var fallback: Errno? = nil
+        let backend = try ReadinessBackend.open(kind, fallback: &fallback)
+        let epollFD = backend.kqueueDescriptor
         let eventFD: Int32
         do throws(Errno) {
             eventFD = try Syscall.eventFD()
             let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
             do throws(Errno) {
-                try Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, eventFD, events: edge, data: EpollTag.wakeup(slot: 0))
+                try backend.add(eventFD, events: edge, tag: EpollTag.wakeup(slot: 0))
             } catch {
                 Syscall.closeInternal(eventFD)
                 throw error
             }
         } catch {
+            backend.closeRing()
             Syscall.closeInternal(epollFD)
             throw error
         }
         let published = InternalDescriptors()
-        var initial = QueueState(epollFD: epollFD, eventFD: eventFD, internalDescriptors: published)
+        if let ringFD = backend.ringDescriptor { published.insert(ringFD) }
+        var initial = QueueState(backend: backend, eventFD: eventFD, internalDescriptors: published)
         do throws(Errno) {
             try initial.wakeups.createAll(registrar: initial.registrar)
         } catch {
             initial.wakeups.close(registrar: initial.registrar)
+            if let ringFD = backend.ringDescriptor { published.remove(ringFD) }
+            backend.closeRing()
             Syscall.closeInternal(epollFD)
             throw error
         }
+        self.backend = backend
+        self.fallback = fallback
         descriptor = epollFD
         self.eventFD = eventFD
         internalDescriptors = published
@@ -113,24 +126,17 @@ final class KQueueCore: Sendable {
     func giveBack(_ buffer: EpollBuffer, signal: Bool = false) {
         state.withLock { state in
             if signal && !state.isClosed { state.signalWakeup() }
+            if !state.isClosed { state.backend.prepareWait() }
             state.endWait(returning: buffer)
         }
     }
 
-    /// True while `descriptor` still names this kqueue's epoll instance: there, adding the
-    /// eventfd again fails with EEXIST, without side effects (modifying it would re-arm its
-    /// edge and make the kqueue look readable). Elsewhere the add fails, or succeeds in a
-    /// stranger's epoll instance and is undone at once.
+    /// True while `descriptor` still names this kqueue's epoll instance (modifying a
+    /// registration instead would re-arm its edge and make the kqueue look readable).
     func ownsDescriptor() -> Bool {
         state.withLock { state in
             if state.isClosed { return true }
-            do throws(Errno) {
-                try Syscall.epollCtl(descriptor, EPOLL_CTL_ADD, eventFD, events: 0, data: EpollTag.wakeup(slot: 0))
-            } catch {
-                return error == .fileExists
-            }
-            Syscall.epollRemove(descriptor, eventFD)
-            return false
+            return backend.ownsKQueueDescriptor(eventFD: eventFD)
         }
     }
 
@@ -175,10 +181,12 @@ extension QueueState {
         let unsignaled = deferredActivations > 0
         if outcome.error != nil || outcome.errorEntries > 0 || !wantsWait {
             if unsignaled { signalWakeup() }
+            backend.submitChanges()
             if let error = outcome.error { return .failed(error) }
             return .finished(outcome.errorEntries)
         }
         waiters += 1
+        backend.prepareWait()
         return .wait(buffers.take(capacity: KQueueCore.batchSize(for: eventCapacity)), unsignaled: unsignaled)
     }
 

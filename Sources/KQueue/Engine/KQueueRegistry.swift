@@ -60,9 +60,9 @@ enum KQueueRegistry {
     }()
 
     /// Creates a kqueue and makes it known to the process.
-    static func create() throws(Errno) -> KQueueCore {
+    static func create(backend request: KernelQueue.BackendRequest? = nil) throws(Errno) -> KQueueCore {
         guard hookInstallation == 0 else { throw Errno(rawValue: hookInstallation) }
-        let core = try KQueueCore()
+        let core = try KQueueCore(backend: BackendSelection.backend(for: request ?? BackendSelection.processRequest))
         let fd = Int(core.descriptor)
         // The number was free when epoll_create1 returned it: any kqueue still listed under it
         // was closed behind our back (e.g. by a raw close syscall). Reclaim it now.

@@ -51,4 +51,7 @@ struct KnoteStatus: OptionSet {
     static let inUse = KnoteStatus(rawValue: 1 << 3)
     /// The last check saw end-of-file (reported as EV_EOF).
     static let endOfFile = KnoteStatus(rawValue: 1 << 4)
+    /// `data` holds the byte count the backend reported with this report (io_uring's
+    /// SIOCINQ): READ's check uses it instead of asking FIONREAD.
+    static let dataFromBackend = KnoteStatus(rawValue: 1 << 5)
 }

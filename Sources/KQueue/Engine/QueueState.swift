@@ -7,8 +7,9 @@ import SystemPackage
 /// queue and the filters' sources. Lives inside ``KQueueCore``'s `Mutex`, so every method
 /// here runs with the lock held; none of them blocks (the wait happens outside).
 struct QueueState: ~Copyable {
-    /// The epoll instance, which is also the kqueue descriptor the caller sees.
-    let epollFD: Int32
+    /// Where readiness comes from: epoll, or io_uring poll requests (the kqueue descriptor
+    /// is the backend's epoll instance either way).
+    let backend: ReadinessBackend
     /// Wakes waiters and makes the kqueue descriptor readable when the active queue has
     /// entries. Registered edge-triggered; never read, only written.
     let eventFD: Int32
@@ -40,15 +41,15 @@ struct QueueState: ~Copyable {
     /// Filters whose ``FilterOperations/scanEnded(in:)`` runs at the end of this scan.
     var filtersAwaitingScanEnd: UInt16 = 0
 
-    init(epollFD: Int32, eventFD: Int32, internalDescriptors: InternalDescriptors) {
-        self.epollFD = epollFD
+    init(backend: ReadinessBackend, eventFD: Int32, internalDescriptors: InternalDescriptors) {
+        self.backend = backend
         self.eventFD = eventFD
         self.internalDescriptors = internalDescriptors
         wakeups = WakeupSignals(primary: eventFD)
     }
 
     /// Registers and publishes descriptors the kqueue creates for its filters.
-    var registrar: InternalRegistrar { InternalRegistrar(epollFD: epollFD, published: internalDescriptors) }
+    var registrar: InternalRegistrar { InternalRegistrar(backend: backend, published: internalDescriptors) }
 
     // MARK: Registration (FreeBSD's kqueue_register)
 
@@ -206,11 +207,9 @@ struct QueueState: ~Copyable {
         guard waiters == 0 else {
             // Threads blocked in this kqueue's wait must all wake and report EBADF. An edge
             // wakes one thread; the primary eventfd, made level-triggered and signalled, wakes
-            // every wait until it is closed, which the last waiter to leave does.
-            let level = UInt32(EPOLLIN.rawValue)
-            // Cannot fail: the eventfd is registered in this live epoll instance.
-            try? Syscall.epollCtl(epollFD, EPOLL_CTL_MOD, eventFD, events: level, data: EpollTag.wakeup(slot: 0))
-            Syscall.eventFDSignal(eventFD)
+            // every wait until it is closed, which the last waiter to leave does (the ring: a
+            // completion nobody takes).
+            backend.wakeAllWaiters(eventFD: eventFD)
             return
         }
         closeInternalDescriptors()
@@ -221,5 +220,7 @@ struct QueueState: ~Copyable {
         for filter in FilterTable.allFilters { FilterTable.closeSources(filter, in: &self) }
         wakeups.close(registrar: registrar)
         buffers.releaseAll()
+        if let ringFD = backend.ringDescriptor { internalDescriptors.remove(ringFD) }
+        backend.closeRing()
     }
 }

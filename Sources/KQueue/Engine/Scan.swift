@@ -135,8 +135,7 @@ extension QueueState {
     /// Events pending now: the active queue plus what epoll has ready. Used for `data` when
     /// this kqueue is watched by another (SPEC.md 3: a kqueue descriptor).
     mutating func pendingEventCount(scratch: UnsafeMutableBufferPointer<epoll_event>) -> Int {
-        var zero = timespec(tv_sec: 0, tv_nsec: 0)
-        let n = (try? Syscall.epollWait(epollFD, scratch.baseAddress!, Int32(scratch.count), &zero)) ?? 0
+        let n = backend.peek(into: scratch)
         routeSources(scratch.baseAddress!, count: Int(n))
         var descriptorEvents = 0
         var tookWakeup = false

@@ -2,9 +2,9 @@ import CKQueue
 import Glibc
 import SystemPackage
 
-/// The waiting half of one kevent() call: epoll waits, each followed by a scan under the
-/// lock, until events are returned, the timeout passes or the wait fails (SPEC.md 2.7, 2.8).
-/// The lock is never held while waiting in epoll.
+/// The waiting half of one kevent() call: waits in the readiness backend (epoll, or the
+/// io_uring ring), each followed by a scan under the lock, until events are returned, the
+/// timeout passes or the wait fails (SPEC.md 2.7, 2.8). The lock is never held while waiting.
 struct Wait {
     /// Extra zero-timeout looks in one call: reports that yield no event (internal wakeups,
     /// stale or filtered reports) take room in a batch and may hide ready knotes.
@@ -92,8 +92,8 @@ struct Wait {
         case failed(Errno)
     }
 
-    /// One epoll wait: without waiting once something is written or pending, else for the
-    /// time left.
+    /// One wait in the backend: without waiting once something is written or pending, else
+    /// for the time left.
     @inline(__always)
     private mutating func look(on core: KQueueCore, requested: Int32) -> Look {
         var zero = timespec(tv_sec: 0, tv_nsec: 0)
@@ -102,14 +102,21 @@ struct Wait {
         do throws(Errno) {
             let n: Int32
             if context.written > 0 || unsignaled || (timeout != nil && clock.remaining.isZero) {
-                n = try Syscall.epollWait(core.descriptor, ready, requested, &zero)
+                n = try core.backend.look(into: ready, requested: requested, timeout: &zero)
             } else if timeout == nil {
-                n = try Syscall.epollWait(core.descriptor, ready, requested, nil)
+                n = try core.backend.look(into: ready, requested: requested, timeout: nil)
             } else {
-                n = try Syscall.epollWait(core.descriptor, ready, requested, &clock.remaining)
+                n = try core.backend.look(into: ready, requested: requested, timeout: &clock.remaining)
             }
             return n > 0 && Syscall.applicationHandlerRan() ? .interruptedAfterReports(n) : .reported(n)
         } catch {
+            var error = error
+            if error == .timeout {
+                // The ring's wait ended with no completion: its timeout, or a signal.
+                clock.update()
+                guard timeout == nil || !clock.remaining.isZero else { return .reported(0) }
+                error = .interrupted
+            }
             if error == .interrupted && Syscall.interruptionWasTransparent() { return .interruptedTransparently }
             return .failed(error)
         }
@@ -124,8 +131,11 @@ struct Wait {
         var noRoom = ScanContext(events: context.events, capacity: 0)
         core.state.withLock { state in
             if !state.isClosed {
-                state.collect(buffer.events.baseAddress!, count: Int(count), into: &noRoom, newScan: startScan)
+                let ready = buffer.events.baseAddress!
+                let taken = state.backend.take(into: ready, requested: Int32(buffer.events.count), looked: count)
+                state.collect(ready, count: Int(taken), into: &noRoom, newScan: startScan)
                 if signal { state.signalWakeup() }
+                state.backend.prepareWait()
             }
             state.endWait(returning: buffer)
         }
@@ -147,9 +157,9 @@ struct Wait {
     /// Scans one look's reports under the lock. The lock that collects also ends the wait
     /// when this look is the last one, so a call takes the kqueue lock twice, not three times.
     @inline(__always)
-    private mutating func collect(_ count: Int32, requested: Int32, on core: KQueueCore) -> Collected {
+    private mutating func collect(_ looked: Int32, requested: Int32, on core: KQueueCore) -> Collected {
         let before = context.written
-        let mayLookAgain = count == requested && extraLooksLeft > 0
+        let extraLookLeft = extraLooksLeft > 0
         let polling = timeout != nil && clock.remaining.isZero
         context.drainUnsignaled = unsignaled
         unsignaled = false
@@ -162,17 +172,25 @@ struct Wait {
                 return nil
             }
             var scan = scan
-            state.collect(buffer.events.baseAddress!, count: Int(count), into: &scan, newScan: startScan)
+            let ready = buffer.events.baseAddress!
+            let count = state.backend.take(into: ready, requested: requested, looked: looked)
+            state.collect(ready, count: Int(count), into: &scan, newScan: startScan)
+            let mayLookAgain = count == requested && extraLookLeft
             let looksAgain = scan.hasRoom && mayLookAgain && scan.absorbed > 0
             let ends = !looksAgain && (scan.written > 0 || polling)
+            // The ring's arms (level registrations reported now, the scan's changes) go to the
+            // kernel with the next wait: a level poll asked again then sees the file as the
+            // wait finds it, as epoll's does (asked now, it could report data the caller is
+            // about to read).
+            state.backend.prepareWait()
             if ends { state.endWait(returning: buffer) }
-            return ScanOutcome(context: scan, ended: ends)
+            return ScanOutcome(context: scan, ended: ends, mayLookAgain: mayLookAgain)
         }
         guard let outcome else { return .closed }
         context = outcome.context
         if outcome.ended { return .returned(context.written) }
         if context.written > before { newScan = false }
-        if context.hasRoom && mayLookAgain && context.absorbed > 0 {
+        if context.hasRoom && outcome.mayLookAgain && context.absorbed > 0 {
             extraLooksLeft -= 1
             return .lookAgain
         }
@@ -184,6 +202,8 @@ struct Wait {
 struct ScanOutcome: Sendable {
     var context: ScanContext
     var ended: Bool
+    /// The look filled its batch: more reports may be waiting.
+    var mayLookAgain: Bool
 }
 
 /// A wait's timeout: the time left, and the monotonic deadline it counts down to.

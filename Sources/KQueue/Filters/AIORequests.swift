@@ -207,8 +207,7 @@ extension QueueState {
         let eventFD = kq_aio_backend_event_fd(backend)
         let events = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
         do throws(Errno) {
-            try Syscall.epollCtl(
-                epollFD, EPOLL_CTL_ADD, eventFD, events: events, data: EpollTag.source(filter: FilterID.aio))
+            try self.backend.add(eventFD, events: events, tag: EpollTag.source(filter: FilterID.aio))
         } catch {
             Syscall.aioBackendClose(backend)
             throw error
@@ -566,7 +565,7 @@ extension QueueState {
         }
         aioMailbox.close()
         // The ring and its eventfd may serve the next kqueue (kq_aio_backend_close).
-        Syscall.epollRemove(epollFD, sources.aio.eventFD)
+        self.backend.remove(sources.aio.eventFD)
         internalDescriptors.remove(sources.aio.eventFD)
         if sources.aio.ringFD >= 0 { internalDescriptors.remove(sources.aio.ringFD) }
         Syscall.aioBackendClose(backend)

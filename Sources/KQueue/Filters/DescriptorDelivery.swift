@@ -51,6 +51,10 @@ extension DescriptorFilter {
             if entry.isEdgeTriggered { state.queueForRecheck(index) }
             return
         }
+        if F.filter == FilterID.read, let bytes = state.backend.reportedBytes(fd) {
+            state.table[index].data = bytes
+            state.table[index].status.insert(.dataFromBackend)
+        }
         guard F.evaluate(index, revents: revents, in: &state) else {
             outcome.unusable = true
             return

@@ -20,8 +20,10 @@ extension DescriptorFilter {
         case repolled
     }
 
-    /// The epoll `events` word the descriptor's enabled knotes need.
-    static func desiredEvents(_ entry: DescriptorEntry, in table: borrowing KnoteTable) -> UInt32 {
+    /// The epoll `events` word the descriptor's enabled knotes need. `quietAsEdge`: the
+    /// backend reports hang-up and error even without interest (epoll), so a registration no
+    /// knote listens to runs edge-triggered; the ring does not poll such a registration at all.
+    static func desiredEvents(_ entry: DescriptorEntry, in table: borrowing KnoteTable, quietAsEdge: Bool) -> UInt32 {
         var events: UInt32 = 0
         var edge = entry.edgeForced
         for pass in 0..<2 {
@@ -36,7 +38,7 @@ extension DescriptorFilter {
             events |= EmptyFilter.epollInterest
             edge = true
         }
-        if events == 0 { edge = true }  // quiet: HUP and ERR cannot be masked out
+        if events == 0 && quietAsEdge { edge = true }  // quiet: HUP and ERR cannot be masked out
         return edge ? events | edgeTriggered : events
     }
 
@@ -58,18 +60,18 @@ extension DescriptorFilter {
         guard entry.kind.usesEpoll else { return .success(.unchanged) }
         if entry.isEmpty {
             if entry.isRegistered {
-                Syscall.epollRemove(state.epollFD, fd)
+                state.backend.remove(fd)
                 state.sources.descriptors.entries[i].isRegistered = false
             }
             return .success(.unchanged)
         }
-        var events = desiredEvents(entry, in: state.table)
+        var events = desiredEvents(entry, in: state.table, quietAsEdge: state.backend.reportsWithoutInterest)
         if entry.isRegistered {
             if entry.isEdgeTriggered { events |= entry.registeredEvents | edgeTriggered }
             if events == entry.registeredEvents && !repoll { return .success(.unchanged) }
             let tag = EpollTag.descriptor(fd, generation: entry.generation)
             do throws(Errno) {
-                try Syscall.epollCtl(state.epollFD, EPOLL_CTL_MOD, fd, events: events, data: tag)
+                try state.backend.modify(fd, events: events, tag: tag)
                 state.sources.descriptors.entries[i].registeredEvents = events
                 return .success(.repolled)
             } catch {
@@ -88,7 +90,7 @@ extension DescriptorFilter {
         let generation = EpollTag.nextGeneration(after: state.sources.descriptors.entries[i].generation)
         let tag = EpollTag.descriptor(fd, generation: generation)
         do throws(Errno) {
-            try Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, fd, events: events, data: tag)
+            try state.backend.add(fd, events: events, tag: tag)
         } catch {
             return .failure(error)
         }
@@ -105,7 +107,7 @@ extension DescriptorFilter {
         guard i < state.sources.descriptors.entries.count, state.sources.descriptors.entries[i].isRegistered else {
             return
         }
-        Syscall.epollRemove(state.epollFD, fd)
+        state.backend.remove(fd)
         state.sources.descriptors.entries[i].isRegistered = false
         syncRegistration(fd: fd, in: &state)
     }

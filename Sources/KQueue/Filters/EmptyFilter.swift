@@ -135,7 +135,7 @@ enum EmptyFilter: DescriptorFilterOperations {
             return false
         }
         let fd = Int32(state.table[knote].ident)
-        try? state.sources.emptySockets.idle(knote, fd: fd, epollFD: state.epollFD, registrar: state.registrar)
+        try? state.sources.emptySockets.idle(knote, fd: fd, backend: state.backend, registrar: state.registrar)
         return false
     }
 

@@ -76,7 +76,7 @@ enum ProcFilter: FilterOperations {
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
         do throws(Errno) {
             let tag = EpollTag.source(filter: filter, payload: UInt32(knote))
-            try Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, pidfd, events: edge, data: tag)
+            try state.backend.add(pidfd, events: edge, tag: tag)
         } catch {
             if wanted & connectorNotes != 0 { state.sources.processEvents.release(registrar: state.registrar) }
             throw error
@@ -103,7 +103,7 @@ enum ProcFilter: FilterOperations {
         }
         let pidfd = ProcessWatch(rawValue: state.table[knote].filterState).pidfd
         if pidfd >= 0 {
-            Syscall.epollRemove(state.epollFD, pidfd)
+            state.backend.remove(pidfd)
             closeProcessDescriptor(pidfd)
         }
         state.table[knote].filterState = ProcessWatch.detached.rawValue

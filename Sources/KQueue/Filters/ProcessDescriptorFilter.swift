@@ -38,7 +38,7 @@ enum ProcessDescriptorFilter: FilterOperations {
             let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
             do throws(Errno) {
                 let tag = EpollTag.source(filter: filter, payload: UInt32(knote))
-                try Syscall.epollCtl(state.epollFD, EPOLL_CTL_ADD, watch, events: edge, data: tag)
+                try state.backend.add(watch, events: edge, tag: tag)
             } catch {
                 closeWatch(watch)
                 throw error
@@ -57,7 +57,7 @@ enum ProcessDescriptorFilter: FilterOperations {
     static func detach(_ knote: Int32, in state: inout QueueState) {
         let watch = Int32(truncatingIfNeeded: state.table[knote].filterState)
         if watch >= 0 {
-            Syscall.epollRemove(state.epollFD, watch)
+            state.backend.remove(watch)
             closeWatch(watch)
         }
         state.table[knote].filterState = -1

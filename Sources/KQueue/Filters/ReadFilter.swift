@@ -18,6 +18,7 @@ enum ReadFilter: DescriptorFilterOperations {
         if kind == .streamSocket {
             let lowWater = (try? Syscall.socketOption(fd, SOL_SOCKET, SO_RCVLOWAT)) ?? 1
             state.sources.descriptors.entries[Int(fd)].receiveLowWater = Int64(max(1, lowWater))
+            if case .ioURing = state.backend, Syscall.isTCP(fd) { state.backend.countBytes(fd) }
         }
         if kind == .regularFile {
             state.sources.regularFiles.watch(fd: fd, knote: knote, registrar: state.registrar)
@@ -51,6 +52,11 @@ enum ReadFilter: DescriptorFilterOperations {
 
     static func evaluate(_ knote: inout Knote, entry: inout DescriptorEntry, fd: Int32, revents: UInt32) -> Bool {
         knote.fflags = 0
+        let reported: Int64? = knote.status.contains(.dataFromBackend) ? knote.data : nil
+        knote.status.remove(.dataFromBackend)
+        if entry.kind == .streamSocket {
+            return streamSocket(&knote, entry: &entry, fd: fd, revents: revents, bytes: reported)
+        }
         switch entry.kind {
         case .streamSocket: return streamSocket(&knote, entry: &entry, fd: fd, revents: revents)
         case .listeningSocket:
@@ -75,10 +81,11 @@ enum ReadFilter: DescriptorFilterOperations {
         knote.savedFlags & Note.lowWater != 0 ? knote.savedData : nil
     }
 
-    private static func streamSocket(_ knote: inout Knote, entry: inout DescriptorEntry, fd: Int32, revents: UInt32)
-        -> Bool
-    {
-        guard let bytes = try? Syscall.bytesReadable(fd) else {
+    /// `bytes`: the count that came with the report (io_uring), else FIONREAD is asked.
+    private static func streamSocket(
+        _ knote: inout Knote, entry: inout DescriptorEntry, fd: Int32, revents: UInt32, bytes reported: Int64? = nil
+    ) -> Bool {
+        guard let bytes = reported ?? (try? Syscall.bytesReadable(fd)) else {
             // A listening TCP socket refuses FIONREAD: the socket listens since it was attached.
             if (try? Syscall.socketOption(fd, SOL_SOCKET, SO_ACCEPTCONN)) == 1 {
                 entry.kind = .listeningSocket

@@ -58,12 +58,11 @@ enum SignalFilter: FilterOperations {
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
         for source in [Source.counted, .pending] {
             do throws(Errno) {
-                try Syscall.epollCtl(
-                    state.epollFD, EPOLL_CTL_ADD, source.descriptor, events: edge,
-                    data: EpollTag.source(filter: filter, payload: source.rawValue))
+                try state.backend.add(
+                    source.descriptor, events: edge, tag: EpollTag.source(filter: filter, payload: source.rawValue))
             } catch {
                 guard error == .fileExists else {  // EEXIST: already registered
-                    if source == .pending { Syscall.epollRemove(state.epollFD, Source.counted.descriptor) }
+                    if source == .pending { state.backend.remove(Source.counted.descriptor) }
                     throw error
                 }
             }
@@ -74,8 +73,8 @@ enum SignalFilter: FilterOperations {
         Syscall.signalUnwatch(Int32(state.table[knote].ident))
         state.sources.signalKnotes.removeAll { $0 == knote }
         if state.sources.signalKnotes.isEmpty {
-            Syscall.epollRemove(state.epollFD, Source.counted.descriptor)
-            Syscall.epollRemove(state.epollFD, Source.pending.descriptor)
+            state.backend.remove(Source.counted.descriptor)
+            state.backend.remove(Source.pending.descriptor)
         }
     }
 

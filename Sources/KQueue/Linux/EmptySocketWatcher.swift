@@ -93,9 +93,10 @@ struct EmptySocketWatcher {
     /// An EV_CLEAR knote was returned for the empty queue of `fd`: arm the socket for the
     /// application's next send (first, so that a send racing the baseline counts), then note
     /// the acknowledged bytes.
-    mutating func idle(_ knote: Int32, fd: Int32, epollFD: Int32, registrar: InternalRegistrar) throws(Errno) {
+    mutating func idle(_ knote: Int32, fd: Int32, backend: ReadinessBackend, registrar: InternalRegistrar) throws(Errno)
+    {
         var sends: Int64?
-        if registerSendWake(epollFD: epollFD) { sends = Syscall.armEmptySend(fd) }
+        if registerSendWake(backend: backend) { sends = Syscall.armEmptySend(fd) }
         guard let info = Syscall.tcpSendInfo(fd) else { return }
         try stayIdle(knote, acknowledged: info.bytes_acked, sends: sends, registrar: registrar)
     }
@@ -111,14 +112,14 @@ struct EmptySocketWatcher {
 
     /// The process-wide send eventfd goes into this kqueue's epoll instance (not the kqueue's
     /// own descriptor: registered, never published or closed here). False if it cannot.
-    private mutating func registerSendWake(epollFD: Int32) -> Bool {
+    private mutating func registerSendWake(backend: ReadinessBackend) -> Bool {
         if sendWakeRegistered { return true }
         let fd = Syscall.emptySendWakeDescriptor()
         guard fd >= 0 else { return false }
         let edge = UInt32(EPOLLIN.rawValue) | UInt32(EPOLLET.rawValue)
         let tag = EpollTag.source(filter: FilterID.empty, payload: Self.sendPayload)
         do throws(Errno) {
-            try Syscall.epollCtl(epollFD, EPOLL_CTL_ADD, fd, events: edge, data: tag)
+            try backend.add(fd, events: edge, tag: tag)
         } catch {
             guard error == .fileExists else { return false }
         }

@@ -5,7 +5,7 @@ import SystemPackage
 enum SyscallName: Int32, CaseIterable {
     case epollCreate, epollCtl, epollWait, eventFD, timerFDCreate, timerFDSetTime, inotifyInit,
         inotifyAddWatch, read, write, fstat, pidfdOpen, processConnectorOpen, listmount,
-        fanotifyInit
+        fanotifyInit, ringSetup
 
     /// The C function's name.
     var cName: String {
@@ -25,6 +25,7 @@ enum SyscallName: Int32, CaseIterable {
         case .processConnectorOpen: "proc_connector_open"
         case .listmount: "listmount"
         case .fanotifyInit: "fanotify_init"
+        case .ringSetup: "io_uring_setup"
         }
     }
 

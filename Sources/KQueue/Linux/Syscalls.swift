@@ -95,6 +95,99 @@ enum Syscall {
         return fits ? Int32(rounded.partialValue) : Int32.max
     }
 
+    // MARK: io_uring (the readiness ring, CKQueueShim/ring_readiness.c: raw system calls,
+    // which Swift cannot make: io_uring_setup/enter/register have no libc wrapper)
+
+    /// Creates a readiness ring. EINTR: cannot happen. ENOSYS also when the kernel lacks a
+    /// feature or opcode the backend needs; EPERM when `kernel.io_uring_disabled` or a
+    /// seccomp filter refuses it.
+    static func ringOpen(entries: UInt32) throws(Errno) -> OpaquePointer {
+        #if DEBUG
+            if let injected = FaultInjector.failure(for: .ringSetup) { throw injected }
+        #endif
+        var ring: OpaquePointer? = nil
+        let result = kq_shim_ring_open(entries, &ring)
+        guard result == 0, let ring else { throw Errno(rawValue: -result) }
+        return ring
+    }
+
+    /// Unmaps and closes a ring (the kernel cancels its pending polls).
+    static func ringClose(_ ring: OpaquePointer) { kq_shim_ring_close(ring) }
+
+    static func ringDescriptor(_ ring: OpaquePointer) -> Int32 { kq_shim_ring_fd(ring) }
+
+    /// epoll_ctl's operations on the ring's poll requests. Errors as epoll_ctl's (ENOENT,
+    /// EEXIST), ENOMEM for the table; a bad descriptor is reported by its poll, and dropped.
+    @inline(__always)
+    static func ringCtl(_ ring: OpaquePointer, _ op: Int32, _ fd: Int32, events: UInt32, data: UInt64) throws(Errno) {
+        #if DEBUG
+            // The registration call of either backend: tests inject "epoll_ctl" for both.
+            if op != EPOLL_CTL_DEL, let injected = FaultInjector.failure(for: .epollCtl) { throw injected }
+        #endif
+        let result = kq_shim_ring_ctl(ring, op, fd, events, data)
+        if result != 0 { throw Errno(rawValue: -result) }
+    }
+
+    /// Writes the queued arms to the submission queue. EBUSY (queue full even after a
+    /// submission) keeps the rest for the next call: ignored.
+    @inline(__always)
+    static func ringPrepare(_ ring: OpaquePointer) { _ = kq_shim_ring_prepare(ring) }
+
+    @inline(__always)
+    static func ringHasPending(_ ring: OpaquePointer) -> Bool { kq_shim_ring_pending(ring) != 0 }
+
+    /// Submits without waiting. EINTR: retried inside. Other errors leave the requests in the
+    /// queue for the next wait, which reports them: ignored here.
+    static func ringSubmit(_ ring: OpaquePointer) { _ = kq_shim_ring_submit(ring) }
+
+    /// Makes every wait on the ring return (the kqueue is closing).
+    static func ringWakeAll(_ ring: OpaquePointer) { _ = kq_shim_ring_wake_all(ring) }
+
+    /// Submits and waits for a completion (`nil`: forever; zero: submit only). EINTR: returned
+    /// to the caller (SPEC.md 2.8). ETIME: the timeout passed, or (when the call submitted
+    /// requests, and the kernel then hides the wait's error) a signal ended it: the caller
+    /// tells them apart by its clock.
+    @inline(__always)
+    static func ringEnter(_ ring: OpaquePointer, _ timeout: UnsafePointer<timespec>?) throws(Errno) {
+        #if DEBUG
+            if let injected = FaultInjector.failure(for: .epollWait) { throw injected }  // the wait of either backend
+        #endif
+        let result = kq_shim_ring_enter(ring, timeout)
+        if result != 0 { throw Errno(rawValue: -result) }
+    }
+
+    /// Moves up to `capacity` completions into `buffer` as epoll reports.
+    @inline(__always)
+    static func ringTake(_ ring: OpaquePointer, _ buffer: UnsafeMutablePointer<epoll_event>, _ capacity: Int32) -> Int32
+    {
+        kq_shim_ring_take(ring, buffer, capacity)
+    }
+
+    /// Marks `fd` a TCP socket: READ's byte count comes through the ring (SIOCINQ linked
+    /// after its one-shot read poll, in the same submission).
+    static func ringCountBytes(_ ring: OpaquePointer, _ fd: Int32) { kq_shim_ring_count_bytes(ring, fd) }
+
+    /// The byte count the last take brought for `fd`, if it brought one.
+    @inline(__always)
+    static func ringBytes(_ ring: OpaquePointer, _ fd: Int32) -> Int64? {
+        var bytes: Int64 = 0
+        return kq_shim_ring_bytes(ring, fd, &bytes) == 1 ? bytes : nil
+    }
+
+    /// True for a TCP socket (SO_PROTOCOL). EINTR: cannot happen.
+    static func isTCP(_ fd: Int32) -> Bool {
+        (try? socketOption(fd, SOL_SOCKET, SO_PROTOCOL)) == Int32(IPPROTO_TCP)
+    }
+
+    /// Whether a ring can be created here: nil, or the errno that refused it.
+    static func ringProbe() -> Errno? {
+        #if DEBUG
+            if let injected = FaultInjector.failure(for: .ringSetup) { return injected }
+        #endif
+        let result = kq_shim_ring_probe()
+        return result == 0 ? nil : Errno(rawValue: result)
+    }
+
     // MARK: eventfd, timerfd, inotify
 
     /// EINTR: cannot happen (does not block).

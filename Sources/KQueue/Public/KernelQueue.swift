@@ -28,6 +28,8 @@ public final class KernelQueue: Sendable {
         core = try KQueueRegistry.create()
     }
 
+    init(core: KQueueCore) { self.core = core }
+
     deinit {
         if !core.isForkedAway.load(ordering: .relaxed) { close() }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import KQueue
 
 /// `kq bench`: the cost of one wait as the number of registered descriptors grows, for
 /// KQueue (Swift API and C ABI), raw epoll, poll and select, interleaved in one run.
@@ -13,6 +14,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Where to write the SVG plot.") var output = "kq-bench.svg"
     @Option(help: "Events handled per measurement.") var events: Int?
     @Option(help: "Rounds per point (the median is reported).") var rounds: Int?
+    @Option(
+        help: "The kqueue backends to measure: epoll, io_uring or both (default: both where io_uring is available).")
+    var backend: String?
 
     func run() throws {
         let sizes = quick ? [100, 1_000] : full ? [100, 300, 1_000, 3_000, 10_000] : [100, 1_000, 10_000]
@@ -27,9 +31,22 @@ struct Bench: ParsableCommand {
                 "note: skipping N = \(sizes.filter { !usableSizes.contains($0) }) (descriptor limit \(limit.available))"
             )
         }
-        let backends: [any WaitBackend.Type] = [
-            SwiftAPIBackend.self, CABIBackend.self, EpollBackend.self, PollBackend.self, SelectBackend.self,
-        ]
+        let ringAvailable = KernelQueue.backendReport.ioURingUnavailable == nil
+        let chosen = backend ?? (ringAvailable ? "both" : "epoll")
+        var backends: [any WaitBackend.Type] = []
+        switch chosen {
+        case "epoll": backends = [SwiftAPIBackend.self, CABIBackend.self]
+        case "io_uring", "both":
+            guard ringAvailable else {
+                throw BenchError(
+                    "io_uring is unavailable here (\(KernelQueue.backendReport.ioURingUnavailable!)): use --backend epoll"
+                )
+            }
+            backends = chosen == "both" ? [SwiftAPIBackend.self, CABIBackend.self] : []
+            backends += [SwiftAPIRingBackend.self, CABIRingBackend.self]
+        default: throw BenchError("--backend must be epoll, io_uring or both, not \(chosen)")
+        }
+        backends += [EpollBackend.self, PollBackend.self, SelectBackend.self]
         var results: [BenchResult] = []
         let total = usableSizes.reduce(0) { sum, size in sum + activeCounts.filter { $0 <= size / 2 }.count }
         var done = 0

@@ -16,14 +16,14 @@ struct BenchReport {
         var lines = [
             "", "cost of one wait (median of \(rounds) rounds, \(eventsPerRun) chained one-byte events each)", "",
         ]
-        lines.append(pad("N", 8) + pad("active", 8) + pad("backend", 14) + pad("us/wait", 12) + "x epoll")
+        lines.append(pad("N", 8) + pad("active", 8) + pad("backend", 24) + pad("us/wait", 12) + "x epoll")
         for result in results {
             let base = results.first {
                 $0.backend == "epoll" && $0.registered == result.registered && $0.active == result.active
             }
             let ratio = base.map { String(format2(result.microsecondsPerWait / $0.microsecondsPerWait)) } ?? "-"
             lines.append(
-                pad(String(result.registered), 8) + pad(String(result.active), 8) + pad(result.backend, 14)
+                pad(String(result.registered), 8) + pad(String(result.active), 8) + pad(result.backend, 24)
                     + pad(format2(result.microsecondsPerWait), 12) + ratio)
         }
         return lines.joined(separator: "\n")
@@ -32,7 +32,7 @@ struct BenchReport {
     /// The targets of the headline claim, stated with what was measured.
     func checks() -> String {
         var lines = [""]
-        for backend in ["kqueue-swift", "kqueue-c", "epoll", "poll"] {
+        for backend in ["kqueue-swift", "kqueue-c", "kqueue-swift-io_uring", "kqueue-c-io_uring", "epoll", "poll"] {
             let points = results.filter { $0.backend == backend && $0.active == 1 }.sorted {
                 $0.registered < $1.registered
             }
@@ -43,7 +43,7 @@ struct BenchReport {
                 )
             }
         }
-        for backend in ["kqueue-swift", "kqueue-c"] {
+        for backend in ["kqueue-swift", "kqueue-c", "kqueue-swift-io_uring", "kqueue-c-io_uring"] {
             let ratios = results.filter { $0.backend == backend }.compactMap { result -> Double? in
                 guard
                     let base = results.first(where: {

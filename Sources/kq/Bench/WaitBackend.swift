@@ -20,14 +20,17 @@ extension WaitBackend {
     static var maximumDescriptor: Int32 { Int32.max }
 }
 
-/// KQueue through its Swift API (`KernelQueue.kevent(changes:events:timeout:)` on buffers).
-final class SwiftAPIBackend: WaitBackend {
-    static let name = "kqueue-swift"
+/// KQueue through its Swift API (`KernelQueue.kevent(changes:events:timeout:)` on buffers),
+/// on the epoll backend (``SwiftAPIRingBackend``: io_uring).
+class SwiftAPIBackend: WaitBackend {
+    class var name: String { "kqueue-swift" }
+    class var kernelBackend: KernelQueue.Backend { .epoll }
     let queue: KernelQueue
     let events = UnsafeMutableBufferPointer<KEvent>.allocate(capacity: 256)
 
-    init(watching descriptors: [Int32]) throws {
-        queue = try KernelQueue()
+    required init(watching descriptors: [Int32]) throws {
+        queue = try KernelQueue(backend: .backend(Self.kernelBackend))
+        guard queue.backend == Self.kernelBackend else { throw BenchError("\(Self.kernelBackend) is unavailable here") }
         try queue.apply(descriptors.map { .read(FileDescriptor(rawValue: $0)) })
     }
 
@@ -43,15 +46,27 @@ final class SwiftAPIBackend: WaitBackend {
     }
 }
 
-/// KQueue through the C ABI (`kevent()` from `<sys/event.h>`, as a C program calls it).
-final class CABIBackend: WaitBackend {
-    static let name = "kqueue-c"
+final class SwiftAPIRingBackend: SwiftAPIBackend {
+    override class var name: String { "kqueue-swift-io_uring" }
+    override class var kernelBackend: KernelQueue.Backend { .ioURing }
+}
+
+/// KQueue through the C ABI (`kevent()` from `<sys/event.h>`, as a C program calls it), on
+/// the epoll backend (``CABIRingBackend``: io_uring), chosen as a C program does: with
+/// KQUEUE_BACKEND in the environment when kqueue() is called.
+class CABIBackend: WaitBackend {
+    class var name: String { "kqueue-c" }
+    class var kernelBackend: KernelQueue.Backend { .epoll }
     let kq: Int32
     let events = UnsafeMutablePointer<kevent>.allocate(capacity: 256)
 
-    init(watching descriptors: [Int32]) throws {
+    required init(watching descriptors: [Int32]) throws {
+        let saved = getenv("KQUEUE_BACKEND").map { String(cString: $0) }
+        setenv("KQUEUE_BACKEND", Self.kernelBackend.rawValue, 1)
         kq = kq_call_kqueue()
-        guard kq >= 0 else { throw Errno(rawValue: errno) }
+        let error = errno
+        if let saved { setenv("KQUEUE_BACKEND", saved, 1) } else { unsetenv("KQUEUE_BACKEND") }
+        guard kq >= 0 else { throw Errno(rawValue: error) }
         var change = kevent()
         for fd in descriptors {
             change = kevent(ident: UInt(fd), filter: -1, flags: 0x1, fflags: 0, data: 0, udata: nil, ext: (0, 0, 0, 0))
@@ -69,6 +84,11 @@ final class CABIBackend: WaitBackend {
         Glibc.close(kq)
         events.deallocate()
     }
+}
+
+final class CABIRingBackend: CABIBackend {
+    override class var name: String { "kqueue-c-io_uring" }
+    override class var kernelBackend: KernelQueue.Backend { .ioURing }
 }
 
 /// Raw epoll, level-triggered: the baseline every ratio is taken against.
