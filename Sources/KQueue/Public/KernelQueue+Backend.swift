@@ -14,7 +14,7 @@ extension KernelQueue {
     /// What a new kqueue asks for. The environment variable `KQUEUE_BACKEND`
     /// (`epoll`, `io_uring` or `auto`) sets the default of the process.
     public enum BackendRequest: Sendable, Equatable, CustomStringConvertible {
-        /// The rule of ``BackendSelection``: io_uring where it is available and measured
+        /// The automatic rule (docs/ARCHITECTURE.md, "Readiness backends"): io_uring where it is available and measured
         /// faster, else epoll.
         case automatic
         /// This backend; io_uring falls back to epoll where it is unavailable (no kernel
