@@ -33,6 +33,8 @@ extension EventLoop {
     @inline(__always)
     func ioDrained(_ token: SlotToken) {
         guard core.isLive(token), case .io(var entry) = core.slots[Int(token.index)].handler else { return }
+        // After end of stream no new event comes: reads must go on finding it.
+        guard !entry.endOfStream else { return }
         entry.mayRead = false
         core.slots[Int(token.index)].handler = .io(entry)
     }
@@ -63,6 +65,8 @@ extension EventLoop {
                     continuation.resume(throwing: failure)
                     return
                 }
+                // Cancelled before it waits: onCancel ran already and found no one to resume.
+                if Task.isCancelled { return continuation.resume(throwing: CancellationError()) }
                 if reader {
                     guard !entry.mayRead else { return continuation.resume() }
                     guard entry.reader == nil else { return continuation.resume(throwing: Errno.resourceBusy) }

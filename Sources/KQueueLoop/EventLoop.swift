@@ -263,6 +263,7 @@ public final class EventLoop: Sendable {
             entry.writer = nil
         } else {
             entry.mayRead = true
+            if event.flags.contains(.endOfFile) { entry.endOfStream = true }
             waiter = entry.reader
             entry.reader = nil
         }

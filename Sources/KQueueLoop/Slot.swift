@@ -47,6 +47,8 @@ struct IOEntry {
     var writer: UnsafeContinuation<Void, any Error>?
     /// A read event came since the last read found the socket empty: try reading first.
     var mayRead = true
+    /// A read event had EV_EOF: the peer shut down its side (or the connection failed).
+    var endOfStream = false
     /// A one-shot EVFILT_WRITE is registered for a waiting writer.
     var writeArmed = false
     /// The error a failed change reported, given to the next waiter.

@@ -90,3 +90,14 @@ func reapQuietly(_ pid: pid_t) {
     var status: Int32 = 0
     _ = waitpid(pid, &status, 0)
 }
+
+/// Waits until `value` stops changing for `quiet`, at most `timeout`; returns the value, or
+/// nil when it kept changing.
+func settled(quiet: Duration = .milliseconds(100), timeout: Duration = deadline, _ value: () -> Int) async -> Int? {
+    let end = ContinuousClock.now + timeout
+    while ContinuousClock.now < end {
+        let seen = value()
+        if await stays(for: quiet, { value() == seen }) { return seen }
+    }
+    return nil
+}
