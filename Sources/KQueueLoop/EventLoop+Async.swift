@@ -40,25 +40,24 @@ extension EventLoop {
             return try await withTaskExecutorPreference(self) { try await self.nextEvent(change) }
         }
         let core = self.core
-        let token = try core.allocate(.waiter(WaiterEntry(change: change)))
         var change = change
         change.flags.formUnion([.add, .oneShot])
+        let token = try core.allocate(.waiter(WaiterEntry(change: change)))
         change.udata = token.udata
-        if change.filter == .timer { change.ident = UInt(token.index) }
-        if case .waiter(var entry) = core.slots[Int(token.index)].handler {
-            entry.change = change
-            core.slots[Int(token.index)].handler = .waiter(entry)
+        if change.filter == .timer {
+            change.ident = UInt(token.index)
+            core.slots[Int(token.index)].handler = .waiter(WaiterEntry(change: change))
         }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
-                // Still on the loop thread: nothing suspended since the slot was taken.
-                guard core.isLive(token), case .waiter(var entry) = core.slots[Int(token.index)].handler else {
-                    // Cancelled (or shut down) before it could wait.
+                // Still on the loop thread: nothing suspended since the slot was taken; the
+                // slot is gone only if the task was cancelled (or the loop shut down) first.
+                guard core.isLive(token) else {
                     continuation.resume(throwing: core.closing ? Errno.canceled : CancellationError())
                     return
                 }
-                entry.continuation = continuation
-                core.slots[Int(token.index)].handler = .waiter(entry)
+                core.slots[Int(token.index)].handler = .waiter(
+                    WaiterEntry(change: change, continuation: continuation, pending: true))
                 // Only now, with the continuation in place, may the event come: the change
                 // joins the next kevent() call.
                 core.changes.append(change)

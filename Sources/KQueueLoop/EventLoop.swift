@@ -231,9 +231,8 @@ public final class EventLoop: Sendable {
                 cancelRegistration(token)
                 errorHandler(error)
             }
-        case .waiter(var entry):
-            entry.pending = false
-            core.slots[index].handler = .waiter(entry)
+        case .waiter(let entry):
+            // The change is given to kevent() only once the continuation is in place.
             guard let continuation = entry.continuation else { return }
             core.release(token)
             if let error = event.changeError {
@@ -287,7 +286,8 @@ public final class EventLoop: Sendable {
         case .callback(let entry):
             if !core.dropPendingChange(for: token) { deleteNow(entry.change, token: token) }
         case .waiter(let entry):
-            if !entry.pending || !core.dropPendingChange(for: token) { deleteNow(entry.change, token: token) }
+            // Given to the loop: still in the pending list, or already registered.
+            if entry.pending && !core.dropPendingChange(for: token) { deleteNow(entry.change, token: token) }
             entry.continuation?.resume(throwing: resumeError)
         case .stream(let entry):
             deleteNow(entry.change, token: token)

@@ -29,11 +29,10 @@ struct CallbackEntry {
 
 struct WaiterEntry {
     var change: KEvent
-    var continuation: UnsafeContinuation<KEvent, any Error>?
-    /// The task was cancelled before its continuation was installed.
-    var cancelled = false
-    /// The change is still in the pending change list (not yet given to kevent).
-    var pending = true
+    var continuation: UnsafeContinuation<KEvent, any Error>? = nil
+    /// The change is in the pending change list (possibly already given to kevent: a
+    /// cancel then looks for it there first, and deletes it otherwise).
+    var pending = false
 }
 
 struct StreamEntry {
