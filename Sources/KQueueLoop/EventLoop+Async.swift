@@ -94,10 +94,7 @@ extension EventLoop {
                 change.flags.insert(.add)
                 change.udata = token.udata
                 if change.filter == .timer { change.ident = UInt(token.index) }
-                if case .stream(var entry) = core.slots[Int(token.index)].handler {
-                    entry.change = change
-                    core.slots[Int(token.index)].handler = .stream(entry)
-                }
+                if case .stream(let entry) = core.slots[Int(token.index)].handler { entry.change = change }
                 do throws(Errno) {
                     try queue.apply([change])
                 } catch {

@@ -35,9 +35,17 @@ struct WaiterEntry {
     var pending = false
 }
 
-struct StreamEntry {
+/// A class, not a struct: `AsyncThrowingStream.Continuation` comes from a resilient module,
+/// and held inline it would make every `SlotHandler` copy and switch go through the runtime's
+/// value witnesses (measured: `swift_getEnumCaseMultiPayload` on each event).
+final class StreamEntry {
     var change: KEvent
-    var continuation: AsyncThrowingStream<KEvent, any Error>.Continuation
+    let continuation: AsyncThrowingStream<KEvent, any Error>.Continuation
+
+    init(change: KEvent, continuation: AsyncThrowingStream<KEvent, any Error>.Continuation) {
+        self.change = change
+        self.continuation = continuation
+    }
 }
 
 struct IOEntry {

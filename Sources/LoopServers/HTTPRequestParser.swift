@@ -40,19 +40,21 @@ public enum HTTPRequestParser {
         while let line = lines.next() {
             guard let header = parseHeader(bytes, line) else { return .malformed }
             switch header.name {
-            case "content-length":
-                guard !sawLength, let length = Int(header.value), length >= 0, length <= maxBody,
-                    header.value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+            case .contentLength:
+                let digits = bytes[header.value]
+                guard !sawLength, !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
                 else { return .malformed }
+                let length = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+                guard length <= maxBody else { return .malformed }
                 sawLength = true
                 result.contentLength = length
-            case "transfer-encoding":
+            case .transferEncoding:
                 return .malformed
-            case "connection":
-                let value = header.value.lowercased()
+            case .connection:
+                let value = String(decoding: bytes[header.value], as: UTF8.self).lowercased()
                 if value.contains("close") { result.keepAlive = false }
                 if value.contains("keep-alive") { result.keepAlive = true }
-            default:
+            case .other:
                 break
             }
         }
@@ -78,47 +80,85 @@ public enum HTTPRequestParser {
     }
 
     private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> HTTPRequestHead? {
-        let parts = bytes[line].split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isToken), !parts[1].isEmpty,
-            parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
-            parts[1].first == UInt8(ascii: "/") || parts[1].elementsEqual([UInt8(ascii: "*")])
+        // METHOD SP TARGET SP HTTP/1.x: exactly two spaces, found without allocating.
+        guard let firstSpace = bytes[line].firstIndex(of: 0x20),
+            let secondSpace = bytes[(firstSpace + 1)..<line.upperBound].firstIndex(of: 0x20),
+            !bytes[(secondSpace + 1)..<line.upperBound].contains(0x20)
         else { return nil }
-        let version = Array(parts[2])
-        guard version.count == 8, version.starts(with: Array("HTTP/1.".utf8)), version[7] == 0x30 || version[7] == 0x31
+        let method = line.lowerBound..<firstSpace
+        let target = (firstSpace + 1)..<secondSpace
+        let version = (secondSpace + 1)..<line.upperBound
+        guard !method.isEmpty, bytes[method].allSatisfy(isToken), !target.isEmpty,
+            bytes[target].allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+            bytes[target.lowerBound] == UInt8(ascii: "/") || (target.count == 1 && bytes[target.lowerBound] == 0x2A),
+            version.count == 8, matches(bytes, version.lowerBound, "HTTP/1."),
+            bytes[version.lowerBound + 7] == 0x30 || bytes[version.lowerBound + 7] == 0x31
         else { return nil }
-        let minor = Int(version[7] - 0x30)
+        let minor = Int(bytes[version.lowerBound + 7] - 0x30)
         return HTTPRequestHead(
-            method: String(decoding: parts[0], as: UTF8.self), target: String(decoding: parts[1], as: UTF8.self),
+            method: String(decoding: bytes[method], as: UTF8.self),
+            target: String(decoding: bytes[target], as: UTF8.self),
             minorVersion: minor, keepAlive: minor == 1, contentLength: 0)
     }
 
+    /// Whether `bytes` at `offset` spell `text` (ASCII), ignoring case when `caseless`.
+    private static func matches(
+        _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ text: StaticString, caseless: Bool = false
+    ) -> Bool {
+        let count = text.utf8CodeUnitCount
+        guard offset + count <= bytes.count else { return false }
+        let start = text.utf8Start
+        for index in 0..<count {
+            var byte = bytes[offset + index]
+            if caseless && byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+            if byte != start[index] { return false }
+        }
+        return true
+    }
+
+    private enum HeaderName {
+        case contentLength, transferEncoding, connection, other
+    }
+
     private struct Header {
-        var name: String
-        var value: String
+        var name: HeaderName
+        var value: Range<Int>
     }
 
     private static func parseHeader(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> Header? {
-        let field = bytes[line]
-        guard let colon = field.firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
-            field[line.lowerBound..<colon].allSatisfy(isToken)
+        guard let colon = bytes[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
+            bytes[line.lowerBound..<colon].allSatisfy(isToken)
         else { return nil }
-        let value = field[(colon + 1)...].drop { $0 == 0x20 || $0 == 0x09 }
-        guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return nil }
-        var trimmed = value[...]
-        while let last = trimmed.last, last == 0x20 || last == 0x09 { trimmed = trimmed.dropLast() }
-        return Header(
-            name: String(decoding: field[line.lowerBound..<colon], as: UTF8.self).lowercased(),
-            value: String(decoding: trimmed, as: UTF8.self))
+        var start = colon + 1
+        var end = line.upperBound
+        while start < end && (bytes[start] == 0x20 || bytes[start] == 0x09) { start += 1 }
+        while end > start && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        guard bytes[start..<end].allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return nil }
+        let length = colon - line.lowerBound
+        let name: HeaderName
+        if length == 14 && matches(bytes, line.lowerBound, "content-length", caseless: true) {
+            name = .contentLength
+        } else if length == 17 && matches(bytes, line.lowerBound, "transfer-encoding", caseless: true) {
+            name = .transferEncoding
+        } else if length == 10 && matches(bytes, line.lowerBound, "connection", caseless: true) {
+            name = .connection
+        } else {
+            name = .other
+        }
+        return Header(name: name, value: start..<end)
     }
 
     /// RFC 9110 token characters.
     private static func isToken(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+            UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
+            UInt8(ascii: "|"), UInt8(ascii: "~"):
             return true
         default:
-            return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            return false
         }
     }
 

@@ -36,6 +36,28 @@ struct NetworkTests {
         #expect(socketCount(port: server.localAddress.port, state: "0A") == 0)
     }
 
+    @Test("a 2-loop server keeps its loops even: 100 connections open, counts differ by at most 1")
+    func connectionsSpreadEvenly() async throws {
+        let group = try EventLoopGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let server = try TCPServer(group: group, address: Self.loopback, handler: LineEcho.serve)
+        defer { server.close() }
+        let clients = try EventLoop(name: "clients")
+        defer { clients.shutdown() }
+        var connections: [TCPConnection] = []
+        for _ in 0..<100 {
+            let connection = try await TCPConnection.connect(to: server.localAddress, on: clients)
+            try await connection.write(Array("x\n".utf8))
+            _ = try await readExactly(connection, count: 2)  // served: counted on its loop
+            connections.append(connection)
+        }
+        let counts = server.openConnections.withLock { $0 }
+        #expect(counts.reduce(0, +) == 100)
+        #expect(abs(counts[0] - counts[1]) <= 1, "\(counts)")
+        for connection in connections { connection.close() }
+        #expect(await eventually { server.openConnections.withLock { $0 } == [0, 0] })
+    }
+
     @Test("IPv6: listen on ::1, connect, echo")
     func ipv6Echo() async throws {
         let loop = try EventLoop()

@@ -107,7 +107,11 @@ public final class TCPConnection: Sendable {
                 }
                 loop.ioDrained(token)
             }
-            try await wait(.read) { try await loop.ioWaitReadable(token) }
+            do {
+                try await loop.ioWaitReadable(token)
+            } catch let error as Errno {
+                throw SocketError(error, .read, address: remoteAddress)
+            }
         }
     }
 
@@ -145,7 +149,11 @@ public final class TCPConnection: Sendable {
                 written += sent
                 continue
             }
-            try await wait(.write) { try await loop.ioWaitWritable(token) }
+            do {
+                try await loop.ioWaitWritable(token)
+            } catch let error as Errno {
+                throw SocketError(error, .write, address: remoteAddress)
+            }
         }
     }
 
@@ -172,15 +180,6 @@ public final class TCPConnection: Sendable {
         } else {
             // After shutdown the job is dropped: shutdown closed the socket already.
             loop.execute { loop.closeIO(token) }
-        }
-    }
-
-    /// Runs a wait, turning the loop's `Errno` into a ``SocketError``.
-    private func wait(_ operation: SocketError.Operation, _ body: () async throws -> Void) async throws {
-        do {
-            try await body()
-        } catch let error as Errno {
-            throw SocketError(error, operation, address: remoteAddress)
         }
     }
 }

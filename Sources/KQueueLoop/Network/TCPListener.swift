@@ -77,6 +77,13 @@ public final class TCPListener: Sendable {
             guard !loop.isShuttingDown else { throw SocketError(.canceled, .accept, address: localAddress) }
             return try await withTaskExecutorPreference(loop) { try await accept() }
         }
+        return try TCPConnection.adopt(try await acceptDescriptor(), on: loop)
+    }
+
+    /// Waits for the next connection and returns its socket, not yet registered with any
+    /// loop (``TCPServer`` registers it with the loop it chooses). On the loop thread.
+    func acceptDescriptor() async throws -> Int32 {
+        loop.assertInLoop()
         while true {
             guard !closed.load(ordering: .relaxed) else {
                 throw SocketError(.badFileDescriptor, .accept, address: localAddress)
@@ -90,7 +97,7 @@ public final class TCPListener: Sendable {
                 }
                 if let accepted {
                     try? LoopSyscall.setOption(accepted, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
-                    return try TCPConnection.adopt(accepted, on: loop)
+                    return accepted
                 }
                 loop.ioDrained(token)
             }
