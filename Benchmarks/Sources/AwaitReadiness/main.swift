@@ -1,7 +1,7 @@
 // AwaitReadiness: the cost of awaiting one readiness on KQueueLoop against a raw kevent()
 // loop doing the same work, in one process.
 //
-//   swift run -c release AwaitReadiness [--rounds R] [--iterations N]
+//   swift run -c release AwaitReadiness [--rounds R] [--iterations N] [--capacity C]
 //
 // One iteration, both ways: write one byte to a pipe, wait for the read end's readiness with
 // a one-shot EVFILT_READ registration, read the byte back.
@@ -15,10 +15,15 @@ import KQueueLoop
 
 var rounds = 30
 var iterations = 20_000
+/// The loop's event buffer (`EventLoop(eventCapacity:)`; 256 by default). The raw loop's is 1.
+var capacity = 256
 var index = 1
 let arguments = CommandLine.arguments
 while index < arguments.count {
     if arguments[index] == "--rounds", index + 1 < arguments.count { rounds = Int(arguments[index + 1]) ?? rounds }
+    if arguments[index] == "--capacity", index + 1 < arguments.count {
+        capacity = Int(arguments[index + 1]) ?? capacity
+    }
     if arguments[index] == "--iterations", index + 1 < arguments.count {
         iterations = Int(arguments[index + 1]) ?? iterations
     }
@@ -76,7 +81,7 @@ func awaited(_ loop: EventLoop, _ reader: Int32, _ writer: Int32, _ count: Int) 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 let queue = try KernelQueue()
-let loop = try EventLoop(name: "await-bench")
+let loop = try EventLoop(name: "await-bench", eventCapacity: capacity)
 let (rawReader, rawWriter) = makePipe()
 let (loopReader, loopWriter) = makePipe()
 // Warm-up: both paths, untimed.
