@@ -17,6 +17,8 @@ import Synchronization
 /// locks among themselves. The thread is woken from other threads through an EVFILT_USER
 /// event. ``shutdown()`` runs the jobs already given, cancels what is registered (waiting
 /// tasks get `Errno.canceled`), closes the descriptors the loop owns and ends the thread.
+/// A loop lives until ``shutdown()``: its thread holds it, so dropping every reference does
+/// not stop it (as with SwiftNIO's event loops).
 public final class EventLoop: Sendable {
     /// The queue the loop waits on.
     public let queue: KernelQueue
@@ -203,13 +205,14 @@ public final class EventLoop: Sendable {
 
     /// Moves the jobs given from other threads to the run queue.
     func takeInbox() {
-        let taken = inbox.withLock { inbox in
+        // Swapped with an empty array that kept its capacity: no allocation per wakeup.
+        let core = self.core
+        inbox.withLock { inbox in
             inbox.woken = false
-            let jobs = inbox.jobs
-            inbox.jobs.removeAll()
-            return jobs
+            swap(&inbox.jobs, &core.inboxSpare)
         }
-        core.jobs.append(contentsOf: taken)
+        core.jobs.append(contentsOf: core.inboxSpare)
+        core.inboxSpare.removeAll(keepingCapacity: true)
     }
 
     private func deliver(_ event: KEvent, to token: SlotToken) {

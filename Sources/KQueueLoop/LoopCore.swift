@@ -26,6 +26,9 @@ final class LoopCore: @unchecked Sendable {
     /// Jobs to run before the next wait (FIFO); `running` is the batch being run.
     @exclusivity(unchecked) var jobs: [LoopJob] = []
     @exclusivity(unchecked) var running: [LoopJob] = []
+    /// The inbox's other array: swapped with it when the loop takes the jobs given from
+    /// other threads.
+    @exclusivity(unchecked) var inboxSpare: [LoopJob] = []
     /// Changes given to the next kevent() call with its wait.
     @exclusivity(unchecked) var changes: [KEvent] = []
     /// The event buffer, allocated once.
