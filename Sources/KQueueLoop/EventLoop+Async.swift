@@ -10,11 +10,13 @@ import KQueue
 extension EventLoop {
     /// Waits until `descriptor` has data to read (or end of file); returns the event (its
     /// `data` is the bytes readable).
+    @inlinable  // one async frame less per await (measured with AwaitReadiness)
     public func readable(_ descriptor: FileDescriptor) async throws -> KEvent {
         try await nextEvent(.read(descriptor, flags: [.add, .oneShot]))
     }
 
     /// Waits until `descriptor` has room to write; returns the event.
+    @inlinable
     public func writable(_ descriptor: FileDescriptor) async throws -> KEvent {
         try await nextEvent(.write(descriptor, flags: [.add, .oneShot]))
     }
