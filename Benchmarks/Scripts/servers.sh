@@ -5,6 +5,8 @@
 #               `wrk -t2 -c100 --latency` (requests/s, p99 latency)
 #   line echo:  `kq echo-server --loops 2` vs NIOServers echo --threads 2, under EchoLoad
 #               with 100 connections (requests/s, p99 latency)
+# Also the server's CPU time (user + system, /proc/PID/stat) per request: the load client
+# shares the 2 cores, so requests/s understates how much less CPU a server needs.
 # Each round runs every (workload, server) pair once, the server order alternating between
 # rounds; the table gives the median over rounds of each figure, and the median over rounds
 # of the paired ratio ours/NIO (the two servers of one round ran seconds apart, so on a
@@ -45,17 +47,26 @@ start() {
     rm -f "$log"
 }
 
-# measure WORKLOAD PORT: prints "REQUESTS_PER_SECOND P99_MICROSECONDS".
+# The server's CPU time so far (user + system), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+
+# measure WORKLOAD PORT: prints "REQUESTS_PER_SECOND P99_MICROSECONDS SERVER_CPU_US_PER_REQUEST".
 measure() {
+    local before output requests
+    before=$(cpu_ticks)
     if [ "$1" = http ]; then
-        wrk -t2 -c100 -d"${seconds}s" --latency "http://127.0.0.1:$2/" | awk '
+        output=$(wrk -t2 -c100 -d"${seconds}s" --latency "http://127.0.0.1:$2/" | awk '
             /Requests\/sec/ { rps = $2 }
+            / requests in / { total = $1 }
             $1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); p = v } else if (v ~ /ms$/) { sub(/ms/, "", v); p = v * 1000 } else if (v ~ /s$/) { sub(/s/, "", v); p = v * 1000000 } }
             / Non-2xx| Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
-            END { printf "%.0f %.0f\n", rps, p }'
+            END { printf "%.0f %.0f %d\n", rps, p, total }')
     else
-        "$load" "$2" 100 "$seconds" 1 | awk '{ printf "%.0f %.0f\n", $2, $6 }'
+        output=$("$load" "$2" 100 "$seconds" 1 | awk '{ printf "%.0f %.0f %d\n", $2, $6, $12 }')
     fi
+    requests=$(echo "$output" | cut -d' ' -f3)
+    echo "$output" | awk -v ticks=$(($(cpu_ticks) - before)) -v hz="$(getconf CLK_TCK)" \
+        '{ printf "%s %s %.2f\n", $1, $2, ticks / hz * 1e6 / $3 }'
 }
 
 declare -A results ratios
@@ -68,27 +79,29 @@ for round in $(seq "$rounds"); do
             start "$server" "$workload" "$port"
             result=$(measure "$workload" "$port")
             stop_server
-            echo "round $round $workload $server: $result req/s p99_us" >&2
+            echo "round $round $workload $server: $result (req/s, p99 us, server CPU us/request)" >&2
             results[$workload/$server]+="$result;"
             eval "last_$server=(\$result)"
         done
         ratios[$workload/rps]+="$(awk -v a="${last_kqueueloop[0]}" -v b="${last_nio[0]}" 'BEGIN { print a / b }');"
         ratios[$workload/p99]+="$(awk -v a="${last_kqueueloop[1]}" -v b="${last_nio[1]}" 'BEGIN { print a / b }');"
+        ratios[$workload/cpu]+="$(awk -v a="${last_kqueueloop[2]}" -v b="${last_nio[2]}" 'BEGIN { print a / b }');"
     done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 median() { tr ';' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf "%-8s %-12s %12s %10s\n" workload server "requests/s" "p99 (us)"
+printf "%-8s %-12s %12s %10s %14s\n" workload server "requests/s" "p99 (us)" "CPU us/request"
 for workload in http echo; do
     for server in nio kqueueloop; do
         rps=$(echo "${results[$workload/$server]}" | tr ';' '\n' | cut -d' ' -f1 | tr '\n' ';' | median)
         p99=$(echo "${results[$workload/$server]}" | tr ';' '\n' | cut -d' ' -f2 | tr '\n' ';' | median)
-        printf "%-8s %-12s %12s %10s\n" "$workload" "$server" "$rps" "$p99"
-        eval "${server}_rps=$rps ${server}_p99=$p99"
+        cpu=$(echo "${results[$workload/$server]}" | tr ';' '\n' | cut -d' ' -f3 | tr '\n' ';' | median)
+        printf "%-8s %-12s %12s %10s %14s\n" "$workload" "$server" "$rps" "$p99" "$cpu"
     done
     rps_ratio=$(echo "${ratios[$workload/rps]}" | median)
     p99_ratio=$(echo "${ratios[$workload/p99]}" | median)
-    awk -v a="$rps_ratio" -v c="$p99_ratio" -v w="$workload" \
-        'BEGIN { printf "%-8s %-12s %11.2fx %9.2fx   (median of the per-round ratios)\n", w, "ours/NIO", a, c }'
+    cpu_ratio=$(echo "${ratios[$workload/cpu]}" | median)
+    awk -v a="$rps_ratio" -v c="$p99_ratio" -v d="$cpu_ratio" -v w="$workload" \
+        'BEGIN { printf "%-8s %-12s %11.2fx %9.2fx %13.2fx   (medians of the per-round ratios)\n", w, "ours/NIO", a, c, d }'
 done

@@ -5,7 +5,8 @@
 //
 // Each connection sends a 32-byte line, waits for its echo, and sends the next one (one
 // request in flight per connection, like wrk). Round-trip latencies after the warm-up are
-// kept and sorted; prints requests/s and the p50/p99/max latency in microseconds.
+// kept and sorted; prints requests/s and the p50/p99/max latency in microseconds, and the
+// round trips counted (after the warm-up) and in total.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ int main(int argc, char **argv) {
         struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
     }
-    size_t capacity = 1 << 24, latencies = 0;
+    size_t capacity = 1 << 24, latencies = 0, total = 0;
     uint64_t *samples = malloc(capacity * sizeof *samples);
     uint64_t start = now_ns();
     uint64_t measure_from = start + (uint64_t)warmup * 1000000000u;
@@ -93,6 +94,7 @@ int main(int argc, char **argv) {
             c->received += (int)got;
             if (c->received < LINE_LENGTH) continue;
             c->received -= LINE_LENGTH;
+            total++;
             if (c->sent_at >= measure_from && latencies < capacity) samples[latencies++] = now - c->sent_at;
             c->sent_at = now;
             if (write(c->fd, LINE, LINE_LENGTH) != LINE_LENGTH) {
@@ -104,8 +106,8 @@ int main(int argc, char **argv) {
     qsort(samples, latencies, sizeof *samples, compare);
     double rate = (double)latencies / seconds;
     printf(
-        "requests/s %.0f p50_us %.1f p99_us %.1f max_us %.1f requests %zu\n", rate,
+        "requests/s %.0f p50_us %.1f p99_us %.1f max_us %.1f requests %zu total %zu\n", rate,
         latencies ? samples[latencies / 2] / 1e3 : 0, latencies ? samples[latencies * 99 / 100] / 1e3 : 0,
-        latencies ? samples[latencies - 1] / 1e3 : 0, latencies);
+        latencies ? samples[latencies - 1] / 1e3 : 0, latencies, total);
     return 0;
 }
