@@ -22,6 +22,13 @@ extension EventLoop {
         return token
     }
 
+    /// The socket's slot, nil once it is gone (closed).
+    @inline(__always)
+    func ioState(_ token: SlotToken) -> IOEntry? {
+        guard core.isLive(token), case .io(let entry) = core.slots[Int(token.index)].handler else { return nil }
+        return entry
+    }
+
     /// True when a read may find data: an event came since the last read found none.
     @inline(__always)
     func ioMayRead(_ token: SlotToken) -> Bool {
@@ -102,18 +109,18 @@ extension EventLoop {
         continuation?.resume(throwing: CancellationError())
     }
 
-    /// Frees the socket's slot and closes it; waiting tasks get `Errno.badFileDescriptor`.
+    /// Frees the socket's slot and closes it; waiting tasks get `error`.
     /// False when the slot was gone already (shutdown closed the socket).
     @discardableResult
-    func closeIO(_ token: SlotToken) -> Bool {
+    func closeIO(_ token: SlotToken, error: Errno = .badFileDescriptor) -> Bool {
         assertInLoop()
         guard core.isLive(token), case .io(let entry) = core.slots[Int(token.index)].handler else { return false }
         core.release(token)
         _ = core.dropPendingChange(for: token)
         // Closing the descriptor removes its kevent registrations with it.
         LoopSyscall.close(entry.descriptor)
-        entry.reader?.resume(throwing: Errno.badFileDescriptor)
-        entry.writer?.resume(throwing: Errno.badFileDescriptor)
+        entry.reader?.resume(throwing: error)
+        entry.writer?.resume(throwing: error)
         return true
     }
 }

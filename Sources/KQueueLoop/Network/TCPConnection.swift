@@ -90,7 +90,10 @@ public final class TCPConnection: Sendable {
             return try await withTaskExecutorPreference(loop) { try await read(into: &buffer) }
         }
         while true {
-            guard !closed.load(ordering: .relaxed) else { throw SocketError(.badFileDescriptor, .read) }
+            // The slot goes when the socket was closed: by close() or by shutdown. Its number may belong to another file by now.
+            guard !closed.load(ordering: .relaxed), loop.ioState(token) != nil else {
+                throw SocketError(loop.core.closing ? .canceled : .badFileDescriptor, .read, address: remoteAddress)
+            }
             if loop.ioMayRead(token) {
                 let count = buffer.count
                 let result = try buffer.withUnsafeMutableBytes { bytes throws(SocketError) in
@@ -136,7 +139,9 @@ public final class TCPConnection: Sendable {
         }
         var written = 0
         while written < bytes.count {
-            guard !closed.load(ordering: .relaxed) else { throw SocketError(.badFileDescriptor, .write) }
+            guard !closed.load(ordering: .relaxed), loop.ioState(token) != nil else {
+                throw SocketError(loop.core.closing ? .canceled : .badFileDescriptor, .write, address: remoteAddress)
+            }
             let sent = try bytes.withUnsafeBytes { bytes throws(SocketError) in
                 do throws(Errno) {
                     return try LoopSyscall.send(

@@ -85,7 +85,7 @@ public final class TCPListener: Sendable {
     func acceptDescriptor() async throws -> Int32 {
         loop.assertInLoop()
         while true {
-            guard !closed.load(ordering: .relaxed) else {
+            guard !closed.load(ordering: .relaxed), loop.ioState(token) != nil else {
                 throw SocketError(.badFileDescriptor, .accept, address: localAddress)
             }
             if loop.ioMayRead(token) {
