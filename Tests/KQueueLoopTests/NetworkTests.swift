@@ -58,6 +58,26 @@ struct NetworkTests {
         #expect(await eventually { server.openConnections.withLock { $0 } == [0, 0] })
     }
 
+    @Test("half-open connections: accepted sockets have TCP keepalive (60 s idle, 3 probes 10 s apart)")
+    func keepAliveOnAcceptedSockets() async throws {
+        let group = try EventLoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let options = Shared<[Int32]>([])
+        let server = try TCPServer(group: group, address: Self.loopback) { connection in
+            let fd = connection.descriptor.rawValue
+            let values = [
+                (SOL_SOCKET, SO_KEEPALIVE), (Int32(IPPROTO_TCP), TCP_KEEPIDLE), (Int32(IPPROTO_TCP), TCP_KEEPINTVL),
+                (Int32(IPPROTO_TCP), TCP_KEEPCNT),
+            ].map { (try? LoopSyscall.option(fd, level: $0.0, name: $0.1)) ?? -1 }
+            options.update { $0 = values }
+        }
+        defer { server.close() }
+        let client = try await TCPConnection.connect(to: server.localAddress, on: group.loops[0])
+        defer { client.close() }
+        #expect(await eventually { !options.value.isEmpty })
+        #expect(options.value == [1, 60, 10, 3])
+    }
+
     @Test("IPv6: listen on ::1, connect, echo")
     func ipv6Echo() async throws {
         let loop = try EventLoop()

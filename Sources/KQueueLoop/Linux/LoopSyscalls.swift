@@ -121,6 +121,16 @@ enum LoopSyscall {
         }
     }
 
+    /// TCP keepalive: after `idle` seconds without traffic the kernel probes the peer every
+    /// `interval` seconds and, after `count` unanswered probes, fails the connection with
+    /// ETIMEDOUT (a half-open connection: the peer vanished without a FIN or RST).
+    static func setKeepAlive(_ fd: Int32, idle: Int32, interval: Int32, count: Int32) throws(Errno) {
+        try setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
+        try setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_KEEPIDLE, value: idle)
+        try setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_KEEPINTVL, value: interval)
+        try setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_KEEPCNT, value: count)
+    }
+
     /// The socket's pending error (SO_ERROR), nil when there is none.
     static func pendingError(_ fd: Int32) -> Errno? {
         guard let value = try? option(fd, level: SOL_SOCKET, name: SO_ERROR), value != 0 else { return nil }
