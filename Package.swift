@@ -11,6 +11,8 @@ let package = Package(
     name: "KQueue",
     products: [
         .library(name: "KQueue", targets: ["KQueue"]),
+        // An event loop, async/await and TCP on KQueue (docs/ARCHITECTURE.md, "KQueueLoop").
+        .library(name: "KQueueLoop", targets: ["KQueueLoop"]),
         // libkqueue.so for C programs. The deployable one (two files: a plain-C front with
         // SONAME libkqueue.so.12 and the Swift engine it loads, docs/C-LIBRARY.md) is built by
         // scripts/build-clib.sh, which gives its link flags on the command line: none of them
@@ -44,6 +46,12 @@ let package = Package(
             ],
             swiftSettings: warningsAreErrors
         ),
+        // The event loop: built only on KQueue (no SwiftNIO, no Foundation).
+        .target(name: "KQueueLoop", dependencies: ["KQueue", "CKQueueLoopShim"], swiftSettings: warningsAreErrors),
+        // The servers of `kq echo-server` and `kq http-hello`, shared with their tests.
+        .target(name: "LoopServers", dependencies: ["KQueueLoop"], swiftSettings: warningsAreErrors),
+        // The _GNU_SOURCE calls KQueueLoop makes (accept4, pthread_setname_np).
+        .target(name: "CKQueueLoopShim", cSettings: cWarningsAreErrors),
         // kqueue()/kevent() called from C, for Swift code that measures the C ABI.
         .target(name: "CKQueueCalls", dependencies: ["CKQueue"], cSettings: cWarningsAreErrors),
         // The exported C entry points of libkqueue.so.
@@ -55,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "kq",
             dependencies: [
-                "KQueue", "KQueueCABI", "CKQueue", "CKQueueShim", "CKQueueCalls",
+                "KQueue", "KQueueLoop", "LoopServers", "KQueueCABI", "CKQueue", "CKQueueShim", "CKQueueCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -74,6 +82,9 @@ let package = Package(
         .executableTarget(
             name: "AsyncIOExample", dependencies: ["KQueue"], path: "Examples/AsyncIO",
             swiftSettings: warningsAreErrors),
+        .executableTarget(
+            name: "EchoServerExample", dependencies: ["KQueueLoop"], path: "Examples/EchoServer",
+            swiftSettings: warningsAreErrors),
         // Not warnings-as-errors yet: some tests still warn (unused results, a deprecated call).
         .testTarget(
             name: "KQueueTests",
@@ -81,6 +92,11 @@ let package = Package(
                 "KQueue", "CKQueue", "CKQueueShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            swiftSettings: warningsAreErrors
+        ),
+        .testTarget(
+            name: "KQueueLoopTests",
+            dependencies: ["KQueueLoop", "LoopServers"],
             swiftSettings: warningsAreErrors
         ),
     ],

@@ -15,6 +15,8 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // The peer KQueueLoop's servers are measured against (never a dependency of the library).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // The socketpair-chain workload, once per interface: C ABI, Swift API, raw epoll.
@@ -64,6 +66,24 @@ let package = Package(
         .executableTarget(
             name: "EmptyDelay",
             dependencies: [.product(name: "KQueue", package: "main")]
+        ),
+        // `swift run -c release NIOServers http|echo`: SwiftNIO's hello and line echo servers,
+        // the baseline of Scripts/servers.sh (docs/BENCHMARKS.md, "KQueueLoop against SwiftNIO").
+        .executableTarget(
+            name: "NIOServers",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The line echo load client (C, raw epoll) of Scripts/servers.sh.
+        .executableTarget(name: "EchoLoad"),
+        // `swift run -c release AwaitReadiness`: `await loop.readable(fd)` against a raw
+        // kevent() loop doing the same one-shot wait.
+        .executableTarget(
+            name: "AwaitReadiness",
+            dependencies: [.product(name: "KQueueLoop", package: "main")]
         ),
         .executableTarget(
             name: "TimerBenchmarks",

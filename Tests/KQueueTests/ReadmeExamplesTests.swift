@@ -136,4 +136,13 @@ struct ReadmeExamplesTests {
         #expect(result.output.contains("wrote 14 bytes"), "\(result.output)")
         #expect(result.output.contains("read: kqueue\n"), "\(result.output)")
     }
+
+    @Test("README: EchoServer listens on the port it was given, serves for the time given, and shuts down")
+    func echoServerRuns() throws {
+        let result = try CABITests.run(
+            [Self.binaries.appendingPathComponent("EchoServerExample").path, "0", "0.05"], timeout: 30)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("echo server on 127.0.0.1:"), "\(result.output)")
+        #expect(result.output.hasSuffix("shut down\n"), "\(result.output)")
+    }
 }

@@ -574,3 +574,39 @@ func reap(_ pid: pid_t, timeout: Duration) throws -> Int32? {
     }
     return killed ? nil : decodeWaitStatus(status)
 }
+
+/// Runs `body` on a thread of its own, which ends afterwards. io_uring sends the completion
+/// work of the polls a thread armed to that thread, with a wakeup that ends an epoll_wait
+/// there with EINTR (docs/GUARANTEES.md, the io_uring backend's limits); a test that makes an
+/// io_uring kqueue on one of the runner's shared threads could so interrupt another test's
+/// kevent() waiting on that thread later.
+func onThreadOfItsOwn(_ body: @escaping @Sendable () throws -> Void) throws {
+    let outcome = Mutex<Result<Void, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(
+        ThreadBody {
+            let result = Result { try body() }
+            outcome.withLock { $0 = result }
+            done.signal()
+        })
+    let created = pthread_create(
+        &thread, nil,
+        { context in
+            let body = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box.toOpaque())
+    guard created == 0 else {
+        box.release()
+        throw Errno(rawValue: created)
+    }
+    done.wait()
+    pthread_join(thread, nil)
+    try outcome.withLock { $0! }.get()
+}
+
+private final class ThreadBody: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
