@@ -80,9 +80,8 @@ struct kq_aio_backend {
     unsigned share_capacity, share_head, share_count;
     int share_busy;
     int share_listed; /* on the ready list */
-    /* Requests helpers have taken, ever; and that count and the queue's length when the last
-     * submission returned: a helper that took nothing since is not getting a CPU. */
-    unsigned share_taken, share_taken_then, share_left_then;
+    /* Requests helpers have taken from this queue, ever (share_lock). */
+    unsigned share_taken;
     struct kq_aio_backend *share_next;
 };
 
@@ -264,6 +263,7 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
 }
 
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+static unsigned share_taken_count(struct kq_aio_backend *b);
 
 static int in_ring(const struct kq_aio_op *op) {
     return op->attempt == 0 && op->opcode != KQ_AIO_OP_FSYNC && op->opcode != KQ_AIO_OP_FDATASYNC;
@@ -294,12 +294,12 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
 }
 
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
-static void share_run_own(struct kq_aio_backend *b, unsigned shared);
+static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
-    unsigned shared = 0;
+    unsigned shared = 0, taken = share_taken_count(b);
     while (done < n) {
         if (!in_ring(&ops[done])) {
             int r = pool_submit(b, &ops[done], 1);
@@ -326,7 +326,7 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         done += r;
         if (done < plain) break; /* the ring took only part */
     }
-    if (shared > 0) share_run_own(b, shared);
+    if (shared > 0) share_run_own(b, shared, taken);
     return done > 0 ? done : error;
 }
 
@@ -334,7 +334,7 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
  * ring's (the submitter's part run inline with RWF_NOWAIT), the rest queued in the pool. */
 static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
-    unsigned shared = 0;
+    unsigned shared = 0, taken = share_taken_count(b);
     while (done < n) {
         int plain = done;
         while (plain < n && in_ring(&ops[plain])) plain++;
@@ -353,7 +353,7 @@ static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops,
         done += r;
         if (done < end) break;
     }
-    if (shared > 0) share_run_own(b, shared);
+    if (shared > 0) share_run_own(b, shared, taken);
     return done > 0 ? done : error;
 }
 
@@ -648,6 +648,7 @@ static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
 #define SHARE_HELPER_CHUNK 4
 #define SHARE_MIN_BATCH 4
 #define SHARE_SPIN_NS 50000L
+static long share_spin_ns = SHARE_SPIN_NS;
 #define SHARE_IDLE_SECONDS 10
 
 static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -675,6 +676,8 @@ static int share_helper_limit(void) {
         const char *keep = getenv("KQUEUE_AIO_SHARE_KEEP");
         share_keep_percent = keep != NULL && *keep != '\0' ? atoi(keep) : 25;
         if (share_keep_percent < 0 || share_keep_percent > 100) share_keep_percent = 25;
+        const char *spin = getenv("KQUEUE_AIO_SPIN_US");
+        if (spin != NULL && *spin != '\0') share_spin_ns = atol(spin) * 1000L;
     }
     return share_limit;
 }
@@ -740,23 +743,31 @@ static void share_complete(struct kq_aio_backend *b, const struct kq_aio_complet
     if (!atomic_exchange(&b->signalled, 1)) signal_event_fd(b->event_fd);
 }
 
-/* Spins a while for new work before sleeping: the next batch usually comes within
- * microseconds, sooner than a sleeping thread wakes. 1 when some came. */
+static unsigned share_taken_count(struct kq_aio_backend *b) {
+    pthread_mutex_lock(&share_lock);
+    unsigned taken = b->share_taken;
+    pthread_mutex_unlock(&share_lock);
+    return taken;
+}
+
+/* Waits a while for new work before sleeping: the next batch usually comes within
+ * microseconds, sooner than a sleeping thread wakes. It yields rather than spins, so that a
+ * busy machine's other threads (the application's among them) get the CPU first. 1 when some
+ * work came. */
 static int share_spin(void) {
     struct timespec start, t;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (int i = 0;; i++) {
+    for (;;) {
         if (atomic_load_explicit(&share_queued, memory_order_relaxed) > 0) return 1;
-        __builtin_ia32_pause();
-        if ((i & 63) == 63) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > SHARE_SPIN_NS) return 0;
-        }
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > share_spin_ns) return 0;
     }
 }
 
 static void *share_helper(void *unused) {
     (void)unused;
+    pthread_setname_np(pthread_self(), "kq-aio-helper");
     struct kq_aio_op ops[SHARE_HELPER_CHUNK];
     struct kq_aio_completion results[SHARE_HELPER_CHUNK];
     pthread_mutex_lock(&share_lock);
@@ -901,31 +912,21 @@ static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
 }
 
 /* Takes up to `capacity` requests from the back of the queue while more than `keep` are
- * left: the submitter's share. */
-static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int capacity, unsigned keep) {
+ * left: the submitter's share. A helper that took nothing since the submission queued them
+ * (`taken` is the count then) is asleep, or not getting a CPU: then nothing is left for it,
+ * since waiting for it would leave the application idle. */
+static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int capacity, unsigned keep,
+                           unsigned taken) {
     pthread_mutex_lock(&share_lock);
+    if (b->share_taken == taken) keep = 0;
     int n = 0;
     while (n < capacity && b->share_count > keep) {
         b->share_count--;
         out[n++] = b->share_ops[(b->share_head + b->share_count) % b->share_capacity];
     }
     if (n > 0) atomic_fetch_sub_explicit(&share_queued, (unsigned)n, memory_order_relaxed);
-    if (n < capacity) {
-        b->share_taken_then = b->share_taken;
-        b->share_left_then = b->share_count;
-    }
     pthread_mutex_unlock(&share_lock);
     return n;
-}
-
-/* How many of the queue the submitter leaves to the helpers: share_keep_percent of what it
- * queued now, or none when the helpers took nothing of what the last submission left (the
- * other CPUs are busy: waiting for a helper would leave the application idle). */
-static unsigned share_keep(struct kq_aio_backend *b, unsigned shared) {
-    pthread_mutex_lock(&share_lock);
-    int starved = b->share_left_then > 0 && b->share_taken == b->share_taken_then;
-    pthread_mutex_unlock(&share_lock);
-    return starved ? 0 : shared * (unsigned)share_keep_percent / 100;
 }
 
 /* A queued request leaves the queue, completed with ECANCELED; -ENOENT when not queued. */
@@ -961,13 +962,13 @@ static void share_forget(struct kq_aio_backend *b) {
 }
 
 /* The submitter's share of what it queued: from the back, until share_keep_percent of it is
- * left to the helpers; through the ring (inline), or for the pool backend by the same calls
- * a helper makes. */
-static void share_run_own(struct kq_aio_backend *b, unsigned shared) {
-    unsigned keep = share_keep(b, shared);
+ * left to a helper that is taking its part (the helper takes from the front meanwhile);
+ * through the ring (inline), or for the pool backend by the same calls a helper makes. */
+static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken) {
+    unsigned keep = shared * (unsigned)share_keep_percent / 100;
     struct kq_aio_op mine[SHARE_CHUNK];
     for (;;) {
-        int k = share_take_back(b, mine, SHARE_CHUNK, keep);
+        int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
         if (k == 0) return;
         if (b->kind != KQ_AIO_BACKEND_IO_URING) {
             struct kq_aio_completion results[SHARE_CHUNK];
