@@ -13,8 +13,13 @@
  *             the same kind of eventfd. Used where io_uring is unavailable (old kernel,
  *             kernel.io_uring_disabled, a seccomp filter) or when KQUEUE_AIO_BACKEND=threads.
  *
- * Every call on a backend except the pool's own threads is made with the owning kqueue's lock
- * held: the ring's submission and completion queues have one producer and one consumer each.
+ * Both share batches of reads and writes on regular files with helper threads (one per CPU
+ * beyond the first): the only way past a pread loop's speed on cached data is a second core
+ * copying at the same time ("helpers" below).
+ *
+ * Every call on a backend except the pool's and the helpers' own threads is made with the
+ * owning kqueue's lock held: the ring's submission and completion queues have one producer
+ * and one consumer each.
  */
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
@@ -43,6 +48,9 @@
 
 /* The user_data of the ring's own cancel requests (never a job's tag: tags are below 2^63). */
 #define CANCEL_TAG UINT64_MAX
+
+/* The smallest batch shared with helper threads ("helpers" below). */
+#define SHARE_MIN_BATCH 4
 
 struct pool_job;
 
@@ -82,6 +90,11 @@ struct kq_aio_backend {
     int share_listed; /* on the ready list */
     /* Requests helpers have taken from this queue, ever (share_lock). */
     unsigned share_taken;
+    /* The part of a submission left to the helpers, in percent, adapted per submission: up
+     * when a helper emptied the queue before the next submission came (it had time to spare),
+     * down when it had not (share_lock). */
+    int share_keep;
+    int share_drained;
     struct kq_aio_backend *share_next;
 };
 
@@ -299,7 +312,7 @@ static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
-    unsigned shared = 0, taken = share_taken_count(b);
+    unsigned shared = 0, taken = n >= SHARE_MIN_BATCH ? share_taken_count(b) : 0;
     while (done < n) {
         if (!in_ring(&ops[done])) {
             int r = pool_submit(b, &ops[done], 1);
@@ -334,7 +347,7 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
  * ring's (the submitter's part run inline with RWF_NOWAIT), the rest queued in the pool. */
 static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
-    unsigned shared = 0, taken = share_taken_count(b);
+    unsigned shared = 0, taken = n >= SHARE_MIN_BATCH ? share_taken_count(b) : 0;
     while (done < n) {
         int plain = done;
         while (plain < n && in_ring(&ops[plain])) plain++;
@@ -639,16 +652,14 @@ static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
  * reads and writes on regular files is therefore shared with helper threads (one per CPU
  * beyond the first, at most SHARE_MAX_HELPERS): the submitter queues the batch, a helper takes
  * from the front, and the submitter runs from the back itself (through the ring, inline, as
- * before) until a quarter is left, which the helper works on while the application handles
- * what completed. A helper calls preadv2/pwritev2 with RWF_NOWAIT, like the ring: what would
+ * before) until the helpers' part is left (adapted per backend: see share_keep_for), which
+ * the helper works on while the application handles what completed. A helper calls preadv2/pwritev2 with RWF_NOWAIT, like the ring: what would
  * block fails with EAGAIN and the engine retries it in the pool. Helpers make no io_uring
  * call, so no task work reaches any thread (docs/ARCHITECTURE.md). */
 #define SHARE_MAX_HELPERS 2
 #define SHARE_CHUNK 8 /* what the submitter takes back per ring entry */
 #define SHARE_HELPER_CHUNK 4
-#define SHARE_MIN_BATCH 4
 #define SHARE_SPIN_NS 50000L
-static long share_spin_ns = SHARE_SPIN_NS;
 #define SHARE_IDLE_SECONDS 10
 
 static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -660,8 +671,14 @@ static _Atomic unsigned share_queued;
 static int share_helpers, share_sleeping, share_fork_hook;
 static int share_limit = -1; /* helpers allowed; -1 until computed */
 static int share_keep_percent = -1;
+static int share_adapt = 1;
+#define SHARE_KEEP_MIN 10
+#define SHARE_KEEP_MAX 75
+#define SHARE_KEEP_STEP 2
 
-/* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter). */
+/* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter);
+ * KQUEUE_AIO_SHARE_KEEP=P fixes the helpers' part at P percent instead of adapting it (for
+ * measurements: docs/BENCHMARKS.md). */
 static int share_helper_limit(void) {
     if (share_limit < 0) {
         const char *forced = getenv("KQUEUE_AIO_HELPERS");
@@ -675,9 +692,8 @@ static int share_helper_limit(void) {
         if (share_limit > SHARE_MAX_HELPERS) share_limit = SHARE_MAX_HELPERS;
         const char *keep = getenv("KQUEUE_AIO_SHARE_KEEP");
         share_keep_percent = keep != NULL && *keep != '\0' ? atoi(keep) : 25;
+        share_adapt = keep == NULL || *keep == '\0';
         if (share_keep_percent < 0 || share_keep_percent > 100) share_keep_percent = 25;
-        const char *spin = getenv("KQUEUE_AIO_SPIN_US");
-        if (spin != NULL && *spin != '\0') share_spin_ns = atol(spin) * 1000L;
     }
     return share_limit;
 }
@@ -761,7 +777,7 @@ static int share_spin(void) {
         if (atomic_load_explicit(&share_queued, memory_order_relaxed) > 0) return 1;
         sched_yield();
         clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > share_spin_ns) return 0;
+        if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > SHARE_SPIN_NS) return 0;
     }
 }
 
@@ -799,6 +815,7 @@ static void *share_helper(void *unused) {
             b->share_count--;
         }
         if (b->share_count > 0) share_list(b); /* to the back: backends take turns */
+        else b->share_drained = 1;
         b->share_busy += (int)n;
         b->share_taken += n;
         atomic_fetch_sub_explicit(&share_queued, n, memory_order_relaxed);
@@ -929,6 +946,23 @@ static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int 
     return n;
 }
 
+/* The helpers' part of this submission (`shared` queued now), from how the last one went. */
+static unsigned share_keep_for(struct kq_aio_backend *b, unsigned shared) {
+    pthread_mutex_lock(&share_lock);
+    if (!share_adapt || b->share_keep == 0) {
+        b->share_keep = share_keep_percent;
+    } else {
+        int step = b->share_drained ? SHARE_KEEP_STEP : -SHARE_KEEP_STEP;
+        b->share_keep += step;
+        if (b->share_keep < SHARE_KEEP_MIN) b->share_keep = SHARE_KEEP_MIN;
+        if (b->share_keep > SHARE_KEEP_MAX) b->share_keep = SHARE_KEEP_MAX;
+    }
+    b->share_drained = 0;
+    unsigned keep = shared * (unsigned)b->share_keep / 100;
+    pthread_mutex_unlock(&share_lock);
+    return keep;
+}
+
 /* A queued request leaves the queue, completed with ECANCELED; -ENOENT when not queued. */
 static int share_cancel(struct kq_aio_backend *b, uint64_t tag) {
     pthread_mutex_lock(&share_lock);
@@ -961,11 +995,11 @@ static void share_forget(struct kq_aio_backend *b) {
     }
 }
 
-/* The submitter's share of what it queued: from the back, until share_keep_percent of it is
+/* The submitter's share of what it queued: from the back, until the helpers' part of it is
  * left to a helper that is taking its part (the helper takes from the front meanwhile);
  * through the ring (inline), or for the pool backend by the same calls a helper makes. */
 static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken) {
-    unsigned keep = shared * (unsigned)share_keep_percent / 100;
+    unsigned keep = share_keep_for(b, shared);
     struct kq_aio_op mine[SHARE_CHUNK];
     for (;;) {
         int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
