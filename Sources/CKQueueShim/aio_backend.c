@@ -50,7 +50,7 @@
 #define CANCEL_TAG UINT64_MAX
 
 /* The smallest batch shared with helper threads ("helpers" below). */
-#define SHARE_MIN_BATCH 4
+#define SHARE_MIN_BATCH 16
 
 struct pool_job;
 
