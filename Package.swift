@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // `swift package generate-documentation --target KQueue` (the DocC catalog
+        // Sources/KQueue/KQueue.docc; CI stage `docc`). A command plugin: nothing of it is linked.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // `<sys/event.h>`: FreeBSD's C ABI, exactly as SPEC.md section 1 gives it.
@@ -58,6 +61,19 @@ let package = Package(
             ],
             swiftSettings: warningsAreErrors
         ),
+        // The README's Swift examples, complete programs (Tests/KQueueTests/ReadmeExamplesTests.swift
+        // checks that README.md shows them verbatim and runs them).
+        .executableTarget(
+            name: "GettingStartedExample", dependencies: ["KQueue"], path: "Examples/GettingStarted",
+            swiftSettings: warningsAreErrors),
+        .executableTarget(
+            name: "WatchExample", dependencies: ["KQueue"], path: "Examples/Watch", swiftSettings: warningsAreErrors),
+        .executableTarget(
+            name: "ContextsExample", dependencies: ["KQueue"], path: "Examples/Contexts",
+            swiftSettings: warningsAreErrors),
+        .executableTarget(
+            name: "AsyncIOExample", dependencies: ["KQueue"], path: "Examples/AsyncIO",
+            swiftSettings: warningsAreErrors),
         // Not warnings-as-errors yet: some tests still warn (unused results, a deprecated call).
         .testTarget(
             name: "KQueueTests",

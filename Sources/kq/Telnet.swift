@@ -28,7 +28,7 @@ struct Telnet: ParsableCommand {
                 try queue.kevent(changes: UnsafeBufferPointer(start: nil, count: 0), events: events)
             }
             for event in events.prefix(count) {
-                if event.ident == UInt(STDIN_FILENO) && inputOpen {
+                if event.descriptor == input && inputOpen {
                     let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
                     if n > 0 {
                         try buffer.withUnsafeBytes {
@@ -40,7 +40,7 @@ struct Telnet: ParsableCommand {
                         try queue.apply([.read(input, flags: .delete)])
                         shutdown(socket, Int32(SHUT_WR))
                     }
-                } else if event.ident == UInt(socket) {
+                } else if event.descriptor == connection {
                     while true {
                         let n = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
                         if n > 0 {

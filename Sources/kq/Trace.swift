@@ -40,7 +40,7 @@ struct Trace: ParsableCommand {
         do {
             try queue.apply([.process(started.pid, note: [.exit, .fork, .exec, .track])])
         } catch {
-            guard error == .notSupported else { throw error }
+            guard error.errno == .notSupported else { throw error }
             Self.emit(
                 "kq trace: the kernel's process connector is unavailable (NOTE_TRACK: ENOTSUP; it needs "
                     + "CAP_NET_ADMIN): showing only the command's exit, through its pidfd")

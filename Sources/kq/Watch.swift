@@ -31,21 +31,21 @@ struct Watch: ParsableCommand {
             files[UInt(descriptor.rawValue)] = (descriptor, path)
             try queue.apply([.vnode(descriptor, note: allNotes)])
         }
-        for pid in pids { try Self.watchProcess(pid, in: queue) }
-        var watched = try signals.map { try Self.signalNumber($0) }
-        watched.append(SIGINT)
+        for pid in pids { try Self.watchProcess(ProcessID(rawValue: pid), in: queue) }
+        var watched = try signals.map { try Self.signal($0) }
+        watched.append(.interrupt)
         var unblock = sigset_t()
         sigemptyset(&unblock)
         for signal in watched {
             // Ignored and watched (the FreeBSD idiom): observed without its default action.
-            _ = Glibc.signal(signal, SIG_IGN)
+            try signal.ignore()
             try queue.apply([.signal(signal)])
-            sigaddset(&unblock, signal)
+            sigaddset(&unblock, signal.rawValue)
         }
         // A signal blocked in every thread is counted only once delivered (docs/GUARANTEES.md),
         // and a parent may have started us with signals blocked.
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        emit("watching \(paths.count) path(s), \(pids.count) process(es), signals \(watched.map(Self.signalName))")
+        emit("watching \(paths.count) path(s), \(pids.count) process(es), signals \(watched)")
         let deadline = timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
         var seen = 0
         while count.map({ seen < $0 }) ?? true {
@@ -60,7 +60,7 @@ struct Watch: ParsableCommand {
             for event in events {
                 seen += 1
                 emit(describe(event, files: files))
-                if event.filter == .signal && event.ident == UInt(SIGINT) { return }
+                if event.signal == .interrupt { return }
             }
         }
     }
@@ -76,29 +76,28 @@ struct Watch: ParsableCommand {
     }
 
     /// Exit, fork and exec; exits only where the process connector is unavailable (ENOTSUP).
-    private static func watchProcess(_ pid: Int32, in queue: KernelQueue) throws {
+    private static func watchProcess(_ pid: ProcessID, in queue: KernelQueue) throws {
         do {
             try queue.apply([.process(pid, note: [.exit, .fork, .exec])])
         } catch {
-            guard error == .notSupported else { throw error }
+            guard error.errno == .notSupported else { throw error }
             try queue.apply([.process(pid, note: .exit)])
         }
     }
 
+    /// One line per event, through the typed accessors and the library's names.
     private func describe(_ event: KEvent, files: [UInt: (FileDescriptor, String)]) -> String {
-        switch event.filter {
-        case .vnode:
+        if let note = event.vnodeNote {
             let name = files[event.ident]?.1 ?? "descriptor \(event.ident)"
-            return "vnode \(name): \(Self.names(VnodeNote(rawValue: event.fflags)))"
-        case .process:
-            var text = "proc \(event.ident): \(Self.names(ProcessNote(rawValue: event.fflags)))"
+            return "vnode \(name): \(note)"
+        }
+        if let process = event.processID, let note = event.processNote {
+            var text = "proc \(process): \(note)"
             if let status = event.processExitStatus { text += ", \(status)" }
             return text
-        case .signal:
-            return "signal \(Self.signalName(Int32(event.ident))): \(event.data)"
-        default:
-            return "\(event.filter) \(event.ident)"
         }
+        if let signal = event.signal { return "signal \(signal): \(event.data)" }
+        return "\(event)"
     }
 
     /// One line straight to standard output (unbuffered: a reader sees each event at once).
@@ -112,39 +111,10 @@ struct Watch: ParsableCommand {
         }
     }
 
-    static func names(_ notes: VnodeNote) -> String {
-        let table: [(VnodeNote, String)] = [
-            (.delete, "DELETE"), (.write, "WRITE"), (.extend, "EXTEND"), (.attrib, "ATTRIB"), (.link, "LINK"),
-            (.rename, "RENAME"), (.revoke, "REVOKE"), (.open, "OPEN"), (.close, "CLOSE"),
-            (.closeWrite, "CLOSE_WRITE"), (.read, "READ"),
-        ]
-        return table.filter { notes.contains($0.0) }.map(\.1).joined(separator: "|")
-    }
-
-    static func names(_ notes: ProcessNote) -> String {
-        let table: [(ProcessNote, String)] = [
-            (.exit, "EXIT"), (.fork, "FORK"), (.exec, "EXEC"), (.child, "CHILD"), (.trackError, "TRACKERR"),
-            (.exitStatusUnknown, "EXIT_UNKNOWN"),
-        ]
-        return table.filter { notes.contains($0.0) }.map(\.1).joined(separator: "|")
-    }
-
-    static let signalTable: [(String, Int32)] = [
-        ("HUP", SIGHUP), ("INT", SIGINT), ("QUIT", SIGQUIT), ("USR1", SIGUSR1), ("USR2", SIGUSR2),
-        ("TERM", SIGTERM), ("CHLD", SIGCHLD), ("WINCH", SIGWINCH), ("URG", SIGURG), ("ALRM", SIGALRM),
-        ("PIPE", SIGPIPE), ("CONT", SIGCONT), ("TSTP", SIGTSTP),
-    ]
-
-    static func signalNumber(_ text: String) throws -> Int32 {
-        if let number = Int32(text), number > 0, number < 65 { return number }
-        let name = text.uppercased().hasPrefix("SIG") ? String(text.uppercased().dropFirst(3)) : text.uppercased()
-        guard let entry = signalTable.first(where: { $0.0 == name }) else {
-            throw ValidationError("unknown signal \(text)")
-        }
-        return entry.1
-    }
-
-    static func signalName(_ number: Int32) -> String {
-        signalTable.first { $0.1 == number }.map { "SIG\($0.0)" } ?? "\(number)"
+    /// A signal by name (HUP, SIGHUP) or number.
+    static func signal(_ text: String) throws -> Signal {
+        if let number = Int32(text), number > 0, number < 65 { return Signal(rawValue: number) }
+        guard let signal = Signal(name: text) else { throw ValidationError("unknown signal \(text)") }
+        return signal
     }
 }

@@ -3,7 +3,7 @@
  *
  * Every Tests/C/NAME.c is its own program. It includes this header first, defines tests
  * with TEST(name) { ... } and ends with RUN_TESTS(). Each test is named after the SPEC.md
- * rule it pins (see /work/shared/SPEC.md).
+ * rule it pins (see docs/SPEC.md).
  *
  *   TEST(test_delivery_ev_clear_resets_state) { ... CHECK(x); CHECK_EQ_INT(a, b); ... }
  *   RUN_TESTS()

@@ -245,9 +245,13 @@ struct CABITests {
     }
 
     /// Runs a command, killing it after `timeout` seconds; returns its status and output.
-    static func run(_ arguments: [String], timeout: Double, environment: [String: String]? = nil) throws -> (
-        status: Int32, output: String
-    ) {
+    /// Runs a program to its end (bounded by `timeout`). With `closeInputWhenOutputContains`,
+    /// its standard input is a pipe kept open until its output contains that text: a program
+    /// that reads its input (`cat`) lives until then.
+    static func run(
+        _ arguments: [String], timeout: Double, environment: [String: String]? = nil,
+        closeInputWhenOutputContains trigger: String? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -262,10 +266,20 @@ struct CABITests {
         defer { try? handle.close() }
         process.standardOutput = handle
         process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
+        let input = trigger.map { _ in Pipe() }
+        process.standardInput = input ?? FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
+        var inputOpen = input != nil
+        while process.isRunning && Date() < deadline {
+            if inputOpen, let trigger, let text = try? String(contentsOf: log, encoding: .utf8), text.contains(trigger)
+            {
+                try? input?.fileHandleForWriting.close()
+                inputOpen = false
+            }
+            usleep(5_000)
+        }
+        if inputOpen { try? input?.fileHandleForWriting.close() }
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()

@@ -314,13 +314,31 @@ func keventRaw(_ queue: KernelQueue, _ changes: [KEvent], capacity: Int, timeout
     return Array(buffer.prefix(count))
 }
 
-/// The error a change gets, applied alone (nil on success).
-func changeError(_ queue: KernelQueue, _ change: KEvent) -> Errno? {
+/// Expects `body` to throw a ``KQueueChangeError`` with `errno`.
+func expectChangeFailure(
+    _ errno: Errno, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
+    do {
+        try body()
+        Issue.record("expected \(errno), nothing was thrown. \(comment ?? "")", sourceLocation: sourceLocation)
+    } catch let error as KQueueChangeError {
+        #expect(error.errno == errno, "\(error)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected a KQueueChangeError, got \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+/// The error a change gets, applied alone (nil on success). The thrown error must name it.
+func changeError(
+    _ queue: KernelQueue, _ change: KEvent, sourceLocation: SourceLocation = #_sourceLocation
+) -> Errno? {
     do {
         try queue.apply([change])
         return nil
     } catch {
-        return error
+        #expect(error.change == change && error.index == 0, "\(error)", sourceLocation: sourceLocation)
+        return error.errno
     }
 }
 

@@ -72,7 +72,7 @@ private func applyErrno(_ queue: KernelQueue, _ change: KEvent) -> Errno? {
         try queue.apply([change])
         return nil
     } catch {
-        return error
+        return error.errno
     }
 }
 
@@ -82,7 +82,7 @@ private func changeErrno(
     _ queue: KernelQueue, _ change: KEvent, sourceLocation: SourceLocation = #_sourceLocation
 ) -> Errno? {
     var thrown: Errno?
-    do { try queue.apply([change]) } catch { thrown = error }
+    do { try queue.apply([change]) } catch { thrown = error.errno }
     if thrown == nil {
         // It succeeded: undo it so that the second form registers it afresh.
         try? queue.apply([timer(change.ident, .delete, data: 0)])
@@ -363,7 +363,7 @@ struct TimerFilterTests {
                         try queue.apply([change])
                         error = nil
                     } catch let e {
-                        error = e
+                        error = e.errno
                     }
                     if let error {
                         #expect(error == .invalidArgument, "\(change): \(error)")

@@ -39,12 +39,12 @@ struct VnodeFilterTests {
             _ = close(pair[0])
             _ = close(pair[1])
         }
-        #expect(throws: Errno.invalidArgument) {
+        expectChangeFailure(.invalidArgument) {
             try queue.apply([.vnode(FileDescriptor(rawValue: pair[0]), note: .write)])
         }
         let closed = try sys(dup(pair[0]))
         _ = close(closed)
-        #expect(throws: Errno.badFileDescriptor) {
+        expectChangeFailure(.badFileDescriptor) {
             try queue.apply([.vnode(FileDescriptor(rawValue: closed), note: .write)])
         }
     }

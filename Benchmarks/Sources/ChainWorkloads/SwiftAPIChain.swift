@@ -35,7 +35,7 @@ public final class SwiftAPIChain: ChainWorkload {
             try queue.apply(changes)
         } catch {
             close()
-            throw ChainSetupError(call: "KernelQueue.apply(.add x \(changes.count))", errno: error.rawValue)
+            throw ChainSetupError(call: "KernelQueue.apply(\(error.change))", errno: error.errno.rawValue)
         }
         pairs.prime()
     }

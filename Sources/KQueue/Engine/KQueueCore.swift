@@ -75,17 +75,23 @@ final class KQueueCore: Sendable {
 
     /// kevent(2): applies `changes`, then waits for and copies out events. Returns the
     /// number of entries written to `events`, or the errno.
+    ///
+    /// `failedChanges`, when given (room for `eventCapacity + 1`), receives the index in
+    /// `changes` of each EV_ERROR entry written, and after them the index of the change that
+    /// failed the call, so that the Swift API can name the change (an EV_ERROR entry keeps
+    /// the change's filter and ident but, as on FreeBSD, not its flags). Only written on the
+    /// error path.
     func kevent(
         changes: UnsafePointer<kevent>?, changeCount: Int,
         events: UnsafeMutablePointer<kevent>?, eventCapacity: Int,
-        timeout: UnsafePointer<timespec>?
+        timeout: UnsafePointer<timespec>?, failedChanges: UnsafeMutablePointer<Int>? = nil
     ) -> Result<Int, Errno> {
         guard changeCount >= 0, eventCapacity >= 0 else { return .failure(.invalidArgument) }
         guard changeCount == 0 || changes != nil, eventCapacity == 0 || events != nil else {
             return .failure(.badAddress)
         }
         guard !isForkedAway.load(ordering: .relaxed) else { return .failure(.badFileDescriptor) }
-        let lists = KEventBuffers(changes: changes, events: events)
+        let lists = KEventBuffers(changes: changes, events: events, failedChanges: failedChanges)
         let applied = state.withLock { state in
             state.applyChanges(lists, count: changeCount, eventCapacity: eventCapacity)
         }
@@ -196,6 +202,7 @@ extension QueueState {
             var error: Errno? = nil
             do { try register(change) } catch let failure { error = failure }
             guard error != nil || change.flags & EV.receipt != 0 else { continue }
+            lists.failedChanges?[outcome.errorEntries] = i
             guard outcome.errorEntries < eventCapacity else {
                 outcome.error = error
                 return outcome
@@ -227,4 +234,6 @@ extension QueueState {
 struct KEventBuffers: @unchecked Sendable {
     let changes: UnsafePointer<kevent>?
     let events: UnsafeMutablePointer<kevent>?
+    /// Where the index of each failed change goes (see ``KQueueCore/kevent``), or nil.
+    let failedChanges: UnsafeMutablePointer<Int>?
 }

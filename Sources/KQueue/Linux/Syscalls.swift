@@ -385,6 +385,19 @@ enum Syscall {
 
     static func signalUnwatch(_ signal: Int32) { kq_shim_signal_unwatch(signal) }
 
+    /// `signal(sig, SIG_IGN or SIG_DFL)`, for ``Signal/ignore()`` (through the interposed
+    /// `signal`, so the kqueue's counting handler stays installed). EINTR: cannot happen.
+    static func setDisposition(_ signal: Int32, ignore: Bool) throws(Errno) {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = ignore ? SIG_IGN : SIG_DFL
+        _ = try valueOrErrno(nil) { sigaction(signal, &action, nil) }
+    }
+
+    /// `kill(pid, sig)`. EINTR: cannot happen.
+    static func sendSignal(_ signal: Int32, to pid: pid_t) throws(Errno) {
+        _ = try valueOrErrno(nil) { kill(pid, signal) }
+    }
+
     /// Deliveries of `signal` observed so far in the process.
     static func signalCount(_ signal: Int32) -> UInt64 { kq_shim_signal_count(signal) }
 

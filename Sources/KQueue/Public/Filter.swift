@@ -34,21 +34,22 @@ public struct Filter: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// An empty socket send buffer. The corresponding C constant is `EVFILT_EMPTY`.
     public static let empty = Filter(rawValue: -13)
 
+    /// The Swift name: `.read`, `.user`; `Filter(-42)` for an unknown value.
     public var description: String {
         switch self {
-        case .read: return "read"
-        case .write: return "write"
-        case .aio: return "aio"
-        case .vnode: return "vnode"
-        case .process: return "process"
-        case .signal: return "signal"
-        case .timer: return "timer"
-        case .processDescriptor: return "processDescriptor"
-        case .fileSystem: return "fileSystem"
-        case .listIO: return "listIO"
-        case .user: return "user"
-        case .sendFile: return "sendFile"
-        case .empty: return "empty"
+        case .read: return ".read"
+        case .write: return ".write"
+        case .aio: return ".aio"
+        case .vnode: return ".vnode"
+        case .process: return ".process"
+        case .signal: return ".signal"
+        case .timer: return ".timer"
+        case .processDescriptor: return ".processDescriptor"
+        case .fileSystem: return ".fileSystem"
+        case .listIO: return ".listIO"
+        case .user: return ".user"
+        case .sendFile: return ".sendFile"
+        case .empty: return ".empty"
         default: return "Filter(\(rawValue))"
         }
     }

@@ -160,9 +160,3 @@ extension KEvent {
         KEvent(ident: ident, filter: .user, flags: flags, fflags: note.rawValue, data: data, udata: udata)
     }
 }
-
-extension KEvent: CustomStringConvertible {
-    public var description: String {
-        "KEvent(ident: \(ident), filter: \(filter), flags: 0x\(String(flags.rawValue, radix: 16)), fflags: 0x\(String(fflags, radix: 16)), data: \(data))"
-    }
-}

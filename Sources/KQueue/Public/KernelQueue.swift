@@ -60,6 +60,16 @@ public final class KernelQueue: Sendable {
     public func kevent(
         changes: UnsafeBufferPointer<KEvent>, events: UnsafeMutableBufferPointer<KEvent>, timeout: Duration? = nil
     ) throws(Errno) -> Int {
+        try call(changes: changes, events: events, timeout: timeout, failedChanges: nil)
+    }
+
+    /// ``kevent(changes:events:timeout:)`` that also records which changes failed (see
+    /// ``KQueueCore/kevent(changes:changeCount:events:eventCapacity:timeout:failedChanges:)``).
+    @inline(__always)
+    private func call(
+        changes: UnsafeBufferPointer<KEvent>, events: UnsafeMutableBufferPointer<KEvent>, timeout: Duration?,
+        failedChanges: UnsafeMutablePointer<Int>?
+    ) throws(Errno) -> Int {
         var spec = Glibc.timespec()
         if let timeout { spec = try Self.makeTimespec(timeout) }
         let result = changes.withMemoryRebound(to: CKQueue.kevent.self) { changes in
@@ -67,7 +77,7 @@ public final class KernelQueue: Sendable {
                 withUnsafePointer(to: &spec) { spec in
                     core.kevent(
                         changes: changes.baseAddress, changeCount: changes.count, events: events.baseAddress,
-                        eventCapacity: events.count, timeout: timeout == nil ? nil : spec)
+                        eventCapacity: events.count, timeout: timeout == nil ? nil : spec, failedChanges: failedChanges)
                 }
             }
         }
@@ -84,23 +94,47 @@ public final class KernelQueue: Sendable {
     {
         let capacity = eventCapacity > 0 ? eventCapacity + changes.count : 0
         var buffer = [KEvent](repeating: KEvent(ident: 0, filter: Filter(rawValue: 0)), count: capacity)
+        // Which change each EV_ERROR entry is, to name it in `failures`.
+        var failed = [Int](repeating: -1, count: capacity + 1)
         let count = try changes.withUnsafeBufferPointer { changes throws(Errno) in
             try buffer.withUnsafeMutableBufferPointer { events throws(Errno) in
-                try kevent(changes: changes, events: events, timeout: timeout)
+                try failed.withUnsafeMutableBufferPointer { failed throws(Errno) in
+                    try call(changes: changes, events: events, timeout: timeout, failedChanges: failed.baseAddress)
+                }
             }
         }
         var result = KEventResult()
-        for event in buffer.prefix(count) {
-            if event.flags.contains(.error) { result.errors.append(event) } else { result.events.append(event) }
+        for (position, event) in buffer.prefix(count).enumerated() {
+            guard event.flags.contains(.error) else {
+                result.events.append(event)
+                continue
+            }
+            result.errors.append(event)
+            if let errno = event.changeError, changes.indices.contains(failed[position]) {
+                let index = failed[position]
+                result.failures.append(KQueueChangeError(change: changes[index], index: index, errno: errno))
+            }
         }
         return result
     }
 
-    /// Applies `changes` without collecting events. The first change that fails throws its
-    /// errno; the changes before it stay applied, the ones after it are not processed.
-    public func apply(_ changes: [KEvent]) throws(Errno) {
-        try changes.withUnsafeBufferPointer { changes throws(Errno) in
-            _ = try kevent(changes: changes, events: UnsafeMutableBufferPointer(start: nil, count: 0), timeout: .zero)
+    /// Applies `changes` without collecting events. The first change that fails throws
+    /// ``KQueueChangeError``, which names it and its errno; the changes before it stay
+    /// applied, the ones after it are not processed. A closed queue fails the first change
+    /// with `Errno.badFileDescriptor`; an empty list does nothing.
+    public func apply(_ changes: [KEvent]) throws(KQueueChangeError) {
+        var failed = -1
+        do throws(Errno) {
+            try changes.withUnsafeBufferPointer { changes throws(Errno) in
+                _ = try call(
+                    changes: changes, events: UnsafeMutableBufferPointer(start: nil, count: 0), timeout: .zero,
+                    failedChanges: &failed)
+            }
+        } catch {
+            // -1: the call failed before any change (a closed queue): name the first.
+            let index = changes.indices.contains(failed) ? failed : 0
+            guard changes.indices.contains(index) else { return }
+            throw KQueueChangeError(change: changes[index], index: index, errno: error)
         }
     }
 
@@ -121,6 +155,9 @@ public struct KEventResult: Sendable {
     /// The events collected, in the order the kqueue returned them.
     public var events: [KEvent] = []
     /// One ``Flags/error`` entry per failed change (its errno in `data`, also as
-    /// ``KEvent/changeError``) or per change with ``Flags/receipt`` (`data` 0).
+    /// ``KEvent/changeError``) or per change with ``Flags/receipt`` (`data` 0). As on
+    /// FreeBSD, an entry's `flags` are `EV_ERROR` alone: ``failures`` has the change's own.
     public var errors: [KEvent] = []
+    /// One per failed change, in changelist order: the change as given, its index and errno.
+    public var failures: [KQueueChangeError] = []
 }

@@ -19,11 +19,25 @@ public enum ProcessExitStatus: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The code of an ``exited(code:)`` status, else nil.
+    public var exitCode: Int32? {
+        if case .exited(let code) = self { return code }
+        return nil
+    }
+
+    /// The signal of a ``signaled(signal:coreDumped:)`` status, by name, else nil.
+    public var terminatingSignal: Signal? {
+        if case .signaled(let signal, _) = self { return Signal(rawValue: signal) }
+        return nil
+    }
+
+    /// `exited with code 3`, `killed by SIGKILL`, `killed by SIGSEGV (core dumped)`,
+    /// `exit status unknown`.
     public var description: String {
         switch self {
         case .exited(let code): return "exited with code \(code)"
         case .signaled(let signal, let coreDumped):
-            return "killed by signal \(signal)" + (coreDumped ? " (core dumped)" : "")
+            return "killed by \(Signal(rawValue: signal))" + (coreDumped ? " (core dumped)" : "")
         case .unknown: return "exit status unknown"
         }
     }
