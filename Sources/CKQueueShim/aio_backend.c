@@ -95,6 +95,10 @@ struct kq_aio_backend {
      * down when it had not (share_lock). */
     int share_keep;
     int share_drained;
+    /* Submissions left to run without sharing, and how many the next starved one skips: after
+     * a submission no helper took part in, the next ones are not offered (1, 2, 4 ... 64 of
+     * them), so a busy machine pays neither the checks nor the wakeups (kqueue lock). */
+    int share_skip, share_backoff;
     struct kq_aio_backend *share_next;
 };
 
@@ -308,11 +312,13 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
 
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
+static int share_wanted(struct kq_aio_backend *b, int n);
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
-    unsigned shared = 0, taken = n >= SHARE_MIN_BATCH ? share_taken_count(b) : 0;
+    int sharing = share_wanted(b, n);
+    unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
     while (done < n) {
         if (!in_ring(&ops[done])) {
             int r = pool_submit(b, &ops[done], 1);
@@ -325,7 +331,7 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         }
         int plain = done;
         while (plain < n && in_ring(&ops[plain])) plain++;
-        int queued = share_offer(b, &ops[done], plain - done);
+        int queued = sharing ? share_offer(b, &ops[done], plain - done) : 0;
         if (queued > 0) {
             done += queued;
             shared += (unsigned)queued;
@@ -347,11 +353,12 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
  * ring's (the submitter's part run inline with RWF_NOWAIT), the rest queued in the pool. */
 static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
-    unsigned shared = 0, taken = n >= SHARE_MIN_BATCH ? share_taken_count(b) : 0;
+    int sharing = share_wanted(b, n);
+    unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
     while (done < n) {
         int plain = done;
         while (plain < n && in_ring(&ops[plain])) plain++;
-        int queued = plain > done ? share_offer(b, &ops[done], plain - done) : 0;
+        int queued = sharing && plain > done ? share_offer(b, &ops[done], plain - done) : 0;
         if (queued > 0) {
             done += queued;
             shared += (unsigned)queued;
@@ -675,6 +682,7 @@ static int share_adapt = 1;
 #define SHARE_KEEP_MIN 10
 #define SHARE_KEEP_MAX 75
 #define SHARE_KEEP_STEP 2
+#define SHARE_BACKOFF_MAX 64
 
 /* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter);
  * KQUEUE_AIO_SHARE_KEEP=P fixes the helpers' part at P percent instead of adapting it (for
@@ -1003,7 +1011,7 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
     struct kq_aio_op mine[SHARE_CHUNK];
     for (;;) {
         int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
-        if (k == 0) return;
+        if (k == 0) break;
         if (b->kind != KQ_AIO_BACKEND_IO_URING) {
             struct kq_aio_completion results[SHARE_CHUNK];
             for (int i = 0; i < k; i++) {
@@ -1022,6 +1030,23 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
             return;
         }
     }
+    if (share_taken_count(b) != taken) {
+        b->share_backoff = 0;
+    } else {
+        b->share_backoff = b->share_backoff == 0 ? 1 : b->share_backoff * 2;
+        if (b->share_backoff > SHARE_BACKOFF_MAX) b->share_backoff = SHARE_BACKOFF_MAX;
+        b->share_skip = b->share_backoff;
+    }
+}
+
+/* Whether a submission of `n` is offered to the helpers (kqueue lock). */
+static int share_wanted(struct kq_aio_backend *b, int n) {
+    if (n < SHARE_MIN_BATCH) return 0;
+    if (b->share_skip > 0) {
+        b->share_skip--;
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- the interface ------------------------------------------------------------------- */
