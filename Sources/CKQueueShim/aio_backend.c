@@ -660,9 +660,10 @@ static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
  * beyond the first, at most SHARE_MAX_HELPERS): the submitter queues the batch, a helper takes
  * from the front, and the submitter runs from the back itself (through the ring, inline, as
  * before) until the helpers' part is left (adapted per backend: see share_keep_for), which
- * the helper works on while the application handles what completed. A helper calls preadv2/pwritev2 with RWF_NOWAIT, like the ring: what would
- * block fails with EAGAIN and the engine retries it in the pool. Helpers make no io_uring
- * call, so no task work reaches any thread (docs/ARCHITECTURE.md). */
+ * the helper works on while the application handles what completed. A helper calls
+ * preadv2/pwritev2 with RWF_NOWAIT, like the ring: what would block fails with EAGAIN and the
+ * engine retries it in the pool. Helpers make no io_uring call, so no task work reaches any
+ * thread (docs/ARCHITECTURE.md). */
 #define SHARE_MAX_HELPERS 2
 #define SHARE_CHUNK 8 /* what the submitter takes back per ring entry */
 #define SHARE_HELPER_CHUNK 4
@@ -677,12 +678,12 @@ static struct kq_aio_backend *share_ready_head, *share_ready_tail;
 static _Atomic unsigned share_queued;
 static int share_helpers, share_sleeping, share_fork_hook;
 static int share_limit = -1; /* helpers allowed; -1 until computed */
-static int share_keep_percent = -1;
+static int share_keep_percent = -1; /* the helpers' part to start from (or to keep) */
 static int share_adapt = 1;
-#define SHARE_KEEP_MIN 10
+#define SHARE_KEEP_MIN 10 /* percent */
 #define SHARE_KEEP_MAX 75
 #define SHARE_KEEP_STEP 2
-#define SHARE_BACKOFF_MAX 64
+#define SHARE_BACKOFF_MAX 64 /* submissions */
 
 /* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter);
  * KQUEUE_AIO_SHARE_KEEP=P fixes the helpers' part at P percent instead of adapting it (for
