@@ -99,6 +99,9 @@ struct kq_aio_backend {
      * a submission no helper took part in, the next ones are not offered (1, 2, 4 ... 64 of
      * them), so a busy machine pays neither the checks nor the wakeups (kqueue lock). */
     int share_skip, share_backoff;
+    /* The last offer had to wake (or start) a helper: it may take nothing of that submission
+     * for the time waking takes, which says nothing of the machine's load (share_lock). */
+    int share_woken;
     struct kq_aio_backend *share_next;
 };
 
@@ -931,6 +934,7 @@ static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
     }
     b->inflight += fits;
     share_list(b);
+    b->share_woken = share_sleeping > 0 || share_helpers < share_limit;
     if (share_sleeping > 0) pthread_cond_signal(&share_work);
     else if (share_helpers < share_limit) share_start_helper();
     pthread_mutex_unlock(&share_lock);
@@ -1031,9 +1035,14 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
             return;
         }
     }
-    if (share_taken_count(b) != taken) {
+    pthread_mutex_lock(&share_lock);
+    int took_part = b->share_taken != taken, woken = b->share_woken;
+    pthread_mutex_unlock(&share_lock);
+    /* The pool backend does not back off: unshared, its batch would go to the pool's threads,
+     * one hand-off per request, slower than running it all here. */
+    if (took_part) {
         b->share_backoff = 0;
-    } else {
+    } else if (!woken && b->kind == KQ_AIO_BACKEND_IO_URING) {
         b->share_backoff = b->share_backoff == 0 ? 1 : b->share_backoff * 2;
         if (b->share_backoff > SHARE_BACKOFF_MAX) b->share_backoff = SHARE_BACKOFF_MAX;
         b->share_skip = b->share_backoff;
