@@ -95,12 +95,8 @@ struct kq_aio_backend {
      * down when it had not (share_lock). */
     int share_keep;
     int share_drained;
-    /* Submissions left to run without sharing, and how many the next starved one skips: after
-     * a submission no helper took part in, the next ones are not offered (1, 2, 4 ... 64 of
-     * them), so a busy machine pays neither the checks nor the wakeups (kqueue lock). */
-    int share_skip, share_backoff;
-    /* The last offer had to wake (or start) a helper: it may take nothing of that submission
-     * for the time waking takes, which says nothing of the machine's load (share_lock). */
+    /* The last offer had to wake (or start) a helper: it gets its part even if it took
+     * nothing yet, since waking takes longer than a batch may (share_lock). */
     int share_woken;
     struct kq_aio_backend *share_next;
 };
@@ -686,7 +682,6 @@ static int share_adapt = 1;
 #define SHARE_KEEP_MIN 10 /* percent */
 #define SHARE_KEEP_MAX 75
 #define SHARE_KEEP_STEP 2
-#define SHARE_BACKOFF_MAX 64 /* submissions */
 
 /* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter);
  * KQUEUE_AIO_SHARE_KEEP=P fixes the helpers' part at P percent instead of adapting it (for
@@ -942,13 +937,14 @@ static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
 }
 
 /* Takes up to `capacity` requests from the back of the queue while more than `keep` are
- * left: the submitter's share. A helper that took nothing since the submission queued them
- * (`taken` is the count then) is asleep, or not getting a CPU: then nothing is left for it,
- * since waiting for it would leave the application idle. */
+ * left: the submitter's share. A helper that was awake and took nothing since the submission
+ * queued them (`taken` is the count then) is not getting a CPU: then nothing is left for it,
+ * since waiting for it would leave the application idle. (One the submission had to wake
+ * gets its part: it comes within microseconds.) */
 static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int capacity, unsigned keep,
                            unsigned taken) {
     pthread_mutex_lock(&share_lock);
-    if (b->share_taken == taken) keep = 0;
+    if (b->share_taken == taken && !b->share_woken) keep = 0;
     int n = 0;
     while (n < capacity && b->share_count > keep) {
         b->share_count--;
@@ -1016,7 +1012,7 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
     struct kq_aio_op mine[SHARE_CHUNK];
     for (;;) {
         int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
-        if (k == 0) break;
+        if (k == 0) return;
         if (b->kind != KQ_AIO_BACKEND_IO_URING) {
             struct kq_aio_completion results[SHARE_CHUNK];
             for (int i = 0; i < k; i++) {
@@ -1035,28 +1031,12 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
             return;
         }
     }
-    pthread_mutex_lock(&share_lock);
-    int took_part = b->share_taken != taken, woken = b->share_woken;
-    pthread_mutex_unlock(&share_lock);
-    /* The pool backend does not back off: unshared, its batch would go to the pool's threads,
-     * one hand-off per request, slower than running it all here. */
-    if (took_part) {
-        b->share_backoff = 0;
-    } else if (!woken && b->kind == KQ_AIO_BACKEND_IO_URING) {
-        b->share_backoff = b->share_backoff == 0 ? 1 : b->share_backoff * 2;
-        if (b->share_backoff > SHARE_BACKOFF_MAX) b->share_backoff = SHARE_BACKOFF_MAX;
-        b->share_skip = b->share_backoff;
-    }
 }
 
-/* Whether a submission of `n` is offered to the helpers (kqueue lock). */
+/* Whether a submission of `n` is offered to the helpers. */
 static int share_wanted(struct kq_aio_backend *b, int n) {
-    if (n < SHARE_MIN_BATCH) return 0;
-    if (b->share_skip > 0) {
-        b->share_skip--;
-        return 0;
-    }
-    return 1;
+    (void)b;
+    return n >= SHARE_MIN_BATCH;
 }
 
 /* ---- the interface ------------------------------------------------------------------- */
