@@ -13,8 +13,13 @@
  *             the same kind of eventfd. Used where io_uring is unavailable (old kernel,
  *             kernel.io_uring_disabled, a seccomp filter) or when KQUEUE_AIO_BACKEND=threads.
  *
- * Every call on a backend except the pool's own threads is made with the owning kqueue's lock
- * held: the ring's submission and completion queues have one producer and one consumer each.
+ * Both share batches of reads and writes on regular files with helper threads (one per CPU
+ * beyond the first): the only way past a pread loop's speed on cached data is a second core
+ * copying at the same time ("helpers" below).
+ *
+ * Every call on a backend except the pool's and the helpers' own threads is made with the
+ * owning kqueue's lock held: the ring's submission and completion queues have one producer
+ * and one consumer each.
  */
 #define _GNU_SOURCE
 #include "CKQueueShim.h"
@@ -25,6 +30,8 @@
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +48,9 @@
 
 /* The user_data of the ring's own cancel requests (never a job's tag: tags are below 2^63). */
 #define CANCEL_TAG UINT64_MAX
+
+/* The smallest batch shared with helper threads ("helpers" below). */
+#define SHARE_MIN_BATCH 16
 
 struct pool_job;
 
@@ -70,6 +80,25 @@ struct kq_aio_backend {
 
     /* threads: requests of this backend queued or running in the pool (pool lock) */
     int pool_jobs;
+
+    /* Shared reads and writes (share_lock): a queue [share_head, share_head + share_count)
+     * modulo share_capacity that helpers take from the front and the submitter from the back,
+     * and how many a helper has taken and not yet stashed. */
+    struct kq_aio_op *share_ops;
+    unsigned share_capacity, share_head, share_count;
+    int share_busy;
+    int share_listed; /* on the ready list */
+    /* Requests helpers have taken from this queue, ever (share_lock). */
+    unsigned share_taken;
+    /* The part of a submission left to the helpers, in percent, adapted per submission: up
+     * when a helper emptied the queue before the next submission came (it had time to spare),
+     * down when it had not (share_lock). */
+    int share_keep;
+    int share_drained;
+    /* The last offer had to wake (or start) a helper: it gets its part even if it took
+     * nothing yet, since waking takes longer than a batch may (share_lock). */
+    int share_woken;
+    struct kq_aio_backend *share_next;
 };
 
 /* ---- raw io_uring ------------------------------------------------------------------- */
@@ -250,26 +279,21 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
 }
 
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+static unsigned share_taken_count(struct kq_aio_backend *b);
 
 static int in_ring(const struct kq_aio_op *op) {
     return op->attempt == 0 && op->opcode != KQ_AIO_OP_FSYNC && op->opcode != KQ_AIO_OP_FDATASYNC;
 }
 
-static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+/* Queues a run of first attempts in the ring and enters it: how many were queued (a prefix;
+ * queued entries a failed enter left behind are submitted by the next enter), or -errno. */
+static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0;
     while (done < n) {
-        if (!in_ring(&ops[done])) {
-            int r = pool_submit(b, &ops[done], 1);
-            if (r < 0) return done > 0 ? done : r;
-            done++;
-            continue;
-        }
-        int plain = done;
-        while (plain < n && in_ring(&ops[plain])) plain++;
         unsigned head = atomic_load_explicit(b->sq_head, memory_order_acquire);
         unsigned tail = atomic_load_explicit(b->sq_tail, memory_order_relaxed);
         unsigned room = b->sq_entries - (tail - head);
-        unsigned batch = (unsigned)(plain - done) < room ? (unsigned)(plain - done) : room;
+        unsigned batch = (unsigned)(n - done) < room ? (unsigned)(n - done) : room;
         if (batch == 0) {
             int r = uring_flush(b, tail - head);
             if (r < 0) return done > 0 ? done : r;
@@ -283,6 +307,73 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         if (r < 0) return done; /* queued: submitted by the next enter */
     }
     return done;
+}
+
+static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
+static int share_wanted(struct kq_aio_backend *b, int n);
+static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+
+static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    int done = 0, error = 0;
+    int sharing = share_wanted(b, n);
+    unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
+    while (done < n) {
+        if (!in_ring(&ops[done])) {
+            int r = pool_submit(b, &ops[done], 1);
+            if (r < 0) {
+                error = r;
+                break;
+            }
+            done++;
+            continue;
+        }
+        int plain = done;
+        while (plain < n && in_ring(&ops[plain])) plain++;
+        int queued = sharing ? share_offer(b, &ops[done], plain - done) : 0;
+        if (queued > 0) {
+            done += queued;
+            shared += (unsigned)queued;
+            continue;
+        }
+        int r = uring_submit_run(b, &ops[done], plain - done);
+        if (r < 0) {
+            error = r;
+            break;
+        }
+        done += r;
+        if (done < plain) break; /* the ring took only part */
+    }
+    if (shared > 0) share_run_own(b, shared, taken);
+    return done > 0 ? done : error;
+}
+
+/* The pool backend: first attempts of reads and writes on regular files are shared like the
+ * ring's (the submitter's part run inline with RWF_NOWAIT), the rest queued in the pool. */
+static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    int done = 0, error = 0;
+    int sharing = share_wanted(b, n);
+    unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
+    while (done < n) {
+        int plain = done;
+        while (plain < n && in_ring(&ops[plain])) plain++;
+        int queued = sharing && plain > done ? share_offer(b, &ops[done], plain - done) : 0;
+        if (queued > 0) {
+            done += queued;
+            shared += (unsigned)queued;
+            continue;
+        }
+        int end = plain > done ? plain : done + 1;
+        int r = pool_submit(b, &ops[done], end - done);
+        if (r < 0) {
+            error = r;
+            break;
+        }
+        done += r;
+        if (done < end) break;
+    }
+    if (shared > 0) share_run_own(b, shared, taken);
+    return done > 0 ? done : error;
 }
 
 static int uring_cancel(struct kq_aio_backend *b, uint64_t tag) {
@@ -560,6 +651,394 @@ static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
     return result;
 }
 
+/* ---- helpers: the second core --------------------------------------------------------- */
+
+/* A copy out of the page cache costs as much inside io_uring_enter as inside pread, so one
+ * thread cannot read cached data faster than a pread loop, however it batches. A batch of
+ * reads and writes on regular files is therefore shared with helper threads (one per CPU
+ * beyond the first, at most SHARE_MAX_HELPERS): the submitter queues the batch, a helper takes
+ * from the front, and the submitter runs from the back itself (through the ring, inline, as
+ * before) until the helpers' part is left (adapted per backend: see share_keep_for), which
+ * the helper works on while the application handles what completed. A helper calls
+ * preadv2/pwritev2 with RWF_NOWAIT, like the ring: what would block fails with EAGAIN and the
+ * engine retries it in the pool. Helpers make no io_uring call, so no task work reaches any
+ * thread (docs/ARCHITECTURE.md). */
+#define SHARE_MAX_HELPERS 2
+#define SHARE_CHUNK 8 /* what the submitter takes back per ring entry */
+#define SHARE_HELPER_CHUNK 4
+#define SHARE_SPIN_NS 50000L
+#define SHARE_IDLE_SECONDS 10
+
+static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t share_work = PTHREAD_COND_INITIALIZER;
+/* Backends with queued requests, in the order helpers serve them (share_lock). */
+static struct kq_aio_backend *share_ready_head, *share_ready_tail;
+/* Requests queued in every backend: what a helper spinning without the lock watches. */
+static _Atomic unsigned share_queued;
+static int share_helpers, share_sleeping, share_fork_hook;
+static int share_limit = -1; /* helpers allowed; -1 until computed */
+static int share_keep_percent = -1; /* the helpers' part to start from (or to keep) */
+static int share_adapt = 1;
+#define SHARE_KEEP_MIN 10 /* percent */
+#define SHARE_KEEP_MAX 75
+#define SHARE_KEEP_STEP 2
+
+/* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter);
+ * KQUEUE_AIO_SHARE_KEEP=P fixes the helpers' part at P percent instead of adapting it (for
+ * measurements: docs/BENCHMARKS.md). */
+static int share_helper_limit(void) {
+    if (share_limit < 0) {
+        const char *forced = getenv("KQUEUE_AIO_HELPERS");
+        if (forced != NULL && *forced != '\0') {
+            share_limit = atoi(forced);
+        } else {
+            cpu_set_t set;
+            share_limit = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) - 1 : 0;
+        }
+        if (share_limit < 0) share_limit = 0;
+        if (share_limit > SHARE_MAX_HELPERS) share_limit = SHARE_MAX_HELPERS;
+        const char *keep = getenv("KQUEUE_AIO_SHARE_KEEP");
+        share_keep_percent = keep != NULL && *keep != '\0' ? atoi(keep) : 25;
+        share_adapt = keep == NULL || *keep == '\0';
+        if (share_keep_percent < 0 || share_keep_percent > 100) share_keep_percent = 25;
+    }
+    return share_limit;
+}
+
+static void share_fork_child(void) {
+    pthread_mutex_init(&share_lock, NULL);
+    pthread_cond_init(&share_work, NULL);
+    share_ready_head = share_ready_tail = NULL;
+    atomic_store(&share_queued, 0);
+    share_helpers = share_sleeping = 0;
+}
+
+static void share_list(struct kq_aio_backend *b) {
+    if (b->share_listed) return;
+    b->share_listed = 1;
+    b->share_next = NULL;
+    if (share_ready_tail != NULL) share_ready_tail->share_next = b; else share_ready_head = b;
+    share_ready_tail = b;
+}
+
+static void share_unlist(struct kq_aio_backend *b) {
+    if (!b->share_listed) return;
+    struct kq_aio_backend **link = &share_ready_head, *previous = NULL;
+    while (*link != b) {
+        previous = *link;
+        link = &(*link)->share_next;
+    }
+    *link = b->share_next;
+    if (share_ready_tail == b) share_ready_tail = previous;
+    b->share_listed = 0;
+    b->share_next = NULL;
+}
+
+static int64_t share_perform(const struct kq_aio_op *op) {
+    struct iovec one = {.iov_base = op->buffer, .iov_len = (size_t)op->length};
+    const struct iovec *iov = &one;
+    int count = 1;
+    if (op->opcode == KQ_AIO_OP_READV || op->opcode == KQ_AIO_OP_WRITEV) {
+        iov = op->buffer;
+        count = (int)op->length;
+    }
+    int reading = op->opcode == KQ_AIO_OP_READ || op->opcode == KQ_AIO_OP_READV;
+    ssize_t r = reading ? preadv2(op->fd, iov, count, op->offset, RWF_NOWAIT)
+                        : pwritev2(op->fd, iov, count, op->offset, RWF_NOWAIT);
+    if (r >= 0) return r;
+    int error = errno;
+    /* The pool's second attempt gives the real answer (a file without RWF_NOWAIT support). */
+    if (error == EOPNOTSUPP || error == ESPIPE || error == EINTR) error = EAGAIN;
+    return -(int64_t)error;
+}
+
+/* Stashes results, one eventfd write unless one is pending since the last reap. */
+static void share_complete(struct kq_aio_backend *b, const struct kq_aio_completion *results, int n) {
+    pthread_mutex_lock(&b->done_lock);
+    for (int i = 0; i < n; i++) {
+        while (stash(b, results[i].tag, results[i].result) != 0) {
+            pthread_mutex_unlock(&b->done_lock);
+            sched_yield();
+            pthread_mutex_lock(&b->done_lock);
+        }
+    }
+    pthread_mutex_unlock(&b->done_lock);
+    if (!atomic_exchange(&b->signalled, 1)) signal_event_fd(b->event_fd);
+}
+
+static unsigned share_taken_count(struct kq_aio_backend *b) {
+    pthread_mutex_lock(&share_lock);
+    unsigned taken = b->share_taken;
+    pthread_mutex_unlock(&share_lock);
+    return taken;
+}
+
+/* Waits a while for new work before sleeping: the next batch usually comes within
+ * microseconds, sooner than a sleeping thread wakes. It yields rather than spins, so that a
+ * busy machine's other threads (the application's among them) get the CPU first. 1 when some
+ * work came. */
+static int share_spin(void) {
+    struct timespec start, t;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (atomic_load_explicit(&share_queued, memory_order_relaxed) > 0) return 1;
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > SHARE_SPIN_NS) return 0;
+    }
+}
+
+static void *share_helper(void *unused) {
+    (void)unused;
+    pthread_setname_np(pthread_self(), "kq-aio-helper");
+    struct kq_aio_op ops[SHARE_HELPER_CHUNK];
+    struct kq_aio_completion results[SHARE_HELPER_CHUNK];
+    pthread_mutex_lock(&share_lock);
+    for (;;) {
+        struct kq_aio_backend *b = share_ready_head;
+        if (b == NULL) {
+            pthread_mutex_unlock(&share_lock);
+            int found = share_spin();
+            pthread_mutex_lock(&share_lock);
+            if (found || share_ready_head != NULL) continue;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += SHARE_IDLE_SECONDS;
+            share_sleeping++;
+            int r = pthread_cond_timedwait(&share_work, &share_lock, &until);
+            share_sleeping--;
+            if (r == ETIMEDOUT && share_ready_head == NULL) {
+                share_helpers--;
+                pthread_mutex_unlock(&share_lock);
+                return NULL;
+            }
+            continue;
+        }
+        share_unlist(b);
+        unsigned n = 0;
+        while (n < SHARE_HELPER_CHUNK && b->share_count > 0) {
+            ops[n++] = b->share_ops[b->share_head];
+            b->share_head = (b->share_head + 1) % b->share_capacity;
+            b->share_count--;
+        }
+        if (b->share_count > 0) share_list(b); /* to the back: backends take turns */
+        else b->share_drained = 1;
+        b->share_busy += (int)n;
+        b->share_taken += n;
+        atomic_fetch_sub_explicit(&share_queued, n, memory_order_relaxed);
+        pthread_mutex_unlock(&share_lock);
+        for (unsigned i = 0; i < n; i++) {
+            results[i].tag = ops[i].tag;
+            results[i].result = share_perform(&ops[i]);
+        }
+        share_complete(b, results, (int)n);
+        pthread_mutex_lock(&share_lock);
+        b->share_busy -= (int)n; /* after this the helper no longer touches b */
+    }
+}
+
+/* Starts a helper (share_lock held); 0 when it could not. */
+static int share_start_helper(void) {
+    if (!share_fork_hook) {
+        if (pthread_atfork(NULL, NULL, share_fork_child) != 0) return 0;
+        share_fork_hook = 1;
+    }
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    int r = pthread_create(&thread, &attr, share_helper, NULL);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    pthread_attr_destroy(&attr);
+    if (r != 0) return 0;
+    share_helpers++;
+    return 1;
+}
+
+/* A regular file (or block device) open for the transfer's direction: a request on anything
+ * else, or on a bad descriptor, stays in the submitter (the ring finds EBADF during the
+ * submission, which the engine reports as a submission error). */
+static int share_fits(const struct kq_aio_op *op) {
+    int flags = fcntl(op->fd, F_GETFL);
+    if (flags < 0) return 0;
+    int reading = op->opcode == KQ_AIO_OP_READ || op->opcode == KQ_AIO_OP_READV;
+    int mode = flags & O_ACCMODE;
+    if (reading ? mode == O_WRONLY : mode == O_RDONLY) return 0;
+    if (flags & O_DIRECT) return 0;
+    struct stat st;
+    return fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+/* Appends to the backend's queue (share_lock held): 0, or -ENOMEM. */
+static int share_enqueue(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    if (b->share_count + (unsigned)n > b->share_capacity) {
+        unsigned capacity = b->share_capacity ? b->share_capacity : 64;
+        while (capacity < b->share_count + (unsigned)n) capacity *= 2;
+        struct kq_aio_op *grown = malloc(capacity * sizeof *grown);
+        if (grown == NULL) return -ENOMEM;
+        for (unsigned i = 0; i < b->share_count; i++)
+            grown[i] = b->share_ops[(b->share_head + i) % b->share_capacity];
+        free(b->share_ops);
+        b->share_ops = grown;
+        b->share_capacity = capacity;
+        b->share_head = 0;
+    }
+    for (int i = 0; i < n; i++)
+        b->share_ops[(b->share_head + b->share_count + (unsigned)i) % b->share_capacity] = ops[i];
+    b->share_count += (unsigned)n;
+    atomic_fetch_add_explicit(&share_queued, (unsigned)n, memory_order_relaxed);
+    return 0;
+}
+
+/* Requests the submitter took back and could not run: to the helpers. */
+static void share_put_back(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    pthread_mutex_lock(&share_lock);
+    if (share_enqueue(b, ops, n) == 0) {
+        b->inflight += n;
+        share_list(b);
+        if (share_sleeping > 0) pthread_cond_signal(&share_work);
+    }
+    pthread_mutex_unlock(&share_lock);
+}
+
+/* Queues the longest prefix of `ops` (first attempts of reads and writes) that helpers may
+ * run: how many were queued (0: run them in the submitter). */
+static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    if (n < SHARE_MIN_BATCH) return 0;
+    int fits = 0, last_fd = -1, last_reading = -1;
+    while (fits < n) {
+        int reading = ops[fits].opcode == KQ_AIO_OP_READ || ops[fits].opcode == KQ_AIO_OP_READV;
+        if (ops[fits].fd != last_fd || reading != last_reading) {
+            if (!share_fits(&ops[fits])) break;
+            last_fd = ops[fits].fd;
+            last_reading = reading;
+        }
+        fits++;
+    }
+    if (fits < SHARE_MIN_BATCH) return 0;
+    pthread_mutex_lock(&share_lock);
+    /* No helper allowed, or none could be started: the submitter runs them all. */
+    if (share_helper_limit() == 0 || (share_helpers == 0 && !share_start_helper()) ||
+        share_enqueue(b, ops, fits) != 0) {
+        pthread_mutex_unlock(&share_lock);
+        return 0;
+    }
+    b->inflight += fits;
+    share_list(b);
+    b->share_woken = share_sleeping > 0 || share_helpers < share_limit;
+    if (share_sleeping > 0) pthread_cond_signal(&share_work);
+    else if (share_helpers < share_limit) share_start_helper();
+    pthread_mutex_unlock(&share_lock);
+    return fits;
+}
+
+/* Takes up to `capacity` requests from the back of the queue while more than `keep` are
+ * left: the submitter's share. A helper that was awake and took nothing since the submission
+ * queued them (`taken` is the count then) is not getting a CPU: then nothing is left for it,
+ * since waiting for it would leave the application idle. (One the submission had to wake
+ * gets its part: it comes within microseconds.) */
+static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int capacity, unsigned keep,
+                           unsigned taken) {
+    pthread_mutex_lock(&share_lock);
+    if (b->share_taken == taken && !b->share_woken) keep = 0;
+    int n = 0;
+    while (n < capacity && b->share_count > keep) {
+        b->share_count--;
+        out[n++] = b->share_ops[(b->share_head + b->share_count) % b->share_capacity];
+    }
+    if (n > 0) atomic_fetch_sub_explicit(&share_queued, (unsigned)n, memory_order_relaxed);
+    pthread_mutex_unlock(&share_lock);
+    return n;
+}
+
+/* The helpers' part of this submission (`shared` queued now), from how the last one went. */
+static unsigned share_keep_for(struct kq_aio_backend *b, unsigned shared) {
+    pthread_mutex_lock(&share_lock);
+    if (!share_adapt || b->share_keep == 0) {
+        b->share_keep = share_keep_percent;
+    } else {
+        int step = b->share_drained ? SHARE_KEEP_STEP : -SHARE_KEEP_STEP;
+        b->share_keep += step;
+        if (b->share_keep < SHARE_KEEP_MIN) b->share_keep = SHARE_KEEP_MIN;
+        if (b->share_keep > SHARE_KEEP_MAX) b->share_keep = SHARE_KEEP_MAX;
+    }
+    b->share_drained = 0;
+    unsigned keep = shared * (unsigned)b->share_keep / 100;
+    pthread_mutex_unlock(&share_lock);
+    return keep;
+}
+
+/* A queued request leaves the queue, completed with ECANCELED; -ENOENT when not queued. */
+static int share_cancel(struct kq_aio_backend *b, uint64_t tag) {
+    pthread_mutex_lock(&share_lock);
+    int result = -ENOENT;
+    for (unsigned i = 0; i < b->share_count; i++) {
+        unsigned at = (b->share_head + i) % b->share_capacity;
+        if (b->share_ops[at].tag != tag) continue;
+        b->share_count--;
+        b->share_ops[at] = b->share_ops[(b->share_head + b->share_count) % b->share_capacity];
+        atomic_fetch_sub_explicit(&share_queued, 1, memory_order_relaxed);
+        struct kq_aio_completion cancelled = {.tag = tag, .result = -ECANCELED};
+        share_complete(b, &cancelled, 1);
+        result = 0;
+        break;
+    }
+    pthread_mutex_unlock(&share_lock);
+    return result;
+}
+
+/* Before a backend is freed or kept idle: off the ready list, and no helper still holds one of
+ * its requests (a helper stashes, signals, then drops its count under share_lock). */
+static void share_forget(struct kq_aio_backend *b) {
+    for (;;) {
+        pthread_mutex_lock(&share_lock);
+        int busy = b->share_busy;
+        if (busy == 0) share_unlist(b);
+        pthread_mutex_unlock(&share_lock);
+        if (busy == 0) return;
+        sched_yield();
+    }
+}
+
+/* The submitter's share of what it queued: from the back, until the helpers' part of it is
+ * left to a helper that is taking its part (the helper takes from the front meanwhile);
+ * through the ring (inline), or for the pool backend by the same calls a helper makes. */
+static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken) {
+    unsigned keep = share_keep_for(b, shared);
+    struct kq_aio_op mine[SHARE_CHUNK];
+    for (;;) {
+        int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
+        if (k == 0) return;
+        if (b->kind != KQ_AIO_BACKEND_IO_URING) {
+            struct kq_aio_completion results[SHARE_CHUNK];
+            for (int i = 0; i < k; i++) {
+                results[i].tag = mine[i].tag;
+                results[i].result = share_perform(&mine[i]);
+            }
+            share_complete(b, results, k);
+            continue;
+        }
+        b->inflight -= k; /* counted again by the ring */
+        int r = uring_submit_run(b, mine, k);
+        if (r < 0) r = 0;
+        if (r < k) {
+            /* The ring refused the rest: back to the helpers (the queue has the room). */
+            share_put_back(b, &mine[r], k - r);
+            return;
+        }
+    }
+}
+
+/* Whether a submission of `n` is offered to the helpers. */
+static int share_wanted(struct kq_aio_backend *b, int n) {
+    (void)b;
+    return n >= SHARE_MIN_BATCH;
+}
+
 /* ---- the interface ------------------------------------------------------------------- */
 
 int kq_aio_backend_default_kind(void) {
@@ -668,7 +1147,7 @@ int64_t kq_aio_backend_inflight(const struct kq_aio_backend *b) { return b->infl
 
 int kq_aio_backend_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int count) {
     if (count <= 0) return 0;
-    return b->kind == KQ_AIO_BACKEND_IO_URING ? uring_submit(b, ops, count) : pool_submit(b, ops, count);
+    return b->kind == KQ_AIO_BACKEND_IO_URING ? uring_submit(b, ops, count) : threads_submit(b, ops, count);
 }
 
 void kq_aio_backend_acknowledge(struct kq_aio_backend *b) {
@@ -708,6 +1187,9 @@ int kq_aio_backend_reap(struct kq_aio_backend *b, struct kq_aio_completion *out,
 }
 
 int kq_aio_backend_cancel(struct kq_aio_backend *b, uint64_t tag) {
+    /* A request still queued for the helpers; a helper's running one is not cancelled (the
+     * ring and the pool then answer -ENOENT, and the engine waits for its end). */
+    if (share_cancel(b, tag) == 0) return 0;
     /* An io_uring backend hands retries of pollable descriptors to the pool. */
     int result = pool_cancel(b, tag);
     if (result != -ENOENT || b->kind != KQ_AIO_BACKEND_IO_URING) return result;
@@ -732,7 +1214,9 @@ void kq_aio_backend_close(struct kq_aio_backend *b) {
         if (busy == 0) break;
         sched_yield();
     }
+    share_forget(b);
     if (b->kind == KQ_AIO_BACKEND_IO_URING && b->inflight == 0 && b->pool_jobs == 0 && b->done_count == 0 &&
+        b->share_count == 0 &&
         atomic_load_explicit(b->sq_head, memory_order_acquire) == atomic_load_explicit(b->sq_tail, memory_order_relaxed) &&
         atomic_load_explicit(b->cq_head, memory_order_relaxed) == atomic_load_explicit(b->cq_tail, memory_order_acquire) &&
         keep_idle_ring(b))
@@ -744,6 +1228,7 @@ void kq_aio_backend_close(struct kq_aio_backend *b) {
     kq_shim_real_close(b->event_fd);
     pthread_mutex_destroy(&b->done_lock);
     free(b->done);
+    free(b->share_ops);
     free(b);
 }
 

@@ -598,6 +598,52 @@ TEST(test_aio_kqueue_closed_with_requests_in_flight_cancelled_buffer_untouched) 
     CHECK_EQ_INT(kq_fd_count(), before);
 }
 
+/* A list of file reads is shared with a helper thread on a machine with a second CPU
+ * (ARCHITECTURE.md): a kqueue closed right after it cancels what is still queued, waits for
+ * what a helper or the ring is running, and each request ends once: read in full, or
+ * ECANCELED with its buffer untouched. */
+TEST(test_aio_kqueue_closed_after_a_shared_list_each_read_whole_or_cancelled_untouched) {
+    enum { N = 256, SIZE = 4096 };
+    int fd = make_file((size_t)N * SIZE);
+    struct aiocb *cbs = calloc(N, sizeof *cbs);
+    struct aiocb **list = calloc(N, sizeof *list);
+    unsigned char *bufs = malloc((size_t)N * SIZE);
+    CHECK(cbs != NULL && list != NULL && bufs != NULL);
+    int cancelled = 0;
+    for (int round = 0; round < 20; round++) {
+        int kq = kq_new();
+        memset(bufs, 'z', (size_t)N * SIZE);
+        for (int i = 0; i < N; i++) {
+            prepare(&cbs[i], fd, bufs + (size_t)i * SIZE, SIZE, (off_t)i * SIZE, kq, U(i + 1), EV_ONESHOT);
+            cbs[i].aio_lio_opcode = LIO_READ;
+            list[i] = &cbs[i];
+        }
+        CHECK_SYS(lio_listio(LIO_NOWAIT, list, N, NULL));
+        CHECK_SYS(close(kq));
+        for (int i = 0; i < N; i++) {
+            int error = aio_error(&cbs[i]);
+            ssize_t r = aio_return(&cbs[i]);
+            unsigned char *buf = bufs + (size_t)i * SIZE;
+            if (error == 0) {
+                CHECK_EQ_INT(r, SIZE);
+                CHECK_EQ_INT(buf[0], pattern((size_t)i * SIZE));
+                CHECK_EQ_INT(buf[SIZE - 1], pattern((size_t)i * SIZE + SIZE - 1));
+            } else {
+                CHECK_EQ_INT(error, ECANCELED);
+                CHECK_EQ_INT(r, -1);
+                CHECK_EQ_INT(buf[0], 'z');
+                CHECK_EQ_INT(buf[SIZE - 1], 'z');
+                cancelled++;
+            }
+        }
+    }
+    printf("  %d of %d reads cancelled by the close\n", cancelled, 20 * N);
+    free(cbs);
+    free(list);
+    free(bufs);
+    close(fd);
+}
+
 TEST(test_aio_500_kqueue_cycles_with_requests_leave_descriptors_where_they_were) {
     warm_up_backend();
     int before = kq_fd_count();

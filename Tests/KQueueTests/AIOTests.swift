@@ -187,6 +187,113 @@ struct AIOTests {
         }
     }
 
+    /// A small file's text (/proc).
+    static func contents(_ path: String) -> String {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return "" }
+        defer { Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &bytes, bytes.count)
+        return String(decoding: bytes.prefix(max(n, 0)), as: UTF8.self)
+    }
+
+    /// The names of this process's threads (/proc/self/task/*/comm).
+    static func threadNames() -> [String] {
+        guard let dir = opendir("/proc/self/task") else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let tid = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard tid.first?.isNumber == true else { continue }
+            names.append(String(contents("/proc/self/task/\(tid)/comm").prefix { $0 != "\n" }))
+        }
+        return names
+    }
+
+    /// The CPUs this process may run on (the Cpus_allowed mask of /proc/self/status).
+    static func allowedCPUs() -> Int {
+        let status = contents("/proc/self/status").split(separator: "\n")
+        guard let line = status.first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return 1 }
+        return line.dropFirst("Cpus_allowed:".count).reduce(0) { count, digit in
+            count + (digit.hexDigitValue?.nonzeroBitCount ?? 0)
+        }
+    }
+
+    @Test(
+        "3.AIO: a batch of file reads is shared with a helper thread when there is a second CPU; each read once, data right",
+        arguments: backends)
+    func sharedWithHelper(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let count = 2048
+        let file = try TempFile(size: count * 512)
+        for _ in 0..<3 {
+            var batch = AIOBatch()
+            for i in 0..<count {
+                batch.append(
+                    .read(from: file.descriptor, at: Int64(i * 512), into: AIOBuffer(count: 512)), flags: .oneShot)
+            }
+            let ids = try queue.submit(batch).map { try $0.get() }
+            var pending = Set(ids)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !pending.isEmpty && ContinuousClock.now < deadline {
+                for event in try Self.events(queue, max: 256, timeout: .milliseconds(200)) {
+                    let id = try #require(event.aioRequest)
+                    #expect(pending.remove(id) != nil, "an event twice")
+                    #expect(event.aioResult == .success(512))
+                }
+            }
+            #expect(pending.isEmpty)
+            for (i, id) in ids.enumerated() {
+                let bytes = try Self.take(queue, id).buffer.bytes
+                #expect(bytes.first == Self.pattern(i * 512) && bytes.last == Self.pattern(i * 512 + 511))
+            }
+        }
+        let online = Self.allowedCPUs()
+        let forced = getenv("KQUEUE_AIO_HELPERS").map { String(cString: $0) }
+        if online > 1 && (forced == nil || forced != "0") {
+            #expect(Self.threadNames().contains("kq-aio-helper"), "no helper thread with \(online) CPUs")
+        }
+    }
+
+    @Test(
+        "3.AIO: cancelling each request of a shared batch at once: each ends once, read whole or cancelled",
+        arguments: backends)
+    func cancelSharedBatch(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let count = 1024
+        let file = try TempFile(size: count * 512)
+        var batch = AIOBatch()
+        for i in 0..<count {
+            batch.append(.read(from: file.descriptor, at: Int64(i * 512), into: AIOBuffer(count: 512)), flags: .oneShot)
+        }
+        let ids = try queue.submit(batch).map { try $0.get() }
+        var outcomes: [AIOCancelResult] = []
+        for id in ids { outcomes.append(try queue.cancel(id)) }
+        var pending = Set(ids)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !pending.isEmpty && ContinuousClock.now < deadline {
+            for event in try Self.events(queue, max: 256, timeout: .milliseconds(200)) {
+                let id = try #require(event.aioRequest)
+                #expect(pending.remove(id) != nil, "an event twice")
+            }
+        }
+        #expect(pending.isEmpty)
+        for (i, id) in ids.enumerated() {
+            let completion = try Self.take(queue, id)
+            switch completion.result {
+            case .success(let n):
+                #expect(n == 512)
+                #expect(outcomes[i] != .canceled)
+                #expect(completion.buffer.bytes.first == Self.pattern(i * 512))
+            case .failure(let error):
+                #expect(error == .canceled)
+                #expect(outcomes[i] == .canceled)
+            }
+        }
+    }
+
     @Test(
         "3.AIO: closing a kqueue with requests in flight cancels them; later data finds no reader", arguments: backends)
     func closeWithRequestsInFlight(_ backend: AIOBackend) throws {

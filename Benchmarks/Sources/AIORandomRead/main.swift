@@ -16,7 +16,8 @@ struct Options {
     var seconds = 0.5
     var rounds = 5
     var path = "/tmp/kq-aio-bench.dat"
-    /// Run only the workloads whose name contains this (for profiling one).
+    /// Run only the workloads whose name contains this, or one of its `|`-separated parts
+    /// (for profiling one, or comparing two: `--only 'io_uring|pread'`).
     var only: String? = nil
     /// Queue depths measured.
     var depths = [1, 64]
@@ -215,7 +216,9 @@ let workloads: [(name: String, run: Workload)] = [
     ("EVFILT_AIO, thread pool (Swift API)", kqueueAIO(.threadPool)),
     ("glibc POSIX AIO (aio_read, aio_suspend)", glibcAIO),
     ("pread loop", preadLoop),
-].filter { options.only == nil || $0.name.contains(options.only!) }
+].filter { workload in
+    options.only.map { only in only.split(separator: "|").contains { workload.name.contains($0) } } ?? true
+}
 let depths = options.depths
 var samples = [[Double]](repeating: [], count: workloads.count * depths.count)
 for round in 0..<options.rounds {
