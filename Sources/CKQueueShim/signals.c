@@ -394,6 +394,13 @@ int kq_shim_signal_observe_pending(void) {
     atomic_store_explicit(&observing, 0, memory_order_seq_cst);
     pthread_mutex_unlock(&observe_lock);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    /* What this observer counted is every kqueue's news: another kqueue whose look at the same
+     * signalfd edge found the instance already counted here must still re-check its knotes. */
+    int fd = atomic_load_explicit(&wake_fd, memory_order_acquire);
+    if (counted > 0 && fd >= 0) {
+        uint64_t one = 1;
+        (void)!syscall(SYS_write, fd, &one, sizeof one);
+    }
     return counted;
 }
 
