@@ -137,7 +137,8 @@ struct ServerToolTests {
         }
         #expect(completed == 10_000)
         #expect(
-            await eventually { server.descriptorCount == before }, "descriptors: \(server.descriptorCount) vs \(before)"
+            await eventually(timeout: .seconds(60)) { server.descriptorCount == before },
+            "descriptors: \(server.descriptorCount) vs \(before)"
         )
         #expect(server.stop() == 0)
     }

@@ -39,7 +39,9 @@ struct ProcessDescriptorTests {
         #expect(event?.flags == [.clear, .endOfFile, .oneShot])
         #expect(try child.processID() == pid)  // kept after the exit, as FreeBSD's pd_pid
         try child.kill(SIGTERM)  // an exited process ignores it: no error
-        try child.close()  // reaps it
+        try child.close()  // reaps it (the library's reaper thread: bounded wait, a sanitizer build is slow)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while kill(pid, 0) == 0 && ContinuousClock.now < deadline { sched_yield() }
         #expect(kill(pid, 0) == -1 && errno == ESRCH)
     }
 
