@@ -330,7 +330,15 @@ public final class EventLoop: Sendable {
             expected: LoopState.running.rawValue, desired: LoopState.stopping.rawValue, ordering: .acquiringAndReleasing
         ).exchanged
         if first { wake() }
-        guard !inEventLoop else { return }
+        guard !inEventLoop else {
+            // Nobody can join the loop thread from itself: it is detached, and ends on its own.
+            let thread = self.thread.withLock { thread in
+                defer { thread = nil }
+                return thread
+            }
+            if let thread { LoopSyscall.detachThread(thread) }
+            return
+        }
         let thread = self.thread.withLock { thread in
             defer { thread = nil }
             return thread

@@ -55,6 +55,9 @@ enum LoopSyscall {
     /// Waits for `thread` to end. EINTR: pthread_join never returns it.
     static func joinThread(_ thread: pthread_t) { _ = pthread_join(thread, nil) }
 
+    /// Lets `thread` end without a join (a loop shut down from its own thread).
+    static func detachThread(_ thread: pthread_t) { _ = pthread_detach(thread) }
+
     /// Names the calling thread (at most 15 bytes are kept), for `top -H` and debuggers.
     static func nameCurrentThread(_ name: String) {
         kq_loop_name_thread(String(decoding: name.utf8.prefix(15), as: UTF8.self))
