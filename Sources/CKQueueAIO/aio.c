@@ -40,12 +40,12 @@
 #include <unistd.h>
 
 /* The engine (Sources/KQueueCABI/Exports.swift), in the same library. */
-void kq_engine_aio_submit(int kq, const struct kq_aio_request *requests, int count, uint64_t *tags, int *errors);
-int kq_engine_aio_cancel(int kq, uint64_t tag);
-void kq_engine_aio_release(int kq, uintptr_t ident, short filter, uint64_t tag);
-void kq_engine_aio_poll(int kq);
-int kq_engine_aio_wait_fd(int kq);
-void kq_engine_aio_mark_done(int kq, uint64_t tag);
+void kqueue_engine_aio_submit(int kq, const struct kq_aio_request *requests, int count, uint64_t *tags, int *errors);
+int kqueue_engine_aio_cancel(int kq, uint64_t tag);
+void kqueue_engine_aio_release(int kq, uintptr_t ident, short filter, uint64_t tag);
+void kqueue_engine_aio_poll(int kq);
+int kqueue_engine_aio_wait_fd(int kq);
+void kqueue_engine_aio_mark_done(int kq, uint64_t tag);
 
 /* ---- glibc's definitions ----------------------------------------------------------------- */
 
@@ -188,13 +188,13 @@ static void lio_check(struct lio *lio) {
         int kq = lio->kq;
         uint64_t tag = lio->tag;
         /* The engine's mailbox takes no kqueue lock: allowed under ours. */
-        kq_engine_aio_mark_done(kq, tag);
+        kqueue_engine_aio_mark_done(kq, tag);
     }
     send_signal(&lio->signal);
 }
 
 /* The engine's hook: a request ended (the kqueue's lock is held; never call into it, except
- * kq_engine_aio_mark_done, which only takes the target kqueue's mailbox lock). */
+ * kqueue_engine_aio_mark_done, which only takes the target kqueue's mailbox lock). */
 static void completed(void *token, int error, int64_t status) {
     struct job *job = token;
     struct sigevent notify;
@@ -321,7 +321,7 @@ static void submit(int kq, struct aiocb **cbs, const int *opcodes, struct job **
         store(cbs[i], -1, EINPROGRESS);
     }
     pthread_mutex_unlock(&lock);
-    kq_engine_aio_submit(kq, requests, n, tags, errors);
+    kqueue_engine_aio_submit(kq, requests, n, tags, errors);
     pthread_mutex_lock(&lock);
     for (int i = 0; i < n; i++) {
         if (errors[i] == 0) {
@@ -427,7 +427,7 @@ static void poll_job_kqueue(const struct aiocb *cb) {
     struct job *job = find(cb);
     int kq = job != NULL && !job->done ? job->kq : -1;
     pthread_mutex_unlock(&lock);
-    if (kq >= 0) kq_engine_aio_poll(kq);
+    if (kq >= 0) kqueue_engine_aio_poll(kq);
 }
 
 int aio_error(const struct aiocb *cb) {
@@ -489,7 +489,7 @@ ssize_t aio_return(struct aiocb *cb) {
             store(cb, status, error);
             pthread_mutex_unlock(&lock);
             for (int i = 0; i < n; i++)
-                kq_engine_aio_release(released[i].kq, released[i].ident, released[i].filter, released[i].tag);
+                kqueue_engine_aio_release(released[i].kq, released[i].ident, released[i].filter, released[i].tag);
             if (error != 0) {
                 errno = error;
                 return -1;
@@ -538,7 +538,7 @@ int aio_cancel(int fd, struct aiocb *cb) {
         if (pick != NULL) pick->visited = 1;
         pthread_mutex_unlock(&lock);
         if (pick == NULL) break;
-        int r = kq_engine_aio_cancel(kq, tag);
+        int r = kqueue_engine_aio_cancel(kq, tag);
         if (r == 0) cancelled++;
         else if (r == 1) notcancelled++;
         if (cb != NULL) break;
@@ -614,7 +614,7 @@ int aio_suspend(const struct aiocb *const list[], int n, const struct timespec *
             found++;
             if (job->done) done = 1;
             else if (fds != NULL) {
-                int fd = kq_engine_aio_wait_fd(job->kq);
+                int fd = kqueue_engine_aio_wait_fd(job->kq);
                 int seen = 0;
                 for (int k = 0; k < nfds; k++) seen |= fds[k].fd == fd;
                 if (fd >= 0 && !seen) fds[nfds++] = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -718,7 +718,7 @@ int lio_listio(int mode, struct aiocb *const list[], int n, struct sigevent *sig
             marker.udata = sig->sigev_value.sival_ptr;
             uint64_t tag = 0;
             int error = 0;
-            kq_engine_aio_submit(list_kq, &marker, 1, &tag, &error);
+            kqueue_engine_aio_submit(list_kq, &marker, 1, &tag, &error);
             if (error != 0) {
                 free(lio);
                 errno = error;
@@ -826,8 +826,8 @@ int lio_listio(int mode, struct aiocb *const list[], int n, struct sigevent *sig
                     }
             pthread_mutex_unlock(&lock);
             if (kq >= 0) {
-                kq_engine_aio_poll(kq);
-                int fd = kq_engine_aio_wait_fd(kq);
+                kqueue_engine_aio_poll(kq);
+                int fd = kqueue_engine_aio_wait_fd(kq);
                 struct pollfd pfd = {.fd = fd, .events = POLLIN};
                 pthread_mutex_lock(&lock);
                 int more = lio->count != lio->finished;
@@ -850,7 +850,7 @@ int lio_listio(int mode, struct aiocb *const list[], int n, struct sigevent *sig
         free(lio);
     }
     pthread_mutex_unlock(&lock);
-    if (release.kq >= 0) kq_engine_aio_release(release.kq, release.ident, release.filter, release.tag);
+    if (release.kq >= 0) kqueue_engine_aio_release(release.kq, release.ident, release.filter, release.tag);
     if (nerror > 0) error = EIO;
     else if (nagain > 0) error = EAGAIN;
     if (error != 0) {

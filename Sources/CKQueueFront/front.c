@@ -24,7 +24,7 @@
  * references are looked up: it is promoted there first.
  *
  * aio.c (Sources/CKQueueAIO: the aio_* functions) is in this library too; its calls into the
- * engine (kq_engine_aio_*) are defined at the end of this file and go through pointers looked
+ * engine (kqueue_engine_aio_*) are defined at the end of this file and go through pointers looked
  * up with the three entry points.
  *
  * If the engine cannot be loaded (missing, or its dependencies cannot be satisfied):
@@ -202,12 +202,12 @@ int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent 
 }
 
 /* aio.c's calls into the engine (Sources/KQueueCABI/Exports.swift names them
- * kq_engine_aio_* in the one-file library). Hidden: not exported (scripts/libkqueue.map). */
+ * kqueue_engine_aio_* in the one-file library). Hidden: not exported (scripts/libkqueue.map). */
 static const struct engine_aio_calls *aio_calls(void) {
     return atomic_load_explicit(&engine_aio, memory_order_acquire);
 }
 
-void kq_engine_aio_submit(int kq, const struct kq_aio_request *requests, int count, uint64_t *tags, int *errors) {
+void kqueue_engine_aio_submit(int kq, const struct kq_aio_request *requests, int count, uint64_t *tags, int *errors) {
     const struct engine_aio_calls *calls = aio_calls();
     if (calls != NULL) {
         calls->submit(kq, requests, count, tags, errors);
@@ -219,27 +219,27 @@ void kq_engine_aio_submit(int kq, const struct kq_aio_request *requests, int cou
     }
 }
 
-int kq_engine_aio_cancel(int kq, uint64_t tag) {
+int kqueue_engine_aio_cancel(int kq, uint64_t tag) {
     const struct engine_aio_calls *calls = aio_calls();
     return calls != NULL ? calls->cancel(kq, tag) : -1;
 }
 
-void kq_engine_aio_release(int kq, uintptr_t ident, short filter, uint64_t tag) {
+void kqueue_engine_aio_release(int kq, uintptr_t ident, short filter, uint64_t tag) {
     const struct engine_aio_calls *calls = aio_calls();
     if (calls != NULL) calls->release(kq, ident, filter, tag);
 }
 
-void kq_engine_aio_poll(int kq) {
+void kqueue_engine_aio_poll(int kq) {
     const struct engine_aio_calls *calls = aio_calls();
     if (calls != NULL) calls->poll(kq);
 }
 
-int kq_engine_aio_wait_fd(int kq) {
+int kqueue_engine_aio_wait_fd(int kq) {
     const struct engine_aio_calls *calls = aio_calls();
     return calls != NULL ? calls->wait_fd(kq) : -1;
 }
 
-void kq_engine_aio_mark_done(int kq, uint64_t tag) {
+void kqueue_engine_aio_mark_done(int kq, uint64_t tag) {
     const struct engine_aio_calls *calls = aio_calls();
     if (calls != NULL) calls->mark_done(kq, tag);
 }

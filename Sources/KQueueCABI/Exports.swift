@@ -64,58 +64,32 @@ import Glibc
 #endif
 
 // The engine's side of libkqueue.so's aio_* functions (Sources/CKQueueAIO/aio.c): not in any
-// header a program includes. In the deployable library (KQUEUE_C_LIBRARY) aio.c is in the
-// front, which calls these through pointers it looks up when it loads the engine
-// (Sources/CKQueueFront/front.c); here they carry the engine's `kqueue_engine_` prefix.
+// header a program includes. The one-file library (`swift build`) links aio.c with these; the
+// deployable one has aio.c in its front, which defines functions of the same names (local to
+// it) that call these through pointers looked up when it loads the engine
+// (Sources/CKQueueFront/front.c).
 
-#if KQUEUE_C_LIBRARY
-    @_cdecl("kqueue_engine_aio_submit")
-    public func aio_submit_export(
-        _ kq: Int32, _ requests: UnsafePointer<kq_aio_request>, _ count: Int32, _ tags: UnsafeMutablePointer<UInt64>,
-        _ errors: UnsafeMutablePointer<Int32>
-    ) {
-        CABI.aioSubmit(kq, requests, count, tags, errors)
-    }
+@_cdecl("kqueue_engine_aio_submit")
+public func aio_submit_export(
+    _ kq: Int32, _ requests: UnsafePointer<kq_aio_request>, _ count: Int32, _ tags: UnsafeMutablePointer<UInt64>,
+    _ errors: UnsafeMutablePointer<Int32>
+) {
+    CABI.aioSubmit(kq, requests, count, tags, errors)
+}
 
-    @_cdecl("kqueue_engine_aio_cancel")
-    public func aio_cancel_export(_ kq: Int32, _ tag: UInt64) -> Int32 { CABI.aioCancel(kq, tag) }
+@_cdecl("kqueue_engine_aio_cancel")
+public func aio_cancel_export(_ kq: Int32, _ tag: UInt64) -> Int32 { CABI.aioCancel(kq, tag) }
 
-    @_cdecl("kqueue_engine_aio_release")
-    public func aio_release_export(_ kq: Int32, _ ident: UInt, _ filter: Int16, _ tag: UInt64) {
-        CABI.aioRelease(kq, ident, filter, tag)
-    }
+@_cdecl("kqueue_engine_aio_release")
+public func aio_release_export(_ kq: Int32, _ ident: UInt, _ filter: Int16, _ tag: UInt64) {
+    CABI.aioRelease(kq, ident, filter, tag)
+}
 
-    @_cdecl("kqueue_engine_aio_poll")
-    public func aio_poll_export(_ kq: Int32) { CABI.aioPoll(kq) }
+@_cdecl("kqueue_engine_aio_poll")
+public func aio_poll_export(_ kq: Int32) { CABI.aioPoll(kq) }
 
-    @_cdecl("kqueue_engine_aio_wait_fd")
-    public func aio_wait_fd_export(_ kq: Int32) -> Int32 { CABI.aioWaitDescriptor(kq) }
+@_cdecl("kqueue_engine_aio_wait_fd")
+public func aio_wait_fd_export(_ kq: Int32) -> Int32 { CABI.aioWaitDescriptor(kq) }
 
-    @_cdecl("kqueue_engine_aio_mark_done")
-    public func aio_mark_done_export(_ kq: Int32, _ tag: UInt64) { CABI.aioMarkDone(kq, tag) }
-#else
-    @_cdecl("kq_engine_aio_submit")
-    public func aio_submit_export(
-        _ kq: Int32, _ requests: UnsafePointer<kq_aio_request>, _ count: Int32, _ tags: UnsafeMutablePointer<UInt64>,
-        _ errors: UnsafeMutablePointer<Int32>
-    ) {
-        CABI.aioSubmit(kq, requests, count, tags, errors)
-    }
-
-    @_cdecl("kq_engine_aio_cancel")
-    public func aio_cancel_export(_ kq: Int32, _ tag: UInt64) -> Int32 { CABI.aioCancel(kq, tag) }
-
-    @_cdecl("kq_engine_aio_release")
-    public func aio_release_export(_ kq: Int32, _ ident: UInt, _ filter: Int16, _ tag: UInt64) {
-        CABI.aioRelease(kq, ident, filter, tag)
-    }
-
-    @_cdecl("kq_engine_aio_poll")
-    public func aio_poll_export(_ kq: Int32) { CABI.aioPoll(kq) }
-
-    @_cdecl("kq_engine_aio_wait_fd")
-    public func aio_wait_fd_export(_ kq: Int32) -> Int32 { CABI.aioWaitDescriptor(kq) }
-
-    @_cdecl("kq_engine_aio_mark_done")
-    public func aio_mark_done_export(_ kq: Int32, _ tag: UInt64) { CABI.aioMarkDone(kq, tag) }
-#endif
+@_cdecl("kqueue_engine_aio_mark_done")
+public func aio_mark_done_export(_ kq: Int32, _ tag: UInt64) { CABI.aioMarkDone(kq, tag) }
