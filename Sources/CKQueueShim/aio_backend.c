@@ -563,6 +563,24 @@ static void pool_fork_child(void) {
     pool_threads = pool_idle = 0;
 }
 
+/* Starts a detached library thread (pool worker, sharing helper) with a 64 KiB stack and every
+ * signal blocked: the application's signals go to its own threads. Returns pthread_create's
+ * result. */
+static int start_library_thread(void *(*body)(void *)) {
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    int r = pthread_create(&thread, &attr, body, NULL);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    pthread_attr_destroy(&attr);
+    return r;
+}
+
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     pthread_mutex_lock(&pool_lock);
     if (!pool_fork_hooks) {
@@ -590,19 +608,7 @@ static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
         int start = wanted - pool_idle;
         if (start > POOL_MAX_THREADS - pool_threads) start = POOL_MAX_THREADS - pool_threads;
         for (int i = 0; i < start; i++) {
-            pthread_t thread;
-            pthread_attr_t attr;
-            pthread_attr_init(&attr);
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            pthread_attr_setstacksize(&attr, 64 * 1024);
-            /* Workers block every signal: the application's signals go to its own threads. */
-            sigset_t all, saved;
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &saved);
-            int r = pthread_create(&thread, &attr, pool_worker, NULL);
-            pthread_sigmask(SIG_SETMASK, &saved, NULL);
-            pthread_attr_destroy(&attr);
-            if (r != 0) break;
+            if (start_library_thread(pool_worker) != 0) break;
             pool_threads++;
         }
     }
@@ -843,18 +849,7 @@ static int share_start_helper(void) {
         if (pthread_atfork(NULL, NULL, share_fork_child) != 0) return 0;
         share_fork_hook = 1;
     }
-    pthread_t thread;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-    int r = pthread_create(&thread, &attr, share_helper, NULL);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    pthread_attr_destroy(&attr);
-    if (r != 0) return 0;
+    if (start_library_thread(share_helper) != 0) return 0;
     share_helpers++;
     return 1;
 }
