@@ -5,15 +5,17 @@ import SystemPackage
 import Testing
 
 /// SPEC.md 3, EVFILT_PROCDESC and process descriptors, through the Swift API. Forking touches
-/// process-wide state, so the suite is serialized; each child waits on a pipe, then exits.
+/// process-wide state, so the suite is serialized; each child waits for a byte on a pipe, then exits.
 @Suite("SPEC 3: EVFILT_PROCDESC and ProcessDescriptor", .serialized)
 struct ProcessDescriptorTests {
-    /// A child that exits with `code` once a byte (or the end) arrives on its gate.
+    /// A child that exits with `code` once a byte (or the end) arrives on its gate. The gate is
+    /// close-on-exec and opened with a byte, not by its end: a process that another test forks or
+    /// spawns at the same moment may hold a copy of the write end for a while.
     private static func start(_ options: ProcessDescriptor.Options = [], code: Int32) throws -> (
         ProcessDescriptor, pid: pid_t, gate: Int32
     ) {
-        var gate: [Int32] = [-1, -1]
-        try sys(pipe(&gate))
+        let ends = try makePipe(nonblocking: false)
+        let gate = [ends.read.rawValue, ends.write.rawValue]
         switch try ProcessDescriptor.fork(options: options) {
         case .child:
             _ = kq_shim_real_close(gate[1])  // only the parent's end keeps the gate shut
@@ -26,6 +28,13 @@ struct ProcessDescriptorTests {
         }
     }
 
+    /// Lets the child behind `gate` exit.
+    private static func open(_ gate: Int32) {
+        var byte: UInt8 = 1
+        _ = write(gate, &byte, 1)
+        _ = Glibc.close(gate)
+    }
+
     @Test("3.PROCDESC: NOTE_EXIT on a process descriptor returns the wait status, EV_EOF and EV_ONESHOT")
     func exitStatus() throws {
         let queue = try KernelQueue()
@@ -33,7 +42,7 @@ struct ProcessDescriptorTests {
         #expect(try child.processID() == pid)
         try queue.apply([.processDescriptor(child)])
         #expect(try queue.events(maxEvents: 4, timeout: .zero).isEmpty)
-        _ = close(gate)
+        Self.open(gate)
         let event = try expectEvent(queue, ident: UInt(child.descriptor.rawValue), filter: .processDescriptor)
         #expect(event?.processExitStatus == .exited(code: 42))
         #expect(event?.flags == [.clear, .endOfFile, .oneShot])
@@ -53,12 +62,12 @@ struct ProcessDescriptorTests {
         try child.close()
         let killed = try expectEvent(observer, ident: UInt(pid), filter: .process)
         #expect(killed?.processExitStatus == .signaled(signal: SIGKILL, coreDumped: false))
-        _ = close(gate)
+        _ = close(gate)  // its reader is dead: a byte would raise SIGPIPE
 
         let (daemon, daemonPID, daemonGate) = try Self.start(.daemon, code: 7)
         try observer.apply([.process(daemonPID, note: .exit)])
         try daemon.close()
-        _ = close(daemonGate)  // it exits by itself: not killed at the close
+        Self.open(daemonGate)  // it exits by itself: not killed at the close
         let exited = try expectEvent(observer, ident: UInt(daemonPID), filter: .process)
         #expect(exited?.processExitStatus == .exited(code: 7))
     }
