@@ -12,6 +12,7 @@
 #include "kqtest.h"
 
 #include <aio.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
@@ -71,6 +72,81 @@ TEST(test_aio_read_event_has_aiocb_ident_sigev_value_udata_error_data_and_eof) {
     /* aio_return released the request: its knote is gone, a second aio_return is EINVAL. */
     CHECK_NO_EVENT(kq);
     CHECK_ERRNO(aio_return(&cb), EINVAL);
+    close(fd);
+    close(kq);
+}
+
+/* Each of `count` regions of `region` bytes has only its first half in the page cache: the
+ * file is written, synced and dropped from the cache, then the halves are read back without
+ * read-ahead. Checked with mincore, so that the test cannot pass by a cache left warm. */
+static int make_half_cached_file(size_t count, size_t region) {
+    size_t size = count * region;
+    int fd = make_file(size);
+    CHECK_SYS(fsync(fd));
+    CHECK_EQ_INT(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    CHECK_EQ_INT(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
+    unsigned char *scratch = malloc(region / 2);
+    CHECK(scratch != NULL);
+    for (size_t i = 0; i < count; i++)
+        CHECK_EQ_INT(pread(fd, scratch, region / 2, (off_t)(i * region)), (long long)(region / 2));
+    free(scratch);
+    void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(map != MAP_FAILED);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *resident = malloc(size / page);
+    CHECK(resident != NULL);
+    CHECK_SYS(mincore(map, size, resident));
+    for (size_t i = 0; i < count; i++) {
+        CHECK((resident[i * region / page] & 1) == 1);
+        CHECK((resident[(i * region + region / 2) / page] & 1) == 0);
+    }
+    free(resident);
+    CHECK_SYS(munmap(map, size));
+    return fd;
+}
+
+/* FreeBSD reads a regular file whole (short only at its end). A first attempt that stops at
+ * the first page missing from the cache (RWF_NOWAIT) is continued, not reported short: one
+ * request alone, a vectored one, and 32 in one list (shared with the helper threads). */
+TEST(test_aio_read_of_a_file_partly_in_the_page_cache_is_whole_not_short) {
+    enum { count = 32, region = 64 * 1024 };
+    int kq = kq_new();
+    int fd = make_half_cached_file(count, region);
+    unsigned char *buf = malloc((size_t)count * region);
+    CHECK(buf != NULL);
+    struct aiocb one;
+    prepare(&one, fd, buf, region, 0, kq, NULL, 0);
+    CHECK_SYS(aio_read(&one));
+    wait_aio(kq, &one);
+    CHECK_EQ_INT(aio_return(&one), region);
+    for (size_t i = 0; i < region; i++) CHECK_EQ_INT(buf[i], pattern(i));
+
+    /* Vectored: the cached half ends inside the second segment. */
+    memset(buf, 0, region);
+    struct iovec iov[3] = {{buf, 10000}, {buf + 10000, 40000}, {buf + 50000, region - 50000}};
+    struct aiocb vectored;
+    prepare(&vectored, fd, NULL, 0, region, kq, NULL, 0);
+    vectored.aio_iov = iov;
+    vectored.aio_iovcnt = 3;
+    CHECK_SYS(aio_readv(&vectored));
+    wait_aio(kq, &vectored);
+    CHECK_EQ_INT(aio_return(&vectored), region);
+    for (size_t i = 0; i < region; i++) CHECK_EQ_INT(buf[i], pattern(i + region));
+    close(fd);
+
+    fd = make_half_cached_file(count, region);
+    memset(buf, 0, (size_t)count * region);
+    static struct aiocb cbs[count];
+    struct aiocb *list[count];
+    for (int i = 0; i < count; i++) {
+        prepare(&cbs[i], fd, buf + (size_t)i * region, region, (off_t)i * region, kq, NULL, 0);
+        cbs[i].aio_lio_opcode = LIO_READ;
+        list[i] = &cbs[i];
+    }
+    CHECK_SYS(lio_listio(LIO_WAIT, list, count, NULL));
+    for (int i = 0; i < count; i++) CHECK_EQ_INT(aio_return(&cbs[i]), region);
+    for (size_t i = 0; i < (size_t)count * region; i++) CHECK_EQ_INT(buf[i], pattern(i));
+    free(buf);
     close(fd);
     close(kq);
 }

@@ -77,6 +77,31 @@ struct AIOTests {
         #expect(try queue.events(timeout: .zero).isEmpty)
     }
 
+    @Test(
+        "3.AIO: a read of a file whose first half alone is in the page cache is whole, not short",
+        arguments: backends)
+    func partlyCachedReadIsWhole(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let size = 64 * 1024
+        let file = try TempFile(size: size)
+        let fd = file.descriptor.rawValue
+        #expect(fsync(fd) == 0)
+        #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+        #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0)
+        var half = [UInt8](repeating: 0, count: size / 2)
+        #expect(pread(fd, &half, size / 2, 0) == size / 2)
+        let map = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
+        defer { munmap(map, size) }
+        var resident = [UInt8](repeating: 0, count: size / 4096)
+        #expect(mincore(map, size, &resident) == 0)
+        #expect(resident.first! & 1 == 1 && resident.last! & 1 == 0, "the second half must not be cached")
+        let id = try queue.submit(.read(from: file.descriptor, at: 0, into: AIOBuffer(count: size)))
+        _ = try Self.waitForEvent(queue, id)
+        let completion = try Self.take(queue, id)
+        #expect(completion.result == .success(size))
+        #expect(completion.buffer.bytes.enumerated().allSatisfy { $0.element == Self.pattern($0.offset) })
+    }
+
     @Test("3.AIO: write, vectored write and read, sync, short read at end of file", arguments: backends)
     func writeVectoredSyncShortRead(_ backend: AIOBackend) throws {
         guard let queue = try Self.queue(backend) else { return }

@@ -62,8 +62,12 @@ struct AIOJob: @unchecked Sendable {
     /// descriptor up during the submission) is reported by that call, as FreeBSD does.
     var justSubmitted = false
     var rejected = false
-    /// A C vectored request's copy of the caller's iovec array (FreeBSD copies it in too).
+    /// A C vectored request's copy of the caller's iovec array (FreeBSD copies it in too), or
+    /// the segments a continued vectored request has left.
     var iovecs: UnsafeMutablePointer<iovec>? = nil
+    /// Bytes a first attempt transferred before it stopped at what would block (a page not
+    /// in the cache): the continuation's result is added to them.
+    var transferred: Int64 = 0
 }
 
 /// A request as it enters the engine.
@@ -88,6 +92,12 @@ struct AIOSubmissionLists: @unchecked Sendable {
 struct AIOStarted {
     var request: Int
     var slot: Int
+}
+
+/// An iovec array the engine allocated (a continued vectored request's remaining segments).
+struct AIOSegments {
+    var base: UnsafeMutablePointer<iovec>
+    var count: Int
 }
 
 /// A knote whose request a submission completed, activated at the next scan if it still
@@ -430,15 +440,80 @@ extension QueueState {
             retries.append(sources.aio.jobs[slot].op)
             return
         }
+        if result > 0 && op.attempt == 0 && !sources.aio.closing && !sources.aio.jobs[slot].done,
+            let rest = continueShortTransfer(slot, transferred: result)
+        {
+            sources.aio.inFlight += 1
+            retries.append(rest)
+            return
+        }
         sources.aio.jobs[slot].inFlight = false
         // A first attempt that would have blocked, while the kqueue closes: never started.
-        let result = result == -Int64(EAGAIN) && op.attempt == 0 ? -Int64(ECANCELED) : result
+        var result = result == -Int64(EAGAIN) && op.attempt == 0 ? -Int64(ECANCELED) : result
+        // A continuation's end: what the first attempt moved counts (an error after it is the
+        // short count, as read(2) reports a failure after some bytes).
+        let before = sources.aio.jobs[slot].transferred
+        if before > 0 { result = result >= 0 ? before + result : before }
         if sources.aio.jobs[slot].done {
             // Completed at once by a cancel (C ABI): now the kernel is done with its memory.
             sources.aio.free(slot)
             return
         }
         finishAIO(slot, result: result)
+    }
+
+    /// A first attempt on a regular file (or block device) that moved fewer bytes than asked
+    /// stopped at what would block (RWF_NOWAIT: a page not in the cache, a block to allocate);
+    /// FreeBSD moves them all (short only at the end of the file). The rest becomes the
+    /// request's second attempt, which may block; nil when the transfer is complete, at the
+    /// end of the file, or on a stream (whose short transfer is the answer).
+    private mutating func continueShortTransfer(_ slot: Int, transferred: Int64) -> kq_aio_op? {
+        var op = sources.aio.jobs[slot].op
+        guard AIORequests.isReadOrWrite(op.opcode) else { return nil }
+        let vectored = op.opcode == KQ_AIO_OP_READV || op.opcode == KQ_AIO_OP_WRITEV
+        let segments = op.buffer?.assumingMemoryBound(to: iovec.self)
+        let asked: Int64 =
+            vectored
+            ? (0..<Int(op.length)).reduce(0) { $0 + Int64(segments![$1].iov_len) } : Int64(op.length)
+        guard transferred < asked, let status = try? Syscall.fileStatus(op.fd) else { return nil }
+        let kind = status.st_mode & S_IFMT
+        guard kind == S_IFREG || kind == S_IFBLK else { return nil }
+        let reading = op.opcode == KQ_AIO_OP_READ || op.opcode == KQ_AIO_OP_READV
+        if reading && kind == S_IFREG && op.offset + transferred >= Int64(status.st_size) { return nil }
+        op.offset += transferred
+        op.attempt = 1
+        if vectored {
+            let rest = Self.segments(segments!, count: Int(op.length), after: Int(transferred))
+            sources.aio.jobs[slot].iovecs?.deallocate()
+            sources.aio.jobs[slot].iovecs = rest.base
+            op.buffer = UnsafeMutableRawPointer(rest.base)
+            op.length = UInt64(rest.count)
+        } else {
+            op.buffer = op.buffer.map { $0 + Int(transferred) }
+            op.length -= UInt64(transferred)
+        }
+        sources.aio.jobs[slot].transferred = transferred
+        sources.aio.jobs[slot].op = op
+        return op
+    }
+
+    /// A new array of the segments left after the first `skip` bytes of `segments`.
+    private static func segments(
+        _ segments: UnsafeMutablePointer<iovec>, count: Int, after skip: Int
+    ) -> AIOSegments {
+        var first = 0
+        var skipped = 0
+        while first < count && skipped + segments[first].iov_len <= skip {
+            skipped += segments[first].iov_len
+            first += 1
+        }
+        let rest = UnsafeMutablePointer<iovec>.allocate(capacity: max(count - first, 1))
+        for i in first..<count { rest[i - first] = segments[i] }
+        if first < count {
+            rest[0].iov_base += skip - skipped
+            rest[0].iov_len -= skip - skipped
+        }
+        return AIOSegments(base: rest, count: count - first)
     }
 
     /// Second attempts (the first would have blocked): in io_uring's workers or the pool.
