@@ -281,8 +281,25 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 static unsigned share_taken_count(struct kq_aio_backend *b);
 
-static int in_ring(const struct kq_aio_op *op) {
-    return op->attempt == 0 && op->opcode != KQ_AIO_OP_FSYNC && op->opcode != KQ_AIO_OP_FDATASYNC;
+/* The last descriptor asked about, and whether it is open with O_DIRECT: a batch's requests
+ * mostly share one, so a submission asks once per run of them. */
+struct direct_check {
+    int fd;
+    int direct;
+};
+
+/* First attempts of reads and writes, except on an O_DIRECT descriptor: the block layer
+ * completes those later even under RWF_NOWAIT, through task work that would end the
+ * submitting thread's wait with EINTR; the pool runs them. (A bad descriptor enters the ring,
+ * which reports EBADF during the submission.) */
+static int in_ring(const struct kq_aio_op *op, struct direct_check *check) {
+    if (op->attempt != 0 || op->opcode == KQ_AIO_OP_FSYNC || op->opcode == KQ_AIO_OP_FDATASYNC) return 0;
+    if (op->fd != check->fd) {
+        int flags = fcntl(op->fd, F_GETFL);
+        check->fd = op->fd;
+        check->direct = flags >= 0 && (flags & O_DIRECT) != 0;
+    }
+    return !check->direct;
 }
 
 /* Queues a run of first attempts in the ring and enters it: how many were queued (a prefix;
@@ -318,8 +335,9 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
     unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
+    struct direct_check check = {.fd = -1, .direct = 0};
     while (done < n) {
-        if (!in_ring(&ops[done])) {
+        if (!in_ring(&ops[done], &check)) {
             int r = pool_submit(b, &ops[done], 1);
             if (r < 0) {
                 error = r;
@@ -329,7 +347,7 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
             continue;
         }
         int plain = done;
-        while (plain < n && in_ring(&ops[plain])) plain++;
+        while (plain < n && in_ring(&ops[plain], &check)) plain++;
         int queued = sharing ? share_offer(b, &ops[done], plain - done) : 0;
         if (queued > 0) {
             done += queued;
@@ -354,9 +372,10 @@ static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops,
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
     unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
+    struct direct_check check = {.fd = -1, .direct = 0};
     while (done < n) {
         int plain = done;
-        while (plain < n && in_ring(&ops[plain])) plain++;
+        while (plain < n && in_ring(&ops[plain], &check)) plain++;
         int queued = sharing && plain > done ? share_offer(b, &ops[done], plain - done) : 0;
         if (queued > 0) {
             done += queued;
