@@ -49,8 +49,14 @@
 /* The user_data of the ring's own cancel requests (never a job's tag: tags are below 2^63). */
 #define CANCEL_TAG UINT64_MAX
 
-/* The smallest batch shared with helper threads ("helpers" below). */
+/* Reads and writes are shared with helper threads ("helpers" below) once this many are in
+ * flight with the submission's, from a submission of at least SHARE_MIN_SUBMISSION (a smaller
+ * one would leave the helpers nothing). The count includes what is in flight: an application
+ * resubmits each batch of completions as it comes, and those batches shrink as the helpers'
+ * and the submitter's parts complete apart, so a threshold on the submission alone stopped
+ * sharing after the first few batches. */
 #define SHARE_MIN_BATCH 16
+#define SHARE_MIN_SUBMISSION 4
 
 struct pool_job;
 
@@ -329,6 +335,7 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
 static int share_wanted(struct kq_aio_backend *b, int n);
+static int share_run(struct kq_aio_backend *b, struct kq_aio_op *mine, int k);
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
@@ -922,7 +929,7 @@ static void share_put_back(struct kq_aio_backend *b, const struct kq_aio_op *ops
 /* Queues the longest prefix of `ops` (first attempts of reads and writes) that helpers may
  * run: how many were queued (0: run them in the submitter). */
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
-    if (n < SHARE_MIN_BATCH) return 0;
+    if (!share_wanted(b, n)) return 0;
     int fits = 0, last_fd = -1, last_reading = -1;
     while (fits < n) {
         int reading = ops[fits].opcode == KQ_AIO_OP_READ || ops[fits].opcode == KQ_AIO_OP_READV;
@@ -933,7 +940,7 @@ static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
         }
         fits++;
     }
-    if (fits < SHARE_MIN_BATCH) return 0;
+    if (!share_wanted(b, fits)) return 0;
     pthread_mutex_lock(&share_lock);
     /* No helper allowed, or none could be started: the submitter runs them all. */
     if (share_helper_limit() == 0 || (share_helpers == 0 && !share_start_helper()) ||
@@ -1026,31 +1033,51 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
     struct kq_aio_op mine[SHARE_CHUNK];
     for (;;) {
         int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
-        if (k == 0) return;
-        if (b->kind != KQ_AIO_BACKEND_IO_URING) {
-            struct kq_aio_completion results[SHARE_CHUNK];
-            for (int i = 0; i < k; i++) {
-                results[i].tag = mine[i].tag;
-                results[i].result = share_perform(&mine[i]);
-            }
-            share_complete(b, results, k);
-            continue;
-        }
-        b->inflight -= k; /* counted again by the ring */
-        int r = uring_submit_run(b, mine, k);
-        if (r < 0) r = 0;
-        if (r < k) {
-            /* The ring refused the rest: back to the helpers (the queue has the room). */
-            share_put_back(b, &mine[r], k - r);
-            return;
-        }
+        if (k == 0 || !share_run(b, mine, k)) return;
     }
+}
+
+/* Runs requests taken back from the queue in this thread: through the ring (inline), or for
+ * the pool backend by the same calls a helper makes. 0 when the ring refused some (they went
+ * back to the helpers). */
+static int share_run(struct kq_aio_backend *b, struct kq_aio_op *mine, int k) {
+    if (b->kind != KQ_AIO_BACKEND_IO_URING) {
+        struct kq_aio_completion results[SHARE_CHUNK];
+        for (int i = 0; i < k; i++) {
+            results[i].tag = mine[i].tag;
+            results[i].result = share_perform(&mine[i]);
+        }
+        share_complete(b, results, k);
+        return 1;
+    }
+    b->inflight -= k; /* counted again by the ring */
+    int r = uring_submit_run(b, mine, k);
+    if (r < 0) r = 0;
+    if (r == k) return 1;
+    /* The ring refused the rest: back to the helpers (the queue has the room). */
+    share_put_back(b, &mine[r], k - r);
+    return 0;
+}
+
+int kq_aio_backend_shared(struct kq_aio_backend *b) {
+    pthread_mutex_lock(&share_lock);
+    int queued = (int)b->share_count;
+    pthread_mutex_unlock(&share_lock);
+    return queued;
+}
+
+/* The submitter, about to wait for completions, runs queued requests itself: whatever the
+ * split at submission was, no request waits in the queue while a thread of ours waits. */
+int kq_aio_backend_assist(struct kq_aio_backend *b) {
+    struct kq_aio_op mine[SHARE_CHUNK];
+    int k = share_take_back(b, mine, SHARE_CHUNK, 0, ~0U);
+    if (k > 0) share_run(b, mine, k);
+    return k;
 }
 
 /* Whether a submission of `n` is offered to the helpers. */
 static int share_wanted(struct kq_aio_backend *b, int n) {
-    (void)b;
-    return n >= SHARE_MIN_BATCH;
+    return n >= SHARE_MIN_SUBMISSION && n + b->inflight >= SHARE_MIN_BATCH;
 }
 
 /* ---- the interface ------------------------------------------------------------------- */

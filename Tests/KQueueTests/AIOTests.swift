@@ -283,6 +283,59 @@ struct AIOTests {
     }
 
     @Test(
+        "3.AIO: a queue kept 64 deep by resubmitting each batch of completions (shared with helpers, run by the waiting thread): every read once, data right",
+        arguments: backends)
+    func queueKeptFullByResubmission(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let blocks = 1024
+        let file = try TempFile(size: blocks * 512)
+        var offsets: [AIORequestID: Int] = [:]
+        var started: [Int] = []
+        var next = 0
+        func append(_ buffer: consuming AIOBuffer, to batch: inout AIOBatch) {
+            let offset = (next &* 7919) % blocks * 512
+            next += 1
+            started.append(offset)
+            batch.append(.read(from: file.descriptor, at: Int64(offset), into: buffer), flags: .oneShot)
+        }
+        func submit(_ batch: consuming AIOBatch) throws {
+            for (result, offset) in zip(queue.submit(batch), started) { offsets[try result.get()] = offset }
+            started.removeAll()
+        }
+        var first = AIOBatch()
+        for _ in 0..<64 { append(AIOBuffer(count: 512), to: &first) }
+        try submit(first)
+        var done = 0
+        let deadline = ContinuousClock.now + .seconds(30)
+        while done < 20_000 && ContinuousClock.now < deadline {
+            var again = AIOBatch()
+            for event in try Self.events(queue, max: 64, timeout: .milliseconds(200)) {
+                let id = try #require(event.aioRequest)
+                guard let offset = offsets.removeValue(forKey: id) else {
+                    Issue.record("an event twice")
+                    continue
+                }
+                let completion = try Self.take(queue, id)
+                #expect(completion.result == .success(512))
+                let bytes = completion.buffer.bytes
+                #expect(bytes.first == Self.pattern(offset) && bytes.last == Self.pattern(offset + 511))
+                append(completion.takeBuffer(), to: &again)
+                done += 1
+            }
+            try submit(again)
+        }
+        #expect(done >= 20_000)
+        while !offsets.isEmpty && ContinuousClock.now < deadline {
+            for event in try Self.events(queue, max: 64, timeout: .milliseconds(200)) {
+                let id = try #require(event.aioRequest)
+                #expect(offsets.removeValue(forKey: id) != nil, "an event twice")
+                #expect(try Self.take(queue, id).result == .success(512))
+            }
+        }
+        #expect(offsets.isEmpty)
+    }
+
+    @Test(
         "3.AIO: cancelling each request of a shared batch at once: each ends once, read whole or cancelled",
         arguments: backends)
     func cancelSharedBatch(_ backend: AIOBackend) throws {

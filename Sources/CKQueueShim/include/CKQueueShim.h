@@ -226,6 +226,12 @@ int kq_aio_backend_ring_fd(const struct kq_aio_backend *backend);
 int64_t kq_aio_backend_inflight(const struct kq_aio_backend *backend);
 /* Starts `count` requests: returns how many were taken (a prefix), or -errno if none. */
 int kq_aio_backend_submit(struct kq_aio_backend *backend, const struct kq_aio_op *ops, int count);
+/* Requests of this backend queued for the helper threads and not yet taken (a hint: helpers
+ * take from the queue at any moment). */
+int kq_aio_backend_shared(struct kq_aio_backend *backend);
+/* Runs up to a chunk of the requests queued for the helpers in the calling thread (from the
+ * back: helpers take from the front): how many. For a submitter that would otherwise wait. */
+int kq_aio_backend_assist(struct kq_aio_backend *backend);
 /* Reads the eventfd down to zero: called before a reap, so that a completion that comes after
  * the reap signals it again (aio_suspend polls it). */
 void kq_aio_backend_acknowledge(struct kq_aio_backend *backend);

@@ -48,6 +48,11 @@ protocol FilterOperations {
     static func scanEnded(in state: inout QueueState)
     /// The kqueue is closing: release the filter's internal sources.
     static func closeSources(in state: inout QueueState)
+    /// A waiting call found nothing to return and would block: while the filter is in
+    /// ``QueueState/filtersWithWork``, it may do a bounded piece of its own work in the
+    /// waiting thread instead (EVFILT_AIO runs requests queued for its helper threads). True
+    /// when it did some: the call then looks again without blocking.
+    static func workBeforeWaiting(in state: inout QueueState) -> Bool
 }
 
 extension FilterOperations {
@@ -90,4 +95,5 @@ extension FilterOperations {
     static func scanStarting(in state: inout QueueState) {}
     static func scanEnded(in state: inout QueueState) {}
     static func closeSources(in state: inout QueueState) {}
+    static func workBeforeWaiting(in state: inout QueueState) -> Bool { false }
 }

@@ -190,6 +190,15 @@ extension FilterTable {
         visit(filter, Op(), in: &state)
     }
 
+    static func workBeforeWaiting(_ filter: Int16, in state: inout QueueState) -> Bool {
+        struct Op: FilterVisitor {
+            func visit<F: FilterOperations>(_: F.Type, in state: inout QueueState) -> Bool {
+                F.workBeforeWaiting(in: &state)
+            }
+        }
+        return visit(filter, Op(), in: &state)
+    }
+
     static func scanEnded(_ filter: Int16, in state: inout QueueState) {
         struct Op: FilterVisitor {
             func visit<F: FilterOperations>(_: F.Type, in state: inout QueueState) { F.scanEnded(in: &state) }

@@ -113,10 +113,10 @@ final class KQueueCore: Sendable {
             return .failure(error)
         case .finished(let count):
             return .success(count)
-        case .wait(let buffer, let unsignaled):
+        case .wait(let buffer, let unsignaled, let filtersHaveWork):
             var wait = Wait(
                 events: events.unsafelyUnwrapped, capacity: eventCapacity, timeout: timeout, buffer: buffer,
-                unsignaled: unsignaled)
+                unsignaled: unsignaled, filtersHaveWork: filtersHaveWork)
             return wait.run(on: self)
         }
     }
@@ -158,8 +158,9 @@ enum AppliedChanges {
     /// The call returns this many entries (EV_ERROR and receipt entries) without waiting.
     case finished(Int)
     /// The call waits with this buffer; `unsignaled` when its own changes activated knotes
-    /// without writing a wakeup (the scan returns them).
-    case wait(EpollBuffer, unsignaled: Bool)
+    /// without writing a wakeup (the scan returns them); `filtersHaveWork` when a filter has
+    /// work this thread may do before it blocks (the first look then does not block).
+    case wait(EpollBuffer, unsignaled: Bool, filtersHaveWork: Bool)
 }
 
 extension QueueState {
@@ -187,7 +188,9 @@ extension QueueState {
         }
         waiters += 1
         backend.prepareWait()
-        return .wait(buffers.take(capacity: KQueueCore.batchSize(for: eventCapacity)), unsignaled: unsignaled)
+        return .wait(
+            buffers.take(capacity: KQueueCore.batchSize(for: eventCapacity)), unsignaled: unsignaled,
+            filtersHaveWork: filtersWithWork != 0)
     }
 
     /// What ``apply(changes:count:eventCapacity:)`` did.

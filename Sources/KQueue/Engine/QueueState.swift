@@ -40,6 +40,8 @@ struct QueueState: ~Copyable {
     var filtersScannedEveryTime: UInt16 = 0
     /// Filters whose ``FilterOperations/scanEnded(in:)`` runs at the end of this scan.
     var filtersAwaitingScanEnd: UInt16 = 0
+    /// Filters with work a waiting thread may do (``FilterOperations/workBeforeWaiting(in:)``).
+    var filtersWithWork: UInt16 = 0
 
     init(backend: ReadinessBackend, eventFD: Int32, internalDescriptors: InternalDescriptors) {
         self.backend = backend
@@ -180,6 +182,25 @@ struct QueueState: ~Copyable {
     mutating func setScannedEveryTime(_ filter: Int16, _ enabled: Bool) {
         let bit = UInt16(1) << UInt16(~filter)
         if enabled { filtersScannedEveryTime |= bit } else { filtersScannedEveryTime &= ~bit }
+    }
+
+    /// `filter` has work a waiting thread may do, or no longer.
+    mutating func setHasWork(_ filter: Int16, _ enabled: Bool) {
+        let bit = UInt16(1) << UInt16(~filter)
+        if enabled { filtersWithWork |= bit } else { filtersWithWork &= ~bit }
+    }
+
+    /// A waiting call would block: the filters with work do a piece of it in its thread. True
+    /// when one did some (the call looks again without blocking).
+    mutating func workBeforeWaiting() -> Bool {
+        var pending = filtersWithWork
+        var worked = false
+        while pending != 0 {
+            let bit = pending.trailingZeroBitCount
+            pending &= pending - 1
+            if FilterTable.workBeforeWaiting(~Int16(bit), in: &self) { worked = true }
+        }
+        return worked
     }
 
     /// `filter`'s ``FilterOperations/scanEnded(in:)`` runs once the current scan ends.

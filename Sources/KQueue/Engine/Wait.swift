@@ -18,15 +18,19 @@ struct Wait {
     var clock = WaitClock()
     /// The next collect starts the call's scan (else it continues it).
     var newScan = true
+    /// The next look does not block: a filter had work for this thread (at the call's start,
+    /// or done since the last look), whose results it reports.
+    var lookWithoutBlocking: Bool
     var extraLooksLeft = Wait.extraLooks
 
     init(
         events: UnsafeMutablePointer<kevent>, capacity: Int, timeout: UnsafePointer<timespec>?,
-        buffer: EpollBuffer, unsignaled: Bool
+        buffer: EpollBuffer, unsignaled: Bool, filtersHaveWork: Bool
     ) {
         self.timeout = timeout
         self.buffer = buffer
         self.unsignaled = unsignaled
+        lookWithoutBlocking = filtersHaveWork
         context = ScanContext(events: events, capacity: capacity)
     }
 
@@ -101,7 +105,8 @@ struct Wait {
         Syscall.resetSignalInterruptions()
         do throws(Errno) {
             let n: Int32
-            if context.written > 0 || unsignaled || (timeout != nil && clock.remaining.isZero) {
+            if context.written > 0 || unsignaled || lookWithoutBlocking || (timeout != nil && clock.remaining.isZero) {
+                lookWithoutBlocking = false
                 n = try core.backend.look(into: ready, requested: requested, timeout: &zero)
             } else if timeout == nil {
                 n = try core.backend.look(into: ready, requested: requested, timeout: nil)
@@ -182,13 +187,19 @@ struct Wait {
             // kernel with the next wait: a level poll asked again then sees the file as the
             // wait finds it, as epoll's does (asked now, it could report data the caller is
             // about to read).
+            // About to block with nothing to return: a filter's work may be done here first.
+            let worked = !ends && !looksAgain && state.filtersWithWork != 0 && state.workBeforeWaiting()
             state.backend.prepareWait()
             if ends { state.endWait(returning: buffer) }
-            return ScanOutcome(context: scan, ended: ends, mayLookAgain: mayLookAgain)
+            return ScanOutcome(context: scan, ended: ends, mayLookAgain: mayLookAgain, worked: worked)
         }
         guard let outcome else { return .closed }
         context = outcome.context
         if outcome.ended { return .returned(context.written) }
+        if outcome.worked {
+            lookWithoutBlocking = true
+            return .lookAgain
+        }
         if context.written > before { newScan = false }
         if context.hasRoom && outcome.mayLookAgain && context.absorbed > 0 {
             extraLooksLeft -= 1
@@ -204,6 +215,8 @@ struct ScanOutcome: Sendable {
     var ended: Bool
     /// The look filled its batch: more reports may be waiting.
     var mayLookAgain: Bool
+    /// A filter did work in this thread instead of letting it wait (its results follow).
+    var worked: Bool
 }
 
 /// A wait's timeout: the time left, and the monotonic deadline it counts down to.

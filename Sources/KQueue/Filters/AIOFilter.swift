@@ -24,6 +24,8 @@ enum AIOFilter: FilterOperations {
     /// The backend's eventfd: completions (or list completions posted to this kqueue).
     static func sourceReported(_ payload: UInt32, in state: inout QueueState) { state.reapAIO() }
     static func closeSources(in state: inout QueueState) { state.closeAIO() }
+    /// Requests queued for the helper threads: a thread that would wait runs some itself.
+    static func workBeforeWaiting(in state: inout QueueState) -> Bool { state.assistAIO() }
 }
 
 /// EVFILT_LIO (SPEC.md 3): registered by lio_listio(LIO_NOWAIT) with SIGEV_KEVENT, ident the

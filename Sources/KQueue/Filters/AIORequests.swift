@@ -314,6 +314,7 @@ extension QueueState {
             failure = error
         }
         sources.aio.inFlight += taken
+        if taken > 0 && Syscall.aioBackendShared(backend) > 0 { setHasWork(FilterID.aio, true) }
         for started in opSlots[taken...] {
             let request = started.request
             let slot = started.slot
@@ -341,6 +342,17 @@ extension QueueState {
             tags[request] = 0
             errors[request] = EBADF
         }
+    }
+
+    /// A thread that would wait runs a chunk of the requests queued for the helper threads
+    /// (their completions signal the backend's eventfd, which the next look reports). Once
+    /// the queue is empty, waits no longer ask.
+    mutating func assistAIO() -> Bool {
+        guard let backend = sources.aio.backend, Syscall.aioBackendAssist(backend) > 0 else {
+            setHasWork(FilterID.aio, false)
+            return false
+        }
+        return true
     }
 
     /// Takes what the submission itself completed (io_uring copies cached data during the

@@ -606,6 +606,12 @@ extension Syscall {
     /// Reads the backend's eventfd down to zero (never blocks).
     static func aioBackendAcknowledge(_ backend: OpaquePointer) { kq_aio_backend_acknowledge(backend) }
 
+    /// Requests queued for the helper threads, not yet taken (a hint).
+    static func aioBackendShared(_ backend: OpaquePointer) -> Int { Int(kq_aio_backend_shared(backend)) }
+
+    /// Runs up to a chunk of the requests queued for the helper threads in this thread.
+    static func aioBackendAssist(_ backend: OpaquePointer) -> Int { Int(kq_aio_backend_assist(backend)) }
+
     /// Takes up to `capacity` completions, never blocking.
     static func aioBackendReap(
         _ backend: OpaquePointer, into out: UnsafeMutablePointer<kq_aio_completion>, capacity: Int
