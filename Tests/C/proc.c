@@ -620,11 +620,6 @@ static int tree_all_exited(void) {
  * child reaped before its fork was read).
  */
 static void track_tree(const struct tree_plan *plan) {
-    /* Open bug (docs/GUARANTEES.md, the io_uring backend's limits): on the io_uring backend a
-     * fork of a loaded tree once went unfollowed (CI's swift-test-io_uring stage). */
-    const char *backend = getenv("KQUEUE_BACKEND");
-    if (backend != NULL && strcmp(backend, "io_uring") == 0)
-        SKIP("io_uring backend: a fork can go unfollowed under load (open bug, docs/GUARANTEES.md)");
     CHECK_SYS(prctl(PR_SET_CHILD_SUBREAPER, 1));
     int gate[2], reports[2];
     CHECK_SYS(pipe(gate));
