@@ -14,7 +14,12 @@
  *                              (the kernel polls the file again, like EPOLL_CTL_MOD), else a
  *                              cancel and a new poll
  *   remove                     IORING_OP_POLL_REMOVE, submitted at once: a pending poll holds
- *                              a reference to the file, which must not outlive close(2)
+ *                              a reference to the file, which must not outlive close(2); a poll
+ *                              in the middle of its completion answers EALREADY and stays, so
+ *                              that answer is met with IORING_OP_ASYNC_CANCEL
+ *   epoll's ready list         the completions of one registration in one take are one report
+ *                              (masks joined); an overflowed completion queue is flushed by
+ *                              the next enter, a poll's included
  *
  * A descriptor's interest is kept by up to two polls, one for reading (EPOLLIN, RDHUP, PRI)
  * and one for writing (EPOLLOUT): a one-shot poll completes with what is ready at that
