@@ -14,7 +14,12 @@
  *                              (the kernel polls the file again, like EPOLL_CTL_MOD), else a
  *                              cancel and a new poll
  *   remove                     IORING_OP_POLL_REMOVE, submitted at once: a pending poll holds
- *                              a reference to the file, which must not outlive close(2)
+ *                              a reference to the file, which must not outlive close(2); a poll
+ *                              in the middle of its completion answers EALREADY and stays, so
+ *                              that answer is met with IORING_OP_ASYNC_CANCEL
+ *   epoll's ready list         the completions of one registration in one take are one report
+ *                              (masks joined); an overflowed completion queue is flushed by
+ *                              the next enter, a poll's included
  *
  * A descriptor's interest is kept by up to two polls, one for reading (EPOLLIN, RDHUP, PRI)
  * and one for writing (EPOLLOUT): a one-shot poll completes with what is ready at that
@@ -48,12 +53,16 @@
 
 /* user_data of the ring's own control requests (removals, updates, no-ops): dropped. */
 #define CONTROL_TAG UINT64_MAX
-/* user_data of a poll: (arm sequence << 32) | (half << 31) | descriptor; with BYTES_BIT, the
- * SIOCINQ linked after that arm (31 bits of sequence are compared). */
+/* user_data of a poll: (arm sequence << 32) | (half << 31) | descriptor (30 bits of sequence
+ * are compared); with BYTES_BIT, the SIOCINQ linked after that arm; with REMOVE_BIT, the
+ * removal of that arm (with both, its update): their success posts nothing, a failure is
+ * answered (EALREADY). */
 #define DESCRIPTOR_MASK 0x7fffffffull
 #define HALF_SHIFT 31
-#define SEQUENCE_MASK 0x7fffffffu
+#define SEQUENCE_MASK 0x3fffffffu
 #define BYTES_BIT (1ull << 63)
+#define REMOVE_BIT (1ull << 62)
+#define UPDATE_BITS (BYTES_BIT | REMOVE_BIT)
 /* include/uapi/linux/io_uring.h (6.7): a socket's SIOCINQ as an IORING_OP_URING_CMD. */
 #define KQ_SOCKET_URING_OP_SIOCINQ 0
 /* The interest bits a poll request takes (behaviour bits stay out of poll32_events). */
@@ -79,6 +88,8 @@ struct registration {
     struct half half[2];
     int64_t bytes;        /* the count taken with the last report */
     uint32_t bytes_taken; /* the take it was taken in (kq_ring.takes) */
+    uint32_t report_take; /* the take whose report `report` is (kq_ring.takes) */
+    int report;           /* its index in that take's output */
 };
 
 struct kq_ring {
@@ -88,7 +99,7 @@ struct kq_ring {
     struct io_uring_sqe *sqes;
     size_t sqes_size;
     unsigned sq_entries;
-    _Atomic unsigned *sq_head, *sq_tail, *cq_head, *cq_tail;
+    _Atomic unsigned *sq_head, *sq_tail, *cq_head, *cq_tail, *sq_flags;
     unsigned *sq_mask, *cq_mask;
     struct io_uring_cqe *cqes;
     unsigned sq_local_tail; /* SQEs written; published to *sq_tail before each enter */
@@ -127,7 +138,7 @@ static int ring_is_complete(int fd, const struct io_uring_params *p) {
     struct io_uring_probe *probe = calloc(1, size);
     if (probe == NULL) return 0;
     int ok = sys_register(fd, IORING_REGISTER_PROBE, probe, 256) == 0;
-    static const int needed[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_NOP};
+    static const int needed[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_ASYNC_CANCEL, IORING_OP_NOP};
     for (size_t i = 0; ok && i < sizeof needed / sizeof needed[0]; i++) {
         ok = needed[i] <= probe->last_op && (probe->ops[needed[i]].flags & IO_URING_OP_SUPPORTED);
     }
@@ -180,6 +191,7 @@ int kq_shim_ring_open(unsigned entries, struct kq_ring **out) {
     r->sq_head = (_Atomic unsigned *)(void *)(base + p.sq_off.head);
     r->sq_tail = (_Atomic unsigned *)(void *)(base + p.sq_off.tail);
     r->sq_mask = (unsigned *)(void *)(base + p.sq_off.ring_mask);
+    r->sq_flags = (_Atomic unsigned *)(void *)(base + p.sq_off.flags);
     r->cq_head = (_Atomic unsigned *)(void *)(base + p.cq_off.head);
     r->cq_tail = (_Atomic unsigned *)(void *)(base + p.cq_off.tail);
     r->cq_mask = (unsigned *)(void *)(base + p.cq_off.ring_mask);
@@ -204,11 +216,19 @@ void kq_shim_ring_close(struct kq_ring *r) {
 
 /* ---- submission ---------------------------------------------------------------------- */
 
-/* Publishes written SQEs and hands them to the kernel without waiting. */
+/* Completions wait in the kernel's overflow list (the completion queue was full): only an
+ * io_uring_enter with IORING_ENTER_GETEVENTS moves them to the queue. */
+static int overflowed(const struct kq_ring *r) {
+    return (atomic_load_explicit(r->sq_flags, memory_order_acquire) & IORING_SQ_CQ_OVERFLOW) != 0;
+}
+
+/* Publishes written SQEs and hands them to the kernel without waiting (flushing overflowed
+ * completions: GETEVENTS with no minimum does not wait). */
 static int submit_now(struct kq_ring *r) {
     atomic_store_explicit(r->sq_tail, r->sq_local_tail, memory_order_release);
     for (;;) {
-        int n = sys_enter(r->fd, r->sq_entries, 0, 0, NULL, 0);
+        unsigned flags = overflowed(r) ? IORING_ENTER_GETEVENTS : 0;
+        int n = sys_enter(r->fd, r->sq_entries, 0, flags, NULL, 0);
         if (n >= 0) return 0;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EBUSY) return 0; /* left in the queue for the next enter */
@@ -287,7 +307,7 @@ static int write_remove(struct kq_ring *r, int fd, int half) {
     sqe->fd = -1;
     sqe->addr = user_data(fd, half, h->sequence);
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
-    sqe->user_data = CONTROL_TAG;
+    sqe->user_data = REMOVE_BIT | sqe->addr; /* a failure (EALREADY) is answered at the take */
     h->sequence++;
     h->state = IDLE;
     return 0;
@@ -304,8 +324,66 @@ static int write_update(struct kq_ring *r, int fd, int half) {
     sqe->len = IORING_POLL_UPDATE_EVENTS;
     sqe->poll32_events = half_events(r->table[fd].events, half) & POLL_BITS;
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+    sqe->user_data = UPDATE_BITS | sqe->addr; /* a failure (EALREADY) is answered at the take */
+    return 0;
+}
+
+static int queue_arm(struct kq_ring *r, int fd, int half);
+
+/* Cancels the poll whose user_data is `target` by IORING_OP_ASYNC_CANCEL, which, unlike
+ * IORING_OP_POLL_REMOVE, also takes a poll whose completion is under way: it marks the poll
+ * cancelled and the completion's task work ends it. Its answer is dropped (ENOENT: the poll
+ * ended meanwhile). */
+static int write_cancel(struct kq_ring *r, uint64_t target) {
+    struct io_uring_sqe *sqe = next_sqe(r);
+    if (sqe == NULL) return -EBUSY;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = target;
+    sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
     sqe->user_data = CONTROL_TAG;
     return 0;
+}
+
+/* The answer of a removal or an update that failed (`data`: REMOVE_BIT or UPDATE_BITS with
+ * the arm's user_data). EALREADY: the poll is in the middle of its completion (its task work
+ * owns it) and stays armed: a removed poll would go on holding its file (a multishot one for
+ * good), an update would leave the old interest. The poll is cancelled; an update's half is
+ * armed anew with the interest it has now (the old arm's completions are dropped as stale).
+ * ENOENT: the poll completed meanwhile (its completion re-arms it as the table says). Returns
+ * 1 when it wrote a cancel, to submit. */
+static int answer_control(struct kq_ring *r, uint64_t data, int32_t res) {
+    if (res != -EALREADY) return 0;
+    uint64_t target = data & ~UPDATE_BITS;
+    if ((data & UPDATE_BITS) == UPDATE_BITS) {
+        int fd = (int)(target & DESCRIPTOR_MASK), half = (int)(target >> HALF_SHIFT & 1);
+        uint32_t sequence = (uint32_t)(target >> 32) & SEQUENCE_MASK;
+        if ((size_t)fd >= r->table_size) return 0;
+        struct registration *g = &r->table[fd];
+        struct half *h = &g->half[half];
+        if (!g->registered || h->state != ARMED || (h->sequence & SEQUENCE_MASK) != sequence) return 0;
+        if (write_cancel(r, target) != 0) return 0;
+        h->sequence++;
+        h->state = IDLE;
+        queue_arm(r, fd, half);
+        return 1;
+    }
+    return write_cancel(r, target) == 0;
+}
+
+/* Answers the failed removals among the completions posted since `from` (a removal fails
+ * inside the submission that carried it), before the caller goes on to close(2): the file is
+ * let go. They are marked answered for the take. */
+static void answer_posted_removals(struct kq_ring *r, unsigned from) {
+    unsigned tail = atomic_load_explicit(r->cq_tail, memory_order_acquire);
+    int answered = 0;
+    for (unsigned i = from; i != tail; i++) {
+        struct io_uring_cqe *cqe = &r->cqes[i & *r->cq_mask];
+        if (cqe->user_data == CONTROL_TAG || !(cqe->user_data & REMOVE_BIT)) continue;
+        answered |= answer_control(r, cqe->user_data, cqe->res);
+        cqe->user_data = CONTROL_TAG;
+    }
+    if (answered) submit_now(r);
 }
 
 static int queue_arm(struct kq_ring *r, int fd, int half) {
@@ -382,7 +460,13 @@ int kq_shim_ring_ctl(struct kq_ring *r, int op, int fd, uint32_t events, uint64_
             g->half[half].sequence++; /* any completion still in the queue is stale */
         }
         g->registered = 0;
-        if (armed && !error) error = submit_now(r); /* the file is let go before close(2) goes on */
+        if (armed && !error) {
+            /* The file is let go before close(2) goes on; a removal that met the poll in the
+             * middle of its completion (EALREADY) is answered with a cancel at once. */
+            unsigned from = atomic_load_explicit(r->cq_tail, memory_order_acquire);
+            error = submit_now(r);
+            if (!error) answer_posted_removals(r, from);
+        }
         return error;
     }
     default:
@@ -413,7 +497,8 @@ int kq_shim_ring_prepare(struct kq_ring *r) {
 }
 
 int kq_shim_ring_pending(const struct kq_ring *r) {
-    return r->to_arm_count > 0 || atomic_load_explicit(r->sq_head, memory_order_acquire) != r->sq_local_tail;
+    return r->to_arm_count > 0 || atomic_load_explicit(r->sq_head, memory_order_acquire) != r->sq_local_tail ||
+           overflowed(r);
 }
 
 int kq_shim_ring_submit(struct kq_ring *r) {
@@ -439,6 +524,7 @@ int kq_shim_ring_enter(struct kq_ring *r, const struct timespec *timeout) {
     struct __kernel_timespec ts;
     void *argp = NULL;
     size_t size = 0;
+    if (overflowed(r)) flags = IORING_ENTER_GETEVENTS; /* a poll ({0,0}) flushes the overflow */
     if (timeout == NULL || timeout->tv_sec != 0 || timeout->tv_nsec != 0) {
         flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
         complete = 1;
@@ -475,22 +561,23 @@ int kq_shim_ring_enter(struct kq_ring *r, const struct timespec *timeout) {
 int kq_shim_ring_take(struct kq_ring *r, struct epoll_event *out, int capacity) {
     unsigned head = atomic_load_explicit(r->cq_head, memory_order_relaxed);
     unsigned tail = atomic_load_explicit(r->cq_tail, memory_order_acquire);
-    int written = 0;
+    int written = 0, answered = 0;
     r->takes++;
-    while (head != tail) {
+    for (; head != tail; head++) {
         const struct io_uring_cqe *cqe = &r->cqes[head & *r->cq_mask];
-        /* Full: only entries that are not reports (a byte count following its poll's report,
-         * a control answer) are still taken. */
-        if (written == capacity && cqe->user_data != CONTROL_TAG && !(cqe->user_data & BYTES_BIT)) break;
-        head++;
-        if (cqe->user_data == CONTROL_TAG) continue;
-        int fd = (int)(cqe->user_data & DESCRIPTOR_MASK);
-        int half = (int)(cqe->user_data >> HALF_SHIFT & 1);
-        uint32_t sequence = (uint32_t)(cqe->user_data >> 32) & SEQUENCE_MASK;
+        uint64_t data = cqe->user_data;
+        if (data == CONTROL_TAG) continue;
+        if (data & REMOVE_BIT) {
+            answered |= answer_control(r, data, cqe->res);
+            continue;
+        }
+        int fd = (int)(data & DESCRIPTOR_MASK);
+        int half = (int)(data >> HALF_SHIFT & 1);
+        uint32_t sequence = (uint32_t)(data >> 32) & SEQUENCE_MASK;
         if ((size_t)fd >= r->table_size) continue;
         struct registration *g = &r->table[fd];
         struct half *h = &g->half[half];
-        if (cqe->user_data & BYTES_BIT) {
+        if (data & BYTES_BIT) {
             /* The count linked after that arm's poll (which completed just before it). */
             if (cqe->res >= 0 && (h->sequence & SEQUENCE_MASK) == sequence) {
                 g->bytes = cqe->res;
@@ -511,15 +598,28 @@ int kq_shim_ring_take(struct kq_ring *r, struct epoll_event *out, int capacity) 
             }
             continue;
         }
+        /* Completions of one registration in one take are one report, their masks joined
+         * (epoll's one ready-list entry): a multishot poll posts one per wakeup (data, then
+         * the EOF), and the scan returns a knote once per call, so a second report of it
+         * would be skipped and its news (the EOF) lost. Joined even when the output is full. */
+        int merge = g->report_take == r->takes && g->report < written && out[g->report].data.u64 == g->tag;
+        if (!merge && written == capacity) break; /* full: the rest stays for the next take */
         if (!more) {
             h->state = IDLE;
             queue_arm(r, fd, half); /* level: ask again with the next wait; edge: re-arm */
         }
+        if (merge) {
+            out[g->report].events |= (uint32_t)cqe->res;
+            continue;
+        }
         out[written].events = (uint32_t)cqe->res;
         out[written].data.u64 = g->tag;
+        g->report_take = r->takes;
+        g->report = written;
         written++;
     }
     atomic_store_explicit(r->cq_head, head, memory_order_release);
+    if (answered) submit_now(r); /* the cancels: a removed poll lets its file go */
     return written;
 }
 

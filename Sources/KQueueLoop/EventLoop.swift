@@ -63,10 +63,9 @@ public final class EventLoop: Sendable {
     ) throws(Errno) {
         self.name = name
         self.errorHandler = errorHandler
-        // Always epoll, whatever KQUEUE_BACKEND says: on the io_uring backend some loop tests hang
-        // (waits that are never woken, seen in CI's io_uring stage; not yet understood), and
-        // `auto` picks epoll anyway (docs/ARCHITECTURE.md, "Readiness backends").
-        queue = try KernelQueue(backend: .backend(.epoll))
+        // The backend every kqueue gets: KQUEUE_BACKEND, else the automatic choice
+        // (docs/ARCHITECTURE.md, "Readiness backends").
+        queue = try KernelQueue()
         core = LoopCore(eventCapacity: max(eventCapacity, 8))
         try queue.applyReportingErrno([.user(Self.wakeIdent, flags: [.add, .clear])])
         serialExecutor.loop = self

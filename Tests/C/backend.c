@@ -11,6 +11,8 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <poll.h>
+#include <pthread.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -225,6 +227,139 @@ TEST(test_backend_tcp_read_data_is_bytes_readable_on_either_backend) {
         close(server);
         close(kq);
     }
+}
+
+/* The ring's completions of one registration taken together are one report, their masks
+ * joined, as epoll's one ready-list entry: an EV_CLEAR knote (a multishot poll) given data and
+ * then its peer's shutdown before it is asked gets both, EV_EOF included, not the data alone
+ * with the EOF lost behind it (the scan returns a knote once per call). Both backends. */
+TEST(test_backend_completions_of_one_registration_taken_together_are_one_report) {
+    const char *backends[] = {"epoll", "io_uring"};
+    for (int b = 0; b < 2; b++) {
+        if (b == 1 && !io_uring_available()) break;
+        setenv("KQUEUE_BACKEND", backends[b], 1);
+        for (int capacity = 1; capacity <= 16; capacity += 15) {
+            int kq = kq_new();
+            int sv[2];
+            kq_socketpair(SOCK_STREAM, sv);
+            KQ_SET(kq, sv[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+            CHECK_NO_EVENT(kq);
+            kq_write_all(sv[1], "x", 1);          /* a completion: IN */
+            CHECK_SYS(shutdown(sv[1], SHUT_WR)); /* another: IN|RDHUP */
+            struct kevent ev[16];
+            int n = KQ_WAIT(kq, ev, capacity, 1000);
+            CHECK_EQ_INT(n, 1);
+            CHECK_MSG(ev[0].ident == (uintptr_t)sv[0] && (ev[0].flags & EV_EOF) && ev[0].data == 1,
+                      "%s, capacity %d: %s", backends[b], capacity, kq_ev_str(&ev[0]));
+            CHECK_NO_EVENT(kq);
+            close(sv[0]);
+            close(sv[1]);
+            close(kq);
+        }
+    }
+}
+
+/* Completions the full completion queue could not take wait in the kernel's overflow list
+ * (IORING_SQ_CQ_OVERFLOW): a poll ({0,0}) that finds the queue empty flushes them, so what
+ * became ready meanwhile is returned, not hidden until some call waits. Both backends. */
+TEST(test_backend_an_overflowed_completion_queue_is_flushed_by_a_poll) {
+    const char *backends[] = {"epoll", "io_uring"};
+    for (int b = 0; b < 2; b++) {
+        if (b == 1 && !io_uring_available()) break;
+        setenv("KQUEUE_BACKEND", backends[b], 1);
+        int kq = kq_new();
+        int busy[2], quiet[2];
+        kq_pipe(busy);
+        kq_pipe(quiet);
+        KQ_SET(kq, busy[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+        KQ_SET(kq, quiet[0], EVFILT_READ, EV_ADD, 0, 0, NULL);
+        CHECK_NO_EVENT(kq);
+        /* A completion per write on io_uring: more than the 2,048 the queue holds. */
+        for (int i = 0; i < 3000; i++) kq_write_all(busy[1], "x", 1);
+        kq_write_all(quiet[1], "y", 1);
+        int saw_busy = 0, saw_quiet = 0;
+        for (int call = 0; call < 400 && !saw_quiet; call++) {
+            struct kevent ev[16];
+            int n = KQ_WAIT(kq, ev, 16, 0);
+            for (int k = 0; k < n; k++) {
+                if (ev[k].ident == (uintptr_t)busy[0]) saw_busy = 1;
+                if (ev[k].ident == (uintptr_t)quiet[0]) saw_quiet = 1;
+            }
+        }
+        CHECK_MSG(saw_busy && saw_quiet, "%s: busy %d, quiet %d after 400 polls", backends[b], saw_busy, saw_quiet);
+        close(busy[0]);
+        close(busy[1]);
+        close(quiet[0]);
+        close(quiet[1]);
+        close(kq);
+    }
+}
+
+/* ---- a removal that meets a poll in the middle of its completion ---------------------- */
+
+struct mid_completion {
+    int kq, socket, peer, child_running, release_child;
+    int close_result;
+};
+
+/* While the thread that armed the poll sleeps in vfork (a sleep TWA_SIGNAL does not end, so
+ * the poll's task work waits and the poll stays owned), data wakes the poll and the socket is
+ * closed: the removal finds the poll mid-completion (EALREADY). */
+static void *remove_mid_completion(void *arg) {
+    struct mid_completion *m = arg;
+    char byte;
+    if (syscall(SYS_read, m->child_running, &byte, 1) != 1) return NULL;
+    kq_write_all(m->peer, "x", 1);
+    m->close_result = close(m->socket);
+    (void)syscall(SYS_write, m->release_child, "x", 1);
+    return NULL;
+}
+
+/* IORING_OP_POLL_REMOVE fails with EALREADY while a poll's completion is under way; the ring
+ * answers with IORING_OP_ASYNC_CANCEL, so the removal is complete: a multishot poll (EV_CLEAR)
+ * does not go on holding the closed socket, whose peer then reads EOF. */
+TEST(test_backend_a_removal_meeting_a_poll_mid_completion_still_lets_the_file_go) {
+    if (!io_uring_available()) SKIP("io_uring unavailable here");
+    setenv("KQUEUE_BACKEND", "io_uring", 1);
+    struct mid_completion m;
+    int sv[2], running[2], release[2];
+    m.kq = kq_new();
+    kq_socketpair(SOCK_STREAM, sv);
+    CHECK_SYS(pipe(running));
+    CHECK_SYS(pipe(release));
+    m.socket = sv[0];
+    m.peer = sv[1];
+    m.child_running = running[0];
+    m.release_child = release[1];
+    m.close_result = -2;
+    KQ_SET(m.kq, sv[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL); /* armed by this thread */
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, remove_mid_completion, &m) == 0);
+    pid_t child = vfork();
+    if (child == 0) {
+        char byte;
+        (void)syscall(SYS_write, running[1], "r", 1);
+        (void)syscall(SYS_read, release[0], &byte, 1);
+        _exit(0);
+    }
+    CHECK(child > 0);
+    CHECK(pthread_join(thread, NULL) == 0);
+    CHECK_EQ_INT(m.close_result, 0);
+    CHECK_EQ_INT(waitpid(child, NULL, 0), child);
+    /* The poll's task work has run by now (this thread returned to user space). */
+    struct pollfd pfd = {sv[1], POLLIN, 0};
+    CHECK_MSG(poll(&pfd, 1, 2000) == 1, "the closed socket's peer sees nothing: a poll still holds the socket");
+    char c;
+    ssize_t got = read(sv[1], &c, 1);
+    /* Closed with unread data: the peer reads ECONNRESET (AF_UNIX), else EOF. */
+    CHECK_MSG(got == 0 || (got == -1 && errno == ECONNRESET), "read %zd (%s)", got, kq_errname(errno));
+    CHECK_NO_EVENT(m.kq);
+    close(sv[1]);
+    close(m.kq);
+    close(running[0]);
+    close(running[1]);
+    close(release[0]);
+    close(release[1]);
 }
 
 RUN_TESTS()

@@ -174,6 +174,10 @@ enum ProcFilter: FilterOperations {
         guard state.table[knote].savedFlags & Note.exit != 0, !state.table[knote].status.contains(.endOfFile),
             state.table[knote].fflags & Note.child == 0, hasExited(knote, in: state)
         else { return false }
+        readForksBeforeExit(knote, in: &state)
+        guard state.table[knote].status.contains(.inUse), state.table[knote].fflags & Note.child == 0 else {
+            return false
+        }
         // A status the kernel cannot tell is said so (NOTE_EXIT_UNKNOWN), never shown as 0.
         if let status = exitStatus(knote, in: state) {
             state.table[knote].fflags |= Note.exit
@@ -185,6 +189,21 @@ enum ProcFilter: FilterOperations {
         addOneShot(knote, in: &state)
         state.table[knote].status.insert(.endOfFile)
         return true
+    }
+
+    /// A process's forks and execs reach the connector before its exit happens (the kernel
+    /// sends them from fork and exec themselves), but the exit may be learnt first: the pidfd's
+    /// report can come before the connector's (on io_uring the connector's poll, re-armed with
+    /// the next wait, completes behind it), and the exit recorded now goes out, and drops the
+    /// knote, before the connector is read. So the connector is read first: a child forked
+    /// just before the exit is followed (NOTE_TRACK), a fork or exec merges into the exit's
+    /// event. Not from within a read (it goes on to the end of the socket anyway).
+    private static func readForksBeforeExit(_ knote: Int32, in state: inout QueueState) {
+        let watch = ProcessWatch(rawValue: state.table[knote].filterState)
+        guard state.table[knote].savedFlags & connectorNotes != 0, !watch.isReaped,
+            state.sources.processEvents.isOpen, !state.sources.processEvents.reading
+        else { return }
+        readProcessEvents(in: &state)
     }
 
     /// EV_ONESHOT that the application did not ask for (a child forked before it is read
@@ -223,6 +242,9 @@ enum ProcFilter: FilterOperations {
     /// Reads the connector's fork, exec and exit events and records them in the knotes watching
     /// those processes.
     static func readProcessEvents(in state: inout QueueState) {
+        let nested = state.sources.processEvents.reading
+        state.sources.processEvents.reading = true
+        defer { state.sources.processEvents.reading = nested }
         var overflowed = false
         withUnsafeTemporaryAllocation(of: kq_proc_event.self, capacity: 64) { buffer in
             while true {

@@ -16,6 +16,10 @@ struct ProcessEventSource {
     /// The child EVFILT_PROC is registering for NOTE_TRACK (0: none): it existed at its fork
     /// even if it is gone now.
     var following: pid_t = 0
+    /// Its events are being read (a read that records an exit must not start another).
+    var reading = false
+    /// Open: fork and exec events may wait in it.
+    var isOpen: Bool { descriptor >= 0 }
 
     /// One more knote needs the connector.
     mutating func retain(registrar: InternalRegistrar) throws(Errno) {
