@@ -43,9 +43,13 @@ extension DescriptorFilter {
         outcome: inout DeliveryOutcome, in state: inout QueueState
     ) {
         let index = state.sources.descriptors.entries[Int(fd)].knote(F.filter)
-        guard index >= 0, !state.table[index].status.contains(.disabled),
-            state.table[index].returnedInScan != state.scanNumber, revents & F.reportedBits != 0
-        else { return }
+        guard index >= 0, !state.table[index].status.contains(.disabled), revents & F.reportedBits != 0 else { return }
+        guard state.table[index].returnedInScan != state.scanNumber else {
+            // Returned by this call already, reported again by a later look of it: a new edge,
+            // which epoll will not report again; the next call re-checks the knote.
+            if entry.isEdgeTriggered { state.queueForRecheck(index) }
+            return
+        }
         guard context.hasRoom else {
             // No room: an edge-triggered report would be lost; keep the knote queued.
             if entry.isEdgeTriggered { state.queueForRecheck(index) }
