@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,9 +29,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KQ_SHIM_THREAD_SANITIZER 1
+#endif
+#endif
+
 int kq_shim_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
                          const struct timespec *timeout) {
+#ifdef KQ_SHIM_THREAD_SANITIZER
+    /* ThreadSanitizer runs a signal handler at once only inside a call it intercepts as
+     * blocking (epoll_wait is one; a raw syscall is not): otherwise the handler runs after the
+     * call returned EINTR, too late for the engine to see that only EVFILT_SIGNAL's handler
+     * ran, and the wait fails with EINTR for a signal the application ignores. So, in the
+     * ThreadSanitizer build only, the timed wait is epoll_wait's, in milliseconds rounded up. */
+    long long ms = (long long)timeout->tv_sec * 1000 + (timeout->tv_nsec + 999999) / 1000000;
+    return epoll_wait(epfd, events, maxevents, ms > INT_MAX ? INT_MAX : (int)ms);
+#else
     return (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, NULL, 0);
+#endif
 }
 
 int kq_shim_ioctl_int(int fd, unsigned long request, int *value) {

@@ -190,6 +190,25 @@ TEST(test_signal_wakes_a_blocked_wait) {
     close(kq);
 }
 
+TEST(test_signal_watched_and_ignored_never_ends_a_timed_wait_with_eintr) {
+    /* SPEC.md 2.8 reserves EINTR for a signal the application catches: one it ignores (here
+     * SIGWINCH at its default), delivered while this thread waits with a timeout on a kqueue
+     * that does not watch it, runs only EVFILT_SIGNAL's own handler, and the wait goes on to
+     * its timeout. */
+    int watcher = kq_new();
+    KQ_SET(watcher, SIGWINCH, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    int kq = kq_new();
+    pid_t pid = signal_me_once_blocked(SIGWINCH);
+    struct kevent ev;
+    struct timespec limit = {0, 300 * 1000 * 1000};
+    int n = kevent(kq, NULL, 0, &ev, 1, &limit);
+    CHECK_EQ_INT(waitpid(pid, NULL, 0), pid);
+    CHECK_EQ_INT(n, 0); /* not -1 with EINTR */
+    CHECK_EQ_INT(wait_signal_event(watcher, SIGWINCH), 1);
+    close(kq);
+    close(watcher);
+}
+
 TEST(test_signal_caught_during_wait_still_interrupts_it_with_eintr) {
     /* SPEC.md 2.8: a signal the application catches ends the wait with EINTR, watched or not;
      * the knote keeps the delivery for the next call. */

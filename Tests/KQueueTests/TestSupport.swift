@@ -342,6 +342,25 @@ func changeError(
     }
 }
 
+/// One wait for events, again after EINTR until `timeout` has passed: the test process's
+/// other tests and its runtime may send signals it catches (SIGCHLD of a spawned compiler, a
+/// sanitizer's own handlers), which end a wait with EINTR as on FreeBSD (SPEC.md 2.8). The
+/// tests of EINTR itself call kevent() directly.
+func waitForEvents(_ queue: KernelQueue, maxEvents: Int = 64, timeout: Duration) throws -> [KEvent] {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while true {
+        let remaining = deadline - clock.now
+        do {
+            return try queue.events(maxEvents: maxEvents, timeout: remaining > .zero ? remaining : .zero)
+        } catch Errno.interrupted {
+            continue
+        } catch {
+            throw error
+        }
+    }
+}
+
 /// Events pending right now (a poll).
 func pendingEvents(_ queue: KernelQueue, max: Int = 64) throws -> [KEvent] {
     try queue.events(maxEvents: max, timeout: .zero)
@@ -360,7 +379,7 @@ func expectEvent(
     var seen: [KEvent] = []
     while true {
         let remaining = deadline - clock.now
-        let events = try queue.events(maxEvents: 64, timeout: remaining > .zero ? remaining : .zero)
+        let events = try waitForEvents(queue, timeout: remaining > .zero ? remaining : .zero)
         if let match = events.first(where: { $0.ident == ident && $0.filter == filter && predicate($0) }) {
             return match
         }
@@ -390,7 +409,7 @@ func expectEvents(
     func isFound(_ event: KEvent) -> Bool { found.contains { $0.ident == event.ident && $0.filter == event.filter } }
     while found.count < keys.count {
         let remaining = deadline - clock.now
-        for event in try queue.events(maxEvents: 64, timeout: remaining > .zero ? remaining : .zero)
+        for event in try waitForEvents(queue, timeout: remaining > .zero ? remaining : .zero)
         where isWanted(event) && !isFound(event) {
             found.append(event)
         }
@@ -410,7 +429,7 @@ func expectNoEvents(
     _ queue: KernelQueue, for period: Duration = quietPeriod, _ comment: Comment? = nil,
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws {
-    let events = try queue.events(maxEvents: 64, timeout: period)
+    let events = try waitForEvents(queue, timeout: period)
     if !events.isEmpty {
         Issue.record(
             Comment(rawValue: "expected no events, got \(events)" + (comment.map { " (\($0.rawValue))" } ?? "")),
@@ -428,7 +447,7 @@ func expectNoEvent(
     while true {
         let remaining = deadline - clock.now
         guard remaining > .zero else { return }
-        let events = try queue.events(maxEvents: 64, timeout: remaining)
+        let events = try waitForEvents(queue, timeout: remaining)
         if let event = events.first(where: { $0.ident == ident && $0.filter == filter }) {
             Issue.record(
                 Comment(
