@@ -65,6 +65,9 @@ extension EventLoop {
                 core.changes.append(change)
             }
         } onCancel: {
+            // The token is this wait's ticket: its slot is freed when the wait ends (the
+            // generation moves on), so a late handler finds it dead even if a new wait took
+            // the same slot, and removes nothing.
             self.cancelSoon(token)
         }
     }

@@ -61,6 +61,8 @@ extension EventLoop {
     private func ioWait(_ token: SlotToken, reader: Bool) async throws {
         assertInLoop()
         let core = self.core
+        // This wait's ticket: the cancellation handler below acts only on the wait that holds it.
+        let ticket = core.takeWaitTicket()
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let index = Int(token.index)
@@ -80,9 +82,11 @@ extension EventLoop {
                     guard !entry.mayRead else { return continuation.resume() }
                     guard entry.reader == nil else { return continuation.resume(throwing: Errno.resourceBusy) }
                     entry.reader = continuation
+                    entry.readerTicket = ticket
                 } else {
                     guard entry.writer == nil else { return continuation.resume(throwing: Errno.resourceBusy) }
                     entry.writer = continuation
+                    entry.writerTicket = ticket
                     if !entry.writeArmed {
                         entry.writeArmed = true
                         core.changes.append(
@@ -95,16 +99,19 @@ extension EventLoop {
             }
         } onCancel: {
             if self.inEventLoop {
-                self.ioCancelWait(token, reader: reader)
+                self.ioCancelWait(token, reader: reader, ticket: ticket)
             } else {
-                self.execute { self.ioCancelWait(token, reader: reader) }
+                self.execute { self.ioCancelWait(token, reader: reader, ticket: ticket) }
             }
         }
     }
 
-    /// Resumes a waiting reader or writer with `CancellationError`; the socket stays usable.
-    func ioCancelWait(_ token: SlotToken, reader: Bool) {
+    /// Resumes the waiting reader or writer with `CancellationError` if it is still the wait
+    /// `ticket` names; the socket stays usable. A handler that runs after its wait ended
+    /// (from another thread its job may come after the next wait began) does nothing.
+    func ioCancelWait(_ token: SlotToken, reader: Bool, ticket: UInt64) {
         guard core.isLive(token), case .io(var entry) = core.slots[Int(token.index)].handler else { return }
+        guard (reader ? entry.readerTicket : entry.writerTicket) == ticket else { return }
         let continuation = reader ? entry.reader : entry.writer
         if reader { entry.reader = nil } else { entry.writer = nil }
         core.slots[Int(token.index)].handler = .io(entry)

@@ -35,6 +35,8 @@ final class LoopCore: @unchecked Sendable {
     let events: UnsafeMutableBufferPointer<KEvent>
     /// Set when shutdown starts: new registrations fail with ECANCELED.
     var closing = false
+    /// The last wait ticket given (``takeWaitTicket()``).
+    @exclusivity(unchecked) var waitTickets: UInt64 = 0
 
     init(eventCapacity: Int) {
         events = .allocate(capacity: eventCapacity)
@@ -84,6 +86,16 @@ final class LoopCore: @unchecked Sendable {
         let before = changes.count
         changes.removeAll { $0.udata == udata }
         return changes.count != before
+    }
+
+    /// A new wait's ticket, unique on this loop (64 bits: never wraps). A socket's slot
+    /// outlives its waits, so its generation cannot tell one wait from the next: the ticket
+    /// does, and a cancellation handler that comes late (its wait already ended, a new one
+    /// waits in the slot) finds another ticket there and leaves the new wait alone.
+    @inline(__always)
+    func takeWaitTicket() -> UInt64 {
+        waitTickets &+= 1
+        return waitTickets
     }
 
     // MARK: Jobs

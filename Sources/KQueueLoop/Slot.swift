@@ -52,6 +52,10 @@ struct IOEntry {
     var descriptor: Int32
     var reader: UnsafeContinuation<Void, any Error>?
     var writer: UnsafeContinuation<Void, any Error>?
+    /// The ticket of the wait `reader` (`writer`) belongs to: a cancellation handler names
+    /// the wait it was installed for, and resumes nothing when a later wait took its place.
+    var readerTicket: UInt64 = 0
+    var writerTicket: UInt64 = 0
     /// A read event came since the last read found the socket empty: try reading first.
     var mayRead = true
     /// A read event had EV_EOF: the peer shut down its side (or the connection failed).
