@@ -35,22 +35,26 @@ extension EventLoop {
     /// loop's) and waits for its one event.
     ///
     /// - Throws: the change's errno when kevent() refuses it, `CancellationError` when the
-    ///   task is cancelled, `Errno.canceled` when the loop shuts down.
+    ///   task is cancelled, `Errno.canceled` when the loop shuts down,
+    ///   `Errno.invalidArgument` for EVFILT_USER ident `UInt.max` (the loop's wakeup event).
     public func nextEvent(_ change: KEvent) async throws -> KEvent {
+        try Self.checkReserved(change)
         guard inEventLoop else {
             guard !isShuttingDown else { throw Errno.canceled }
             return try await withTaskExecutorPreference(self) { try await self.nextEvent(change) }
         }
         let core = self.core
+        let ident = change.ident
         var change = change
         change.flags.formUnion([.add, .oneShot])
         let token = try core.allocate(.waiter(WaiterEntry(change: change)))
         change.udata = token.udata
         if change.filter == .timer {
+            // The loop's ident for its timers, never the caller's (they share the kqueue's).
             change.ident = UInt(token.index)
             core.slots[Int(token.index)].handler = .waiter(WaiterEntry(change: change))
         }
-        return try await withTaskCancellationHandler {
+        var event: KEvent = try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 // Still on the loop thread: nothing suspended since the slot was taken; the
                 // slot is gone only if the task was cancelled (or the loop shut down) first.
@@ -70,6 +74,8 @@ extension EventLoop {
             // the same slot, and removes nothing.
             self.cancelSoon(token)
         }
+        event.ident = ident  // a timer's event carries the ident given, not the loop's
+        return event
     }
 
     /// Cancels the registration `token` names, from the cancelling thread: at once on the
@@ -90,6 +96,12 @@ extension EventLoop {
     public func events(for change: KEvent, bufferLimit: Int = 1024) -> AsyncThrowingStream<KEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<KEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingNewest(bufferLimit))
+        do throws(Errno) {
+            try Self.checkReserved(change)
+        } catch {
+            continuation.finish(throwing: error)
+            return stream
+        }
         let registration = LoopRegistration(loop: self)
         let make: @Sendable () -> Void = { [self] in
             guard !registration.cancelled else { return }

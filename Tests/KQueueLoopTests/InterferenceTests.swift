@@ -104,4 +104,76 @@ struct InterferenceTests {
         let event = try? await second.value
         #expect(event?.ident == UInt(secondRead.rawValue))
     }
+
+    @Test("a timer registered with register(_:) and the loop's own timers both fire, whatever ident it names")
+    func userTimerIdentDoesNotCollide() async throws {
+        let loop = try EventLoop()
+        defer { loop.shutdown() }
+        let fired = Shared<[String]>([])
+        let loopTimer = loop.schedule(after: .milliseconds(40)) { fired.update { $0.append("loop") } }
+        // The ident the loop's timer was registered with.
+        let taken = onLoop(loop) { () -> UInt in
+            guard let token = loopTimer.token, case .callback(let entry) = loop.core.slots[Int(token.index)].handler
+            else { return 0 }
+            return entry.change.ident
+        }
+        let seen = Shared<UInt?>(nil)
+        try loop.register(.timer(taken, after: .milliseconds(10))) { event in
+            seen.update { $0 = event.ident }
+            fired.update { $0.append("user") }
+        }
+        // The other way round: a user timer naming the ident of the loop timer scheduled after
+        // it (no slot was freed yet: the user's takes the next slot, the loop's the one after).
+        let next = onLoop(loop) { loop.core.freeSlots.isEmpty ? UInt(loop.core.slots.count) + 1 : 0 }
+        try #require(next > 0)
+        try loop.register(.timer(next, after: .milliseconds(10))) { _ in fired.update { $0.append("user2") } }
+        loop.schedule(after: .milliseconds(40)) { fired.update { $0.append("loop2") } }
+
+        #expect(await eventually { fired.value.count == 4 })
+        #expect(Set(fired.value) == ["loop", "user", "loop2", "user2"])
+        // The callback sees the ident it registered.
+        #expect(seen.value == taken)
+    }
+
+    @Test(
+        "a user's EVFILT_USER ident 0 is its own: its trigger reaches its callback, wakeups the loop; the reserved ident is EINVAL"
+    )
+    func userEventIdentZero() async throws {
+        let loop = try EventLoop()
+        defer { loop.shutdown() }
+        let calls = Shared(0)
+        try loop.register(.user(0, flags: [.add, .clear])) { _ in calls.update { $0 += 1 } }
+        // Jobs from this thread wake the loop through its own EVFILT_USER event.
+        for _ in 0..<5 {
+            let done = Shared(false)
+            loop.execute { done.update { $0 = true } }
+            #expect(await eventually { done.value })
+        }
+        #expect(calls.value == 0)
+        // The user's own trigger (keeping its udata, as a user event's trigger does).
+        try loop.queue.apply([.user(0, flags: .keepUserData, note: .trigger)])
+        #expect(await eventually(timeout: .seconds(2)) { calls.value == 1 })
+        #expect(await stays { calls.value == 1 })
+
+        // The loop's wakeup ident (UInt.max) is refused, from every API.
+        var refused: Errno?
+        do {
+            try loop.register(.user(UInt.max, flags: [.add, .clear])) { _ in }
+        } catch {
+            refused = error
+        }
+        #expect(refused == .invalidArgument)
+        // Without the check, the awaits below would wait forever for an event never triggered.
+        guard refused == .invalidArgument else { return }
+        await #expect(throws: Errno.invalidArgument) {
+            try await loop.nextEvent(.user(UInt.max))
+        }
+        await #expect(throws: Errno.invalidArgument) {
+            for try await _ in loop.events(for: .user(UInt.max, flags: .clear)) {}
+        }
+        // Still woken.
+        let done = Shared(false)
+        loop.execute { done.update { $0 = true } }
+        #expect(await eventually { done.value })
+    }
 }
