@@ -31,6 +31,21 @@ extension EventLoop {
         return entry
     }
 
+    /// Why the socket `token` names cannot be used: the loop shut down, the idle timeout
+    /// closed it, or it was closed.
+    func ioFailure(_ token: SlotToken) -> Errno {
+        if core.closing { return .canceled }
+        if let entry = ioState(token), entry.expired { return .timedOut }
+        return .badFileDescriptor
+    }
+
+    /// A read or write moved data: stamps the socket's progress with the iteration time (a
+    /// plain store: no clock read, no branch on whether a timeout is set).
+    @inline(__always)
+    func ioProgress(_ token: SlotToken) {
+        core.idle[Int(token.index)].lastProgress = core.now
+    }
+
     /// True when a read may find data: an event came since the last read found none.
     @inline(__always)
     func ioMayRead(_ token: SlotToken) -> Bool {
@@ -70,6 +85,7 @@ extension EventLoop {
                     continuation.resume(throwing: core.closing ? Errno.canceled : Errno.badFileDescriptor)
                     return
                 }
+                if entry.expired { return continuation.resume(throwing: Errno.timedOut) }
                 if let failure = entry.failure {
                     entry.failure = nil
                     core.slots[index].handler = .io(entry)
@@ -126,8 +142,10 @@ extension EventLoop {
         guard core.isLive(token), case .io(let entry) = core.slots[Int(token.index)].handler else { return false }
         core.release(token)
         _ = core.dropPendingChange(for: token)
-        // Closing the descriptor removes its kevent registrations with it.
-        LoopSyscall.close(entry.descriptor)
+        // Closing the descriptor removes its kevent registrations with it. An expired socket's
+        // was closed by the idle sweep: its number may be another file's by now.
+        if !entry.expired { LoopSyscall.close(entry.descriptor) }
+        if core.idleTracked == 0 { updateIdleTimer(smallest: nil) }
         entry.reader?.resume(throwing: error)
         entry.writer?.resume(throwing: error)
         return true

@@ -177,6 +177,8 @@ public final class EventLoop: Sendable {
                 if error != .interrupted { errorHandler(error) }
                 continue
             }
+            // The iteration time that stamps read and write progress (idle timeouts only).
+            if core.idleTracked > 0 { core.now = LoopSyscall.monotonicNanoseconds() }
             dispatch(count)
         }
         finish()
@@ -366,6 +368,7 @@ public final class EventLoop: Sendable {
         core.runJobs(on: self)
         core.closing = true
         cancelAll()
+        core.idleTimer = nil  // it holds the loop
         // The tasks resumed with ECANCELED run here (and may queue more); bounded, so that a
         // task that keeps retrying cannot hold the thread forever.
         for _ in 0..<10_000 {
@@ -394,7 +397,7 @@ public final class EventLoop: Sendable {
         let core = self.core
         for index in core.slots.indices where !core.slots[index].isFree {
             let token = SlotToken(index: Int32(index), generation: core.slots[index].generation)
-            if case .io(let entry) = core.slots[index].handler { LoopSyscall.close(entry.descriptor) }
+            if case .io(let entry) = core.slots[index].handler, !entry.expired { LoopSyscall.close(entry.descriptor) }
             cancelRegistration(token, resumeError: Errno.canceled)
         }
     }

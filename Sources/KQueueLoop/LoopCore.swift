@@ -38,6 +38,18 @@ final class LoopCore: @unchecked Sendable {
     /// The last wait ticket given (``takeWaitTicket()``).
     @exclusivity(unchecked) var waitTickets: UInt64 = 0
 
+    // Idle timeouts: one entry per slot (same index), one coarse sweep timer per loop.
+    /// Per slot: its idle timeout and last progress (parallel to `slots`).
+    @exclusivity(unchecked) var idle: [IdleState] = []
+    /// The loop's iteration time (CLOCK_MONOTONIC, ns), read once after each kevent() return
+    /// while any socket has an idle timeout: progress is stamped with it, no clock read per I/O.
+    @exclusivity(unchecked) var now: UInt64 = 0
+    /// Slots with an idle timeout.
+    var idleTracked = 0
+    /// The sweep timer and its period (ns), while `idleTracked > 0`.
+    var idleTimer: LoopRegistration?
+    var idlePeriod: UInt64 = 0
+
     init(eventCapacity: Int) {
         events = .allocate(capacity: eventCapacity)
         events.initialize(repeating: KEvent(ident: 0, filter: .user))
@@ -59,6 +71,7 @@ final class LoopCore: @unchecked Sendable {
             return SlotToken(index: index, generation: slots[Int(index)].generation)
         }
         slots.append(Slot(generation: 1, handler: handler))
+        idle.append(IdleState())
         return SlotToken(index: Int32(slots.count - 1), generation: 1)
     }
 
@@ -75,6 +88,10 @@ final class LoopCore: @unchecked Sendable {
         guard isLive(token) else { return }
         let index = Int(token.index)
         slots[index].handler = .free
+        if idle[index].timeout != 0 {
+            idle[index].timeout = 0
+            idleTracked -= 1
+        }
         slots[index].generation = slots[index].generation &+ 1 == 0 ? 1 : slots[index].generation &+ 1
         freeSlots.append(token.index)
         liveSlots -= 1

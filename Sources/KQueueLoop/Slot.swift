@@ -64,4 +64,17 @@ struct IOEntry {
     var writeArmed = false
     /// The error a failed change reported, given to the next waiter.
     var failure: Errno?
+    /// Closed by the idle timeout: the descriptor is closed (the slot stays until the
+    /// connection is closed, so that its number is never used again); reads, writes and
+    /// waits fail with ETIMEDOUT.
+    var expired = false
+}
+
+/// A socket's idle timeout (``TCPConnection/idleTimeout``), beside its slot.
+struct IdleState {
+    /// Nanoseconds without read or write progress after which the connection is closed;
+    /// 0: no timeout.
+    var timeout: UInt64 = 0
+    /// The loop's iteration time (``LoopCore/now``) of the last read or write that moved data.
+    var lastProgress: UInt64 = 0
 }
