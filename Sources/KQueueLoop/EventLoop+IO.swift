@@ -142,9 +142,8 @@ extension EventLoop {
         guard core.isLive(token), case .io(let entry) = core.slots[Int(token.index)].handler else { return false }
         core.release(token)
         _ = core.dropPendingChange(for: token)
-        // Closing the descriptor removes its kevent registrations with it. An expired socket's
-        // was closed by the idle sweep: its number may be another file's by now.
-        if !entry.expired { LoopSyscall.close(entry.descriptor) }
+        // Closing the descriptor removes its kevent registrations with it.
+        LoopSyscall.close(entry.descriptor)
         if core.idleTracked == 0 { updateIdleTimer(smallest: nil) }
         entry.reader?.resume(throwing: error)
         entry.writer?.resume(throwing: error)

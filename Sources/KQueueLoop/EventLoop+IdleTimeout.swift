@@ -1,3 +1,4 @@
+import Glibc
 import KQueue
 
 /// Idle timeouts of sockets (``TCPConnection/idleTimeout``): one coarse repeating timer per
@@ -75,16 +76,18 @@ extension EventLoop {
         updateIdleTimer(smallest: core.idleTracked > 0 ? smallest : nil)
     }
 
-    /// Closes the socket in slot `index` for its idle timeout: its descriptor is closed (the
-    /// peer sees the connection end), its waiting reader and writer get ETIMEDOUT, and so does
-    /// every later read or write. The slot stays until the connection is closed.
+    /// Ends the connection in slot `index` for its idle timeout: both directions are shut
+    /// down (the peer sees the connection end), its waiting reader and writer get ETIMEDOUT,
+    /// and so does every later read or write. The descriptor stays open (and its number the
+    /// connection's, so that ``TCPConnection/descriptor`` never names another file) until
+    /// the connection is closed: by ``TCPServer`` when the handler returns.
     private func expireIO(_ index: Int) {
         core.idle[index].timeout = 0
         core.idleTracked -= 1
         let token = SlotToken(index: Int32(index), generation: core.slots[index].generation)
         guard case .io(var entry) = core.slots[index].handler, !entry.expired else { return }
         _ = core.dropPendingChange(for: token)
-        LoopSyscall.close(entry.descriptor)
+        try? LoopSyscall.shutdown(entry.descriptor, how: Int32(SHUT_RDWR))
         entry.expired = true
         let reader = entry.reader
         let writer = entry.writer

@@ -397,7 +397,7 @@ public final class EventLoop: Sendable {
         let core = self.core
         for index in core.slots.indices where !core.slots[index].isFree {
             let token = SlotToken(index: Int32(index), generation: core.slots[index].generation)
-            if case .io(let entry) = core.slots[index].handler, !entry.expired { LoopSyscall.close(entry.descriptor) }
+            if case .io(let entry) = core.slots[index].handler { LoopSyscall.close(entry.descriptor) }
             cancelRegistration(token, resumeError: Errno.canceled)
         }
     }

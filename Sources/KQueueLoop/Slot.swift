@@ -64,9 +64,8 @@ struct IOEntry {
     var writeArmed = false
     /// The error a failed change reported, given to the next waiter.
     var failure: Errno?
-    /// Closed by the idle timeout: the descriptor is closed (the slot stays until the
-    /// connection is closed, so that its number is never used again); reads, writes and
-    /// waits fail with ETIMEDOUT.
+    /// Ended by the idle timeout: the socket is shut down both ways (the descriptor stays
+    /// open until the connection is closed); reads, writes and waits fail with ETIMEDOUT.
     var expired = false
 }
 

@@ -167,9 +167,11 @@ public final class TCPConnection: Sendable {
     }
 
     /// How long the connection may go without a read or a write that moves data before the
-    /// loop closes it (nil or zero: never). After that, the waiting read or write, and every
-    /// later one, throws ``SocketError`` with `Errno.timedOut`; the peer sees the connection
-    /// closed. Connections of a ``TCPServer`` get the server's (60 s by default).
+    /// loop ends it (nil or zero: never): the socket is shut down both ways, so the peer sees
+    /// the connection closed, and the waiting read or write, and every later one, throws
+    /// ``SocketError`` with `Errno.timedOut`. The descriptor is released by ``close()`` (a
+    /// ``TCPServer`` closes it when its handler returns). Connections of a ``TCPServer`` get
+    /// the server's (60 s by default).
     ///
     /// Checked by one coarse timer per loop, every eighth of the smallest timeout (10 ms to
     /// 1 s): a connection is not closed before its timeout, and at most about a quarter of it
