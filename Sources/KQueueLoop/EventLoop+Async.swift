@@ -92,7 +92,9 @@ extension EventLoop {
     /// an AsyncSequence. It ends when the task iterating it is cancelled or stops iterating
     /// (the registration is then removed), with the change's errno when kevent() refuses it,
     /// and with `Errno.canceled` at shutdown. At most `bufferLimit` events wait for a slow
-    /// consumer; older ones are dropped beyond that.
+    /// consumer; older ones are dropped beyond that. A timer is registered under an ident the
+    /// loop chooses (so that it never replaces another timer of the loop), and its events
+    /// carry that ident.
     public func events(for change: KEvent, bufferLimit: Int = 1024) -> AsyncThrowingStream<KEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<KEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingNewest(bufferLimit))
