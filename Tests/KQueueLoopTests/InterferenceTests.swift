@@ -152,7 +152,7 @@ struct InterferenceTests {
         #expect(calls.value == 0)
         // The user's own trigger (keeping its udata, as a user event's trigger does).
         try loop.queue.apply([.user(0, flags: .keepUserData, note: .trigger)])
-        #expect(await eventually(timeout: .seconds(2)) { calls.value == 1 })
+        #expect(await eventually { calls.value == 1 })
         #expect(await stays { calls.value == 1 })
 
         // The loop's wakeup ident (UInt.max) is refused, from every API.
