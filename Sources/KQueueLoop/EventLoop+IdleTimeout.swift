@@ -59,9 +59,8 @@ extension EventLoop {
     }
 
     /// The sweep: closes the sockets idle for their timeout, and fits the period to the
-    /// smallest timeout left.
-    func idleSweep() {
-        let now = LoopSyscall.monotonicNanoseconds()
+    /// smallest timeout left. `now`: the clock (a test gives its own).
+    func idleSweep(now: UInt64 = LoopSyscall.monotonicNanoseconds()) {
         core.now = now
         let slack = core.idlePeriod / 2
         var smallest = UInt64.max

@@ -82,7 +82,8 @@ struct IdleTimeoutTests {
         defer { group.shutdown() }
         let loop = group.loops[0]
         // An hour: no socket reaches it on its own, however slowly this test runs (the shared
-        // pool can be held for seconds during a full test run).
+        // pool can be held for seconds during a full test run); the sweep below is given its
+        // clock.
         let timeout: UInt64 = 3_600_000_000_000
         let server = try TCPServer(
             group: group, address: Self.loopback, idleTimeout: .nanoseconds(Int64(timeout)), handler: LineEcho.serve)
@@ -95,16 +96,18 @@ struct IdleTimeoutTests {
         // The listener, three sockets and ONE timer, every second (an eighth, clamped to 1 s).
         #expect(await eventually { liveRegistrations(loop) == 5 })
         #expect(onLoop(loop) { loop.core.idlePeriod } == 1_000_000_000)
-        // In one loop job: one socket idle just under its timeout, one idle for the timeout
-        // plus half a period, then a sweep.
+        // In one loop job, a sweep at `now`: one socket idle just under its timeout, one idle
+        // for the timeout plus half a period, one just active.
         let outcome = onLoop(loop) { () -> [Bool] in
             let core = loop.core
             let timed = core.idle.indices.filter { core.idle[$0].timeout == timeout }
             guard timed.count == 3 else { return [] }
-            let now = LoopSyscall.monotonicNanoseconds()
+            let base = core.now
+            let now = base + timeout + core.idlePeriod / 2
             core.idle[timed[0]].lastProgress = now - (timeout - 1_000_000)
-            core.idle[timed[1]].lastProgress = now - (timeout + core.idlePeriod / 2)
-            loop.idleSweep()
+            core.idle[timed[1]].lastProgress = base
+            core.idle[timed[2]].lastProgress = now
+            loop.idleSweep(now: now)
             return timed.map { index in
                 if case .io(let entry) = core.slots[index].handler { return entry.expired }
                 return false
