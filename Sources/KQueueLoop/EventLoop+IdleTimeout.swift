@@ -9,8 +9,8 @@ import KQueue
 /// runs every eighth of the smallest timeout (10 ms to 1 s) and closes the sockets idle for
 /// their timeout plus half a period: a stamp is at most one iteration's work older than the
 /// progress it records, so a connection is not closed early unless one iteration ran longer
-/// than half a period, and at most one and a half periods late (a quarter of the timeout for
-/// the smallest).
+/// than half a period, and at most one and a half periods late (about 19 % of the smallest
+/// timeout; 15 ms for those under 80 ms, whose period stays 10 ms).
 extension EventLoop {
     static let idlePeriodMinimum: UInt64 = 10_000_000
     static let idlePeriodMaximum: UInt64 = 1_000_000_000
