@@ -35,22 +35,26 @@ extension EventLoop {
     /// loop's) and waits for its one event.
     ///
     /// - Throws: the change's errno when kevent() refuses it, `CancellationError` when the
-    ///   task is cancelled, `Errno.canceled` when the loop shuts down.
+    ///   task is cancelled, `Errno.canceled` when the loop shuts down,
+    ///   `Errno.invalidArgument` for EVFILT_USER ident `UInt.max` (the loop's wakeup event).
     public func nextEvent(_ change: KEvent) async throws -> KEvent {
+        try Self.checkReserved(change)
         guard inEventLoop else {
             guard !isShuttingDown else { throw Errno.canceled }
             return try await withTaskExecutorPreference(self) { try await self.nextEvent(change) }
         }
         let core = self.core
+        let ident = change.ident
         var change = change
         change.flags.formUnion([.add, .oneShot])
         let token = try core.allocate(.waiter(WaiterEntry(change: change)))
         change.udata = token.udata
         if change.filter == .timer {
+            // The loop's ident for its timers, never the caller's (they share the kqueue's).
             change.ident = UInt(token.index)
             core.slots[Int(token.index)].handler = .waiter(WaiterEntry(change: change))
         }
-        return try await withTaskCancellationHandler {
+        var event: KEvent = try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 // Still on the loop thread: nothing suspended since the slot was taken; the
                 // slot is gone only if the task was cancelled (or the loop shut down) first.
@@ -65,8 +69,13 @@ extension EventLoop {
                 core.changes.append(change)
             }
         } onCancel: {
+            // The token is this wait's ticket: its slot is freed when the wait ends (the
+            // generation moves on), so a late handler finds it dead even if a new wait took
+            // the same slot, and removes nothing.
             self.cancelSoon(token)
         }
+        event.ident = ident  // a timer's event carries the ident given, not the loop's
+        return event
     }
 
     /// Cancels the registration `token` names, from the cancelling thread: at once on the
@@ -83,10 +92,18 @@ extension EventLoop {
     /// an AsyncSequence. It ends when the task iterating it is cancelled or stops iterating
     /// (the registration is then removed), with the change's errno when kevent() refuses it,
     /// and with `Errno.canceled` at shutdown. At most `bufferLimit` events wait for a slow
-    /// consumer; older ones are dropped beyond that.
+    /// consumer; older ones are dropped beyond that. A timer is registered under an ident the
+    /// loop chooses (so that it never replaces another timer of the loop), and its events
+    /// carry that ident.
     public func events(for change: KEvent, bufferLimit: Int = 1024) -> AsyncThrowingStream<KEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<KEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingNewest(bufferLimit))
+        do throws(Errno) {
+            try Self.checkReserved(change)
+        } catch {
+            continuation.finish(throwing: error)
+            return stream
+        }
         let registration = LoopRegistration(loop: self)
         let make: @Sendable () -> Void = { [self] in
             guard !registration.cancelled else { return }

@@ -11,8 +11,13 @@ extension EventLoop {
     /// From another thread, the call blocks until the loop thread made the registration, so
     /// that a failed change throws here.
     ///
-    /// - Throws: the change's errno (e.g. `Errno.badFileDescriptor`), or `Errno.canceled`
-    ///   once shutdown began.
+    /// A timer (EVFILT_TIMER) is registered under an ident the loop chooses, so that it never
+    /// replaces one of the loop's own timers (``schedule(after:_:)``, ``sleep(for:)``), which
+    /// share the kqueue's timer idents; its events carry the ident given here. EVFILT_USER
+    /// ident `UInt.max` is the loop's own wakeup event: naming it is `Errno.invalidArgument`.
+    ///
+    /// - Throws: the change's errno (e.g. `Errno.badFileDescriptor`), `Errno.invalidArgument`
+    ///   for the reserved user ident, or `Errno.canceled` once shutdown began.
     @discardableResult
     public func register(
         _ change: KEvent, _ callback: @escaping @Sendable (KEvent) throws -> Void
@@ -23,12 +28,26 @@ extension EventLoop {
     func register(
         _ change: KEvent, oneShot: Bool, _ callback: @escaping @Sendable (KEvent) throws -> Void
     ) throws(Errno) -> LoopRegistration {
+        try Self.checkReserved(change)
         let registration = LoopRegistration(loop: self)
         try runOnLoop { [self] () throws(Errno) in
             let token = try core.allocate(.callback(CallbackEntry(change: change, body: callback, oneShot: oneShot)))
             var change = change
             change.flags.insert(.add)
             change.udata = token.udata
+            if change.filter == .timer {
+                // The loop's ident (the slot's, as for its own timers), not the caller's: the
+                // callback still sees the caller's.
+                let ident = change.ident
+                change.ident = UInt(token.index)
+                let body: @Sendable (KEvent) throws -> Void = { event in
+                    var event = event
+                    event.ident = ident
+                    try callback(event)
+                }
+                core.slots[Int(token.index)].handler = .callback(
+                    CallbackEntry(change: change, body: body, oneShot: oneShot))
+            }
             do throws(Errno) {
                 try queue.applyReportingErrno([change])
             } catch {

@@ -31,6 +31,21 @@ extension EventLoop {
         return entry
     }
 
+    /// Why the socket `token` names cannot be used: the loop shut down, the idle timeout
+    /// closed it, or it was closed.
+    func ioFailure(_ token: SlotToken) -> Errno {
+        if core.closing { return .canceled }
+        if let entry = ioState(token), entry.expired { return .timedOut }
+        return .badFileDescriptor
+    }
+
+    /// A read or write moved data: stamps the socket's progress with the iteration time (a
+    /// plain store: no clock read, no branch on whether a timeout is set).
+    @inline(__always)
+    func ioProgress(_ token: SlotToken) {
+        core.idle[Int(token.index)].lastProgress = core.now
+    }
+
     /// True when a read may find data: an event came since the last read found none.
     @inline(__always)
     func ioMayRead(_ token: SlotToken) -> Bool {
@@ -61,6 +76,8 @@ extension EventLoop {
     private func ioWait(_ token: SlotToken, reader: Bool) async throws {
         assertInLoop()
         let core = self.core
+        // This wait's ticket: the cancellation handler below acts only on the wait that holds it.
+        let ticket = core.takeWaitTicket()
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let index = Int(token.index)
@@ -68,6 +85,7 @@ extension EventLoop {
                     continuation.resume(throwing: core.closing ? Errno.canceled : Errno.badFileDescriptor)
                     return
                 }
+                if entry.expired { return continuation.resume(throwing: Errno.timedOut) }
                 if let failure = entry.failure {
                     entry.failure = nil
                     core.slots[index].handler = .io(entry)
@@ -80,9 +98,11 @@ extension EventLoop {
                     guard !entry.mayRead else { return continuation.resume() }
                     guard entry.reader == nil else { return continuation.resume(throwing: Errno.resourceBusy) }
                     entry.reader = continuation
+                    entry.readerTicket = ticket
                 } else {
                     guard entry.writer == nil else { return continuation.resume(throwing: Errno.resourceBusy) }
                     entry.writer = continuation
+                    entry.writerTicket = ticket
                     if !entry.writeArmed {
                         entry.writeArmed = true
                         core.changes.append(
@@ -95,16 +115,19 @@ extension EventLoop {
             }
         } onCancel: {
             if self.inEventLoop {
-                self.ioCancelWait(token, reader: reader)
+                self.ioCancelWait(token, reader: reader, ticket: ticket)
             } else {
-                self.execute { self.ioCancelWait(token, reader: reader) }
+                self.execute { self.ioCancelWait(token, reader: reader, ticket: ticket) }
             }
         }
     }
 
-    /// Resumes a waiting reader or writer with `CancellationError`; the socket stays usable.
-    func ioCancelWait(_ token: SlotToken, reader: Bool) {
+    /// Resumes the waiting reader or writer with `CancellationError` if it is still the wait
+    /// `ticket` names; the socket stays usable. A handler that runs after its wait ended
+    /// (from another thread its job may come after the next wait began) does nothing.
+    func ioCancelWait(_ token: SlotToken, reader: Bool, ticket: UInt64) {
         guard core.isLive(token), case .io(var entry) = core.slots[Int(token.index)].handler else { return }
+        guard (reader ? entry.readerTicket : entry.writerTicket) == ticket else { return }
         let continuation = reader ? entry.reader : entry.writer
         if reader { entry.reader = nil } else { entry.writer = nil }
         core.slots[Int(token.index)].handler = .io(entry)
@@ -121,6 +144,7 @@ extension EventLoop {
         _ = core.dropPendingChange(for: token)
         // Closing the descriptor removes its kevent registrations with it.
         LoopSyscall.close(entry.descriptor)
+        if core.idleTracked == 0 { updateIdleTimer(smallest: nil) }
         entry.reader?.resume(throwing: error)
         entry.writer?.resume(throwing: error)
         return true

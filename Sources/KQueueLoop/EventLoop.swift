@@ -47,8 +47,18 @@ public final class EventLoop: Sendable {
         case running, stopping, stopped
     }
 
-    /// The ident of the loop's own EVFILT_USER wakeup event.
-    static let wakeIdent: UInt = 0
+    /// The ident of the loop's own EVFILT_USER wakeup event: reserved. A user's EVFILT_USER
+    /// event of the same ident would be the same kevent registration, so a change of the
+    /// loop's API naming it fails with EINVAL (``checkReserved(_:)``); every other ident,
+    /// 0 included, is the user's.
+    static let wakeIdent: UInt = .max
+
+    /// Refuses a change the loop cannot take: an EVFILT_USER event with the loop's wakeup
+    /// ident (`Errno.invalidArgument`).
+    @inline(__always)
+    static func checkReserved(_ change: KEvent) throws(Errno) {
+        if change.filter == .user && change.ident == wakeIdent { throw Errno.invalidArgument }
+    }
 
     /// Starts a loop and its thread.
     ///
@@ -166,6 +176,8 @@ public final class EventLoop: Sendable {
                 if error != .interrupted { errorHandler(error) }
                 continue
             }
+            // The iteration time that stamps read and write progress (idle timeouts only).
+            if core.idleTracked > 0 { core.now = LoopSyscall.monotonicNanoseconds() }
             dispatch(count)
         }
         finish()
@@ -355,6 +367,7 @@ public final class EventLoop: Sendable {
         core.runJobs(on: self)
         core.closing = true
         cancelAll()
+        core.idleTimer = nil  // it holds the loop
         // The tasks resumed with ECANCELED run here (and may queue more); bounded, so that a
         // task that keeps retrying cannot hold the thread forever.
         for _ in 0..<10_000 {

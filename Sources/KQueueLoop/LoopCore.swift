@@ -35,6 +35,20 @@ final class LoopCore: @unchecked Sendable {
     let events: UnsafeMutableBufferPointer<KEvent>
     /// Set when shutdown starts: new registrations fail with ECANCELED.
     var closing = false
+    /// The last wait ticket given (``takeWaitTicket()``).
+    @exclusivity(unchecked) var waitTickets: UInt64 = 0
+
+    // Idle timeouts: one entry per slot (same index), one coarse sweep timer per loop.
+    /// Per slot: its idle timeout and last progress (parallel to `slots`).
+    @exclusivity(unchecked) var idle: [IdleState] = []
+    /// The loop's iteration time (CLOCK_MONOTONIC, ns), read once after each kevent() return
+    /// while any socket has an idle timeout: progress is stamped with it, no clock read per I/O.
+    @exclusivity(unchecked) var now: UInt64 = 0
+    /// Slots with an idle timeout.
+    var idleTracked = 0
+    /// The sweep timer and its period (ns), while `idleTracked > 0`.
+    var idleTimer: LoopRegistration?
+    var idlePeriod: UInt64 = 0
 
     init(eventCapacity: Int) {
         events = .allocate(capacity: eventCapacity)
@@ -57,6 +71,7 @@ final class LoopCore: @unchecked Sendable {
             return SlotToken(index: index, generation: slots[Int(index)].generation)
         }
         slots.append(Slot(generation: 1, handler: handler))
+        idle.append(IdleState())
         return SlotToken(index: Int32(slots.count - 1), generation: 1)
     }
 
@@ -73,6 +88,10 @@ final class LoopCore: @unchecked Sendable {
         guard isLive(token) else { return }
         let index = Int(token.index)
         slots[index].handler = .free
+        if idle[index].timeout != 0 {
+            idle[index].timeout = 0
+            idleTracked -= 1
+        }
         slots[index].generation = slots[index].generation &+ 1 == 0 ? 1 : slots[index].generation &+ 1
         freeSlots.append(token.index)
         liveSlots -= 1
@@ -84,6 +103,16 @@ final class LoopCore: @unchecked Sendable {
         let before = changes.count
         changes.removeAll { $0.udata == udata }
         return changes.count != before
+    }
+
+    /// A new wait's ticket, unique on this loop (64 bits: never wraps). A socket's slot
+    /// outlives its waits, so its generation cannot tell one wait from the next: the ticket
+    /// does, and a cancellation handler that comes late (its wait already ended, a new one
+    /// waits in the slot) finds another ticket there and leaves the new wait alone.
+    @inline(__always)
+    func takeWaitTicket() -> UInt64 {
+        waitTickets &+= 1
+        return waitTickets
     }
 
     // MARK: Jobs

@@ -52,6 +52,10 @@ struct IOEntry {
     var descriptor: Int32
     var reader: UnsafeContinuation<Void, any Error>?
     var writer: UnsafeContinuation<Void, any Error>?
+    /// The ticket of the wait `reader` (`writer`) belongs to: a cancellation handler names
+    /// the wait it was installed for, and resumes nothing when a later wait took its place.
+    var readerTicket: UInt64 = 0
+    var writerTicket: UInt64 = 0
     /// A read event came since the last read found the socket empty: try reading first.
     var mayRead = true
     /// A read event had EV_EOF: the peer shut down its side (or the connection failed).
@@ -60,4 +64,16 @@ struct IOEntry {
     var writeArmed = false
     /// The error a failed change reported, given to the next waiter.
     var failure: Errno?
+    /// Ended by the idle timeout: the socket is shut down both ways (the descriptor stays
+    /// open until the connection is closed); reads, writes and waits fail with ETIMEDOUT.
+    var expired = false
+}
+
+/// A socket's idle timeout (``TCPConnection/idleTimeout``), beside its slot.
+struct IdleState {
+    /// Nanoseconds without read or write progress after which the connection is closed;
+    /// 0: no timeout.
+    var timeout: UInt64 = 0
+    /// The loop's iteration time (``LoopCore/now``) of the last read or write that moved data.
+    var lastProgress: UInt64 = 0
 }

@@ -38,9 +38,17 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Port (0: any free port; the one chosen is printed).") var port: UInt16 = 8080
     @Option(help: "Event loops (threads), sharing the port through SO_REUSEPORT.")
     var loops = EventLoopGroup.processorCount
+    @Option(
+        help: ArgumentHelp(
+            "Close a connection after this many seconds without reading or writing (0: never).",
+            valueName: "SECONDS"))
+    var idleTimeout: Double = 60
 
     func validate() throws {
         guard loops > 0 && loops <= 1024 else { throw ValidationError("--loops must be between 1 and 1024") }
+        guard idleTimeout >= 0 && idleTimeout <= 86_400 * 365 else {
+            throw ValidationError("--idle-timeout must be between 0 (never) and a year of seconds")
+        }
     }
 
     /// Serves until SIGINT or SIGTERM, then stops accepting, shuts the loops down and exits 0.
@@ -56,7 +64,8 @@ struct ServerOptions: ParsableArguments {
         let group = try EventLoopGroup(loopCount: loops, name: name)
         let server: TCPServer
         do {
-            server = try TCPServer(group: group, address: address, handler: handler)
+            let idle: Duration? = idleTimeout > 0 ? .nanoseconds(Int64(idleTimeout * 1e9)) : nil
+            server = try TCPServer(group: group, address: address, idleTimeout: idle, handler: handler)
         } catch {
             group.shutdown()
             throw error

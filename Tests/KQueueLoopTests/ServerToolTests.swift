@@ -171,4 +171,49 @@ struct ServerToolTests {
         connection.close()
         #expect(server.stop() == 0)
     }
+
+    @Test(
+        "--idle-timeout 0.2: silent clients are closed, not before 200 ms; the descriptor count returns to its baseline",
+        arguments: ["echo-server", "http-hello"])
+    func idleTimeout(_ command: String) async throws {
+        let server = try Server([command, "--port", "0", "--loops", "1", "--idle-timeout", "0.2"])
+        let address = try SocketAddress(host: "127.0.0.1", port: server.port)
+        let clients = try EventLoop(name: "clients")
+        defer { clients.shutdown() }
+        // Warm-up: one exchange, so that what is made on first use is there before the count.
+        let request = Array((command == "echo-server" ? "ping\n" : "GET / HTTP/1.1\r\n\r\n").utf8)
+        let warm = try await TCPConnection.connect(to: address, on: clients)
+        try await warm.write(request)
+        _ = try await warm.read(maxBytes: 256)
+        warm.close()
+        let before = await settled { server.descriptorCount } ?? -1
+        let begin = ContinuousClock.now
+        var silent: [TCPConnection] = []
+        for _ in 0..<20 { silent.append(try await TCPConnection.connect(to: address, on: clients)) }
+        // Each is closed by the server: end of stream, never before the timeout.
+        let first = try await readToEnd(silent[0])
+        #expect(first.isEmpty)
+        #expect(begin.duration(to: .now) >= .milliseconds(200))
+        for connection in silent.dropFirst() { #expect(try await readToEnd(connection).isEmpty) }
+        for connection in silent { connection.close() }
+        #expect(
+            await eventually { server.descriptorCount == before },
+            "descriptors: \(server.descriptorCount) vs \(before)")
+        #expect(server.stop() == 0)
+    }
+
+    @Test("--idle-timeout 0: a silent client is kept")
+    func idleTimeoutOff() async throws {
+        let server = try Server(["echo-server", "--port", "0", "--loops", "1", "--idle-timeout", "0"])
+        let address = try SocketAddress(host: "127.0.0.1", port: server.port)
+        let clients = try EventLoop(name: "clients")
+        defer { clients.shutdown() }
+        let connection = try await TCPConnection.connect(to: address, on: clients)
+        defer { connection.close() }
+        // Silent for 300 ms (what a 0.2 s timeout would close), then still served.
+        try await clients.sleep(for: .milliseconds(300))
+        try await connection.write(Array("still\n".utf8))
+        #expect(try await readExactly(connection, count: 6) == Array("still\n".utf8))
+        #expect(server.stop() == 0)
+    }
 }

@@ -181,6 +181,14 @@ enum LoopSyscall {
         _ = try valueOrErrno { Glibc.shutdown(fd, how) }
     }
 
+    /// CLOCK_MONOTONIC in nanoseconds (vDSO: no system call).
+    @inline(__always)
+    static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+    }
+
     /// Closes a descriptor the loop owns. EINTR: not retried (Linux has released the
     /// descriptor even then); other errors cannot concern an open descriptor we own.
     static func close(_ fd: Int32) { _ = Glibc.close(fd) }

@@ -20,6 +20,8 @@ public final class TCPConnection: Sendable {
     public let remoteAddress: SocketAddress?
     let token: SlotToken
     private let closed = Atomic<Bool>(false)
+    /// ``idleTimeout`` in nanoseconds, 0 for none (the loop keeps its own copy).
+    private let idleNanoseconds = Atomic<Int64>(0)
 
     init(adopting descriptor: Int32, token: SlotToken, loop: EventLoop, remoteAddress: SocketAddress?) {
         self.descriptor = FileDescriptor(rawValue: descriptor)
@@ -91,8 +93,8 @@ public final class TCPConnection: Sendable {
         }
         while true {
             // The slot goes when the socket was closed: by close() or by shutdown. Its number may belong to another file by now.
-            guard !closed.load(ordering: .relaxed), loop.ioState(token) != nil else {
-                throw SocketError(loop.core.closing ? .canceled : .badFileDescriptor, .read, address: remoteAddress)
+            guard !closed.load(ordering: .relaxed), let state = loop.ioState(token), !state.expired else {
+                throw SocketError(loop.ioFailure(token), .read, address: remoteAddress)
             }
             if loop.ioMayRead(token) {
                 let count = buffer.count
@@ -104,6 +106,7 @@ public final class TCPConnection: Sendable {
                     }
                 }
                 if let result {
+                    loop.ioProgress(token)
                     // Less than asked: the socket is drained (a later arrival brings an event).
                     if result > 0 && result < count { loop.ioDrained(token) }
                     return result
@@ -139,8 +142,8 @@ public final class TCPConnection: Sendable {
         }
         var written = 0
         while written < bytes.count {
-            guard !closed.load(ordering: .relaxed), loop.ioState(token) != nil else {
-                throw SocketError(loop.core.closing ? .canceled : .badFileDescriptor, .write, address: remoteAddress)
+            guard !closed.load(ordering: .relaxed), let state = loop.ioState(token), !state.expired else {
+                throw SocketError(loop.ioFailure(token), .write, address: remoteAddress)
             }
             let sent = try bytes.withUnsafeBytes { bytes throws(SocketError) in
                 do throws(Errno) {
@@ -152,6 +155,7 @@ public final class TCPConnection: Sendable {
             }
             if let sent {
                 written += sent
+                loop.ioProgress(token)
                 continue
             }
             do {
@@ -160,6 +164,43 @@ public final class TCPConnection: Sendable {
                 throw SocketError(error, .write, address: remoteAddress)
             }
         }
+    }
+
+    /// How long the connection may go without a read or a write that moves data before the
+    /// loop ends it (nil or zero: never): the socket is shut down both ways, so the peer sees
+    /// the connection closed, and the waiting read or write, and every later one, throws
+    /// ``SocketError`` with `Errno.timedOut`. The descriptor is released by ``close()`` (a
+    /// ``TCPServer`` closes it when its handler returns). Connections of a ``TCPServer`` get
+    /// the server's (60 s by default).
+    ///
+    /// Checked by one coarse timer per loop, every eighth of the smallest timeout (10 ms to
+    /// 1 s): a connection is not closed before its timeout, and at most about a quarter of it
+    /// later. Setting it starts the idle time anew. Settable from any thread (from another
+    /// thread it takes effect when the loop runs the next jobs).
+    public var idleTimeout: Duration? {
+        get {
+            let nanoseconds = idleNanoseconds.load(ordering: .relaxed)
+            return nanoseconds == 0 ? nil : .nanoseconds(nanoseconds)
+        }
+        set {
+            let nanoseconds = Self.nanoseconds(newValue)
+            idleNanoseconds.store(nanoseconds, ordering: .relaxed)
+            let loop = self.loop
+            let token = self.token
+            if loop.inEventLoop {
+                loop.ioSetIdleTimeout(token, nanoseconds: UInt64(nanoseconds))
+            } else {
+                loop.execute { loop.ioSetIdleTimeout(token, nanoseconds: UInt64(nanoseconds)) }
+            }
+        }
+    }
+
+    /// A timeout in nanoseconds: 0 for nil, zero or negative (clamped to Int64).
+    static func nanoseconds(_ duration: Duration?) -> Int64 {
+        guard let duration, duration > .zero else { return 0 }
+        let (seconds, attoseconds) = duration.components
+        guard seconds < Int64.max / 1_000_000_000 - 1 else { return Int64.max }
+        return max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// Shuts down the sending side (half-close): the peer reads end of stream, and this side

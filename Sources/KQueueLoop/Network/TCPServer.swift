@@ -19,6 +19,8 @@ public final class TCPServer: Sendable {
     /// Open connections per loop (same order as `loops`).
     let openConnections: Mutex<[Int]>
     let keepAliveSeconds: Int32?
+    /// The accepted connections' ``TCPConnection/idleTimeout``.
+    public let idleTimeout: Duration?
 
     /// Starts listening on `address` on every loop of `group`.
     ///
@@ -30,9 +32,13 @@ public final class TCPServer: Sendable {
     ///   without traffic the kernel probes the client (every 10 s, 3 times) and fails a
     ///   half-open connection, whose peer vanished without a word, with `Errno.timedOut` in
     ///   the waiting read. nil: off.
+    /// - Parameter idleTimeout: each accepted connection's ``TCPConnection/idleTimeout``: a
+    ///   client that neither sends nor receives for this long (a silent client that keeps
+    ///   the connection open, which keepalive does not end) is closed, and its handler's
+    ///   read or write throws `Errno.timedOut`. nil or zero: off.
     public init(
         group: EventLoopGroup, address: SocketAddress, backlog: Int32 = 1024, keepAlive: Duration? = .seconds(60),
-        handler: @escaping @Sendable (TCPConnection) async -> Void
+        idleTimeout: Duration? = .seconds(60), handler: @escaping @Sendable (TCPConnection) async -> Void
     ) throws(SocketError) {
         var listeners: [TCPListener] = []
         var address = address
@@ -51,6 +57,7 @@ public final class TCPServer: Sendable {
         openConnections = Mutex([Int](repeating: 0, count: group.loops.count))
         localAddress = address
         keepAliveSeconds = keepAlive.map { Int32(clamping: max(1, $0.components.seconds)) }
+        self.idleTimeout = TCPConnection.nanoseconds(idleTimeout) == 0 ? nil : idleTimeout
         for (index, listener) in listeners.enumerated() {
             Task(executorPreference: listener.loop) { [self] in await acceptLoop(listener, index, handler: handler) }
         }
@@ -99,6 +106,7 @@ public final class TCPServer: Sendable {
                     if !target.inEventLoop { LoopSyscall.close(descriptor) }
                     return
                 }
+                if let idleTimeout { connection.idleTimeout = idleTimeout }
                 await handler(connection)
                 connection.close()
             }
