@@ -34,6 +34,9 @@ public final class EventLoop: Sendable {
     let state = Atomic<Int>(LoopState.running.rawValue)
     let thread = Mutex<pthread_t?>(nil)
     let errorHandler: @Sendable (any Error) -> Void
+    /// After this long running without waiting in kevent(), the loop thread yields its CPU
+    /// (nanoseconds; 0: never). See ``init(name:eventCapacity:yieldAfter:errorHandler:)``.
+    let yieldAfterNanoseconds: UInt64
     /// The SerialExecutor for actors that run on the loop (``asUnownedSerialExecutor()``).
     public let serialExecutor = LoopSerialExecutor()
 
@@ -65,14 +68,26 @@ public final class EventLoop: Sendable {
     /// - Parameters:
     ///   - name: the thread's name.
     ///   - eventCapacity: how many events one wait collects.
+    ///   - yieldAfter: a loop that has run this long without its kevent() call waiting (its
+    ///     sockets keep it busy) yields its CPU with `sched_yield()`, so that another thread
+    ///     that shares the CPU (another loop of a group, when there are more busy threads
+    ///     than cores) is not kept waiting for the scheduler's whole time slice with its
+    ///     sockets' requests queued; nil: never. A yield is one system call per period of
+    ///     continuous work and returns at once when nothing else is runnable.
     ///   - errorHandler: receives what a callback throws (the callback's registration is
     ///     then cancelled); by default it is written to standard error.
     public init(
-        name: String = "KQueueLoop", eventCapacity: Int = 256,
+        name: String = "KQueueLoop", eventCapacity: Int = 256, yieldAfter: Duration? = .microseconds(200),
         errorHandler: @escaping @Sendable (any Error) -> Void = EventLoop.reportToStandardError
     ) throws(Errno) {
         self.name = name
         self.errorHandler = errorHandler
+        yieldAfterNanoseconds =
+            yieldAfter.map { duration in
+                let (seconds, attoseconds) = duration.components
+                return seconds <= 0 && attoseconds <= 0
+                    ? 0 : UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+            } ?? 0
         // The backend every kqueue gets: KQUEUE_BACKEND, else the automatic choice
         // (docs/ARCHITECTURE.md, "Readiness backends").
         queue = try KernelQueue()
@@ -165,17 +180,21 @@ public final class EventLoop: Sendable {
         LoopSyscall.nameCurrentThread(name)
         let core = self.core
         let capacity = core.events.count
+        let yieldAfter = yieldAfterNanoseconds
+        var busy = BusyRun()
         while state.load(ordering: .relaxed) == LoopState.running.rawValue {
             core.runJobs(on: self)
             // Jobs still queued (queued by the jobs that just ran): poll, do not wait.
             let timeout: Duration? = core.jobs.isEmpty ? nil : .zero
             let count: Int
+            let started = yieldAfter > 0 ? LoopSyscall.monotonicNanoseconds() : 0
             do throws(Errno) {
                 count = try poll(timeout: timeout, capacity: capacity)
             } catch {
                 if error != .interrupted { errorHandler(error) }
                 continue
             }
+            if yieldAfter > 0 { busy.update(pollStarted: started, yieldAfter: yieldAfter) }
             // The iteration time that stamps read and write progress (idle timeouts only).
             if core.idleTracked > 0 { core.now = LoopSyscall.monotonicNanoseconds() }
             dispatch(count)
@@ -398,6 +417,26 @@ public final class EventLoop: Sendable {
             let token = SlotToken(index: Int32(index), generation: core.slots[index].generation)
             if case .io(let entry) = core.slots[index].handler { LoopSyscall.close(entry.descriptor) }
             cancelRegistration(token, resumeError: Errno.canceled)
+        }
+    }
+}
+
+/// How long a loop thread has run without waiting, for ``EventLoop``'s yield.
+struct BusyRun {
+    /// A poll that took longer than this waited in the kernel (the thread slept).
+    static let waitedNanoseconds: UInt64 = 20_000
+    var since: UInt64 = 0
+
+    /// After a poll: a poll that waited starts a new run; a run longer than `yieldAfter`
+    /// yields the CPU and starts a new one.
+    @inline(__always)
+    mutating func update(pollStarted started: UInt64, yieldAfter: UInt64) {
+        let now = LoopSyscall.monotonicNanoseconds()
+        if now &- started > Self.waitedNanoseconds {
+            since = now
+        } else if now &- since > yieldAfter {
+            LoopSyscall.yieldProcessor()
+            since = LoopSyscall.monotonicNanoseconds()
         }
     }
 }

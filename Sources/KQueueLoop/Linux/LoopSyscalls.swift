@@ -189,6 +189,9 @@ enum LoopSyscall {
         return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
     }
 
+    /// Gives the CPU to another runnable thread, if there is one.
+    static func yieldProcessor() { _ = sched_yield() }
+
     /// Closes a descriptor the loop owns. EINTR: not retried (Linux has released the
     /// descriptor even then); other errors cannot concern an open descriptor we own.
     static func close(_ fd: Int32) { _ = Glibc.close(fd) }
