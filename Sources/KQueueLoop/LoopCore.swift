@@ -34,7 +34,7 @@ final class LoopCore: @unchecked Sendable {
     /// The event buffer, allocated once.
     let events: UnsafeMutableBufferPointer<KEvent>
     /// Set when shutdown starts: new registrations fail with ECANCELED.
-    var closing = false
+    @exclusivity(unchecked) var closing = false
     /// The last wait ticket given (``takeWaitTicket()``).
     @exclusivity(unchecked) var waitTickets: UInt64 = 0
 
@@ -45,7 +45,7 @@ final class LoopCore: @unchecked Sendable {
     /// while any socket has an idle timeout: progress is stamped with it, no clock read per I/O.
     @exclusivity(unchecked) var now: UInt64 = 0
     /// Slots with an idle timeout.
-    var idleTracked = 0
+    @exclusivity(unchecked) var idleTracked = 0
     /// The sweep timer and its period (ns), while `idleTracked > 0`.
     var idleTimer: LoopRegistration?
     var idlePeriod: UInt64 = 0
