@@ -165,7 +165,12 @@ struct ServerToolTests {
         let stalled = await settled { sent.value }
         #expect(stalled != nil)
         #expect(sent.value < 64 << 20, "the server kept reading: \(sent.value) bytes")
-        #expect(server.residentKiB - baseline < 16 * 1024, "RSS grew from \(baseline) to \(server.residentKiB) KiB")
+        // Under AddressSanitizer (scripts/sanitize.sh exports ASAN_OPTIONS) the server's RSS
+        // also holds the sanitizer's quarantine of freed memory (up to 256 MiB), which grows
+        // with every buffer freed before the stall: the bound is the plain build's.
+        if getenv("ASAN_OPTIONS") == nil {
+            #expect(server.residentKiB - baseline < 16 * 1024, "RSS grew from \(baseline) to \(server.residentKiB) KiB")
+        }
         writer.cancel()
         _ = await writer.result
         connection.close()
