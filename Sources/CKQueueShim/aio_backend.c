@@ -333,13 +333,11 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
     return done;
 }
 
-static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
+static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int fits);
 static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
 static int share_wanted(struct kq_aio_backend *b, int n);
-static int share_run(struct kq_aio_backend *b, struct kq_aio_op *mine, int k);
-static int share_fits(const struct kq_aio_op *op);
-static int64_t share_perform(const struct kq_aio_op *op);
-static void share_complete(struct kq_aio_backend *b, const struct kq_aio_completion *results, int n);
+static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k);
+static int share_fitting_prefix(const struct kq_aio_op *ops, int n);
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
@@ -359,7 +357,8 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         }
         int plain = done;
         while (plain < n && in_ring(&ops[plain], &check)) plain++;
-        int queued = sharing ? share_offer(b, &ops[done], plain - done) : 0;
+        int fits = sharing && share_wanted(b, plain - done) ? share_fitting_prefix(&ops[done], plain - done) : 0;
+        int queued = fits > 0 ? share_offer(b, &ops[done], fits) : 0;
         if (queued > 0) {
             done += queued;
             shared += (unsigned)queued;
@@ -377,34 +376,17 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
     return done > 0 ? done : error;
 }
 
-/* The pool backend's first attempts on a regular file that are not shared: run at once in the
- * submitter with RWF_NOWAIT, as the ring runs them inside io_uring_enter (cached data is a
- * copy; a hand-off to a pool worker and back costs tens of microseconds more), their results
- * stashed like a helper's. What would block fails with EAGAIN and goes to the pool as a second
- * attempt. How many of `ops` (a prefix on one kind of file) ran: 0 when the first is not a
- * regular file or block device open for its direction. */
-static int threads_run_inline(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
-    int fits = 0, last_fd = -1, last_reading = -1;
-    while (fits < n) {
-        int reading = ops[fits].opcode == KQ_AIO_OP_READ || ops[fits].opcode == KQ_AIO_OP_READV;
-        if (ops[fits].fd != last_fd || reading != last_reading) {
-            if (!share_fits(&ops[fits])) break;
-            last_fd = ops[fits].fd;
-            last_reading = reading;
-        }
-        fits++;
-    }
-    for (int done = 0; done < fits; done += SHARE_CHUNK) {
-        int k = fits - done < SHARE_CHUNK ? fits - done : SHARE_CHUNK;
-        struct kq_aio_completion results[SHARE_CHUNK];
-        for (int i = 0; i < k; i++) {
-            results[i].tag = ops[done + i].tag;
-            results[i].result = share_perform(&ops[done + i]);
-        }
+/* The pool backend's first attempts on a regular file that are not shared (`ops`, a prefix
+ * share_fitting_prefix accepted): run at once in the submitter with RWF_NOWAIT, as the ring
+ * runs them inside io_uring_enter (cached data is a copy; a hand-off to a pool worker and
+ * back costs tens of microseconds more), their results stashed like a helper's. What would
+ * block fails with EAGAIN and goes to the pool as a second attempt. */
+static void threads_run_inline(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+    for (int done = 0; done < n; done += SHARE_CHUNK) {
+        int k = n - done < SHARE_CHUNK ? n - done : SHARE_CHUNK;
         b->inflight += k;
-        share_complete(b, results, k);
+        share_run(b, &ops[done], k);
     }
-    return fits;
 }
 
 /* The pool backend: first attempts of reads and writes on regular files are shared like the
@@ -418,15 +400,16 @@ static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops,
     while (done < n) {
         int plain = done;
         while (plain < n && in_ring(&ops[plain], &check)) plain++;
-        int queued = sharing && plain > done ? share_offer(b, &ops[done], plain - done) : 0;
+        int fits = plain > done ? share_fitting_prefix(&ops[done], plain - done) : 0;
+        int queued = sharing && fits > 0 ? share_offer(b, &ops[done], fits) : 0;
         if (queued > 0) {
             done += queued;
             shared += (unsigned)queued;
             continue;
         }
-        int inline_run = plain > done ? threads_run_inline(b, &ops[done], plain - done) : 0;
-        if (inline_run > 0) {
-            done += inline_run;
+        if (fits > 0) {
+            threads_run_inline(b, &ops[done], fits);
+            done += fits;
             continue;
         }
         int end = plain > done ? plain : done + 1;
@@ -965,10 +948,10 @@ static void share_put_back(struct kq_aio_backend *b, const struct kq_aio_op *ops
     pthread_mutex_unlock(&share_lock);
 }
 
-/* Queues the longest prefix of `ops` (first attempts of reads and writes) that helpers may
- * run: how many were queued (0: run them in the submitter). */
-static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
-    if (!share_wanted(b, n)) return 0;
+/* The longest prefix of `ops` (first attempts of reads and writes) on regular files or block
+ * devices open for their direction: what a helper, or the pool's submitter, may run with
+ * preadv2/pwritev2 (the checks are asked once per run of requests on one descriptor). */
+static int share_fitting_prefix(const struct kq_aio_op *ops, int n) {
     int fits = 0, last_fd = -1, last_reading = -1;
     while (fits < n) {
         int reading = ops[fits].opcode == KQ_AIO_OP_READ || ops[fits].opcode == KQ_AIO_OP_READV;
@@ -979,6 +962,12 @@ static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
         }
         fits++;
     }
+    return fits;
+}
+
+/* Queues `ops` (a prefix share_fitting_prefix accepted) for the helpers: how many were queued
+ * (0: run them in the submitter). */
+static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int fits) {
     if (!share_wanted(b, fits)) return 0;
     pthread_mutex_lock(&share_lock);
     /* No helper allowed, or none could be started: the submitter runs them all. */
@@ -1079,7 +1068,7 @@ static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned ta
 /* Runs requests taken back from the queue in this thread: through the ring (inline), or for
  * the pool backend by the same calls a helper makes. 0 when the ring refused some (they went
  * back to the helpers). */
-static int share_run(struct kq_aio_backend *b, struct kq_aio_op *mine, int k) {
+static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k) {
     if (b->kind != KQ_AIO_BACKEND_IO_URING) {
         struct kq_aio_completion results[SHARE_CHUNK];
         for (int i = 0; i < k; i++) {

@@ -82,12 +82,7 @@ public final class EventLoop: Sendable {
     ) throws(Errno) {
         self.name = name
         self.errorHandler = errorHandler
-        yieldAfterNanoseconds =
-            yieldAfter.map { duration in
-                let (seconds, attoseconds) = duration.components
-                return seconds <= 0 && attoseconds <= 0
-                    ? 0 : UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
-            } ?? 0
+        yieldAfterNanoseconds = UInt64(Self.nanoseconds(yieldAfter))
         // The backend every kqueue gets: KQUEUE_BACKEND, else the automatic choice
         // (docs/ARCHITECTURE.md, "Readiness backends").
         queue = try KernelQueue()
@@ -97,6 +92,14 @@ public final class EventLoop: Sendable {
         let thread = try LoopSyscall.startThread { [self] in run() }
         threadID.store(UInt(thread), ordering: .releasing)
         self.thread.withLock { $0 = thread }
+    }
+
+    /// A timeout or period in nanoseconds: 0 for nil, zero or negative (clamped to Int64).
+    static func nanoseconds(_ duration: Duration?) -> Int64 {
+        guard let duration, duration > .zero else { return 0 }
+        let (seconds, attoseconds) = duration.components
+        guard seconds < Int64.max / 1_000_000_000 - 1 else { return Int64.max }
+        return max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// Writes a callback's error to standard error.

@@ -145,16 +145,7 @@ struct DescriptorLifetimeTests {
             return inner.prefix(max(0, Int(n))).map { "tag 0x\(String($0.data.u64, radix: 16))" }.joined(
                 separator: ", ")
         }
-        // EINTR is no answer: on io_uring, the ring's task work for a poll this thread armed
-        // can interrupt its poll and epoll_wait (docs/GUARANTEES.md, the io_uring backend's
-        // limits).
-        func readable(_ milliseconds: Int32) -> Bool {
-            var poller = pollfd(fd: kq, events: Int16(POLLIN), revents: 0)
-            while true {
-                let n = poll(&poller, 1, milliseconds)
-                if n >= 0 || errno != EINTR { return n == 1 && poller.revents & Int16(POLLIN) != 0 }
-            }
-        }
+        func readable(_ milliseconds: Int32) -> Bool { isReadable(kq, within: milliseconds) }
         try queue.apply([.user(1, flags: [.add, .clear]), .read(readEnd, flags: [.add, .clear])])
         #expect(!readable(0), "nothing pending yet")
         try queue.apply([.user(1, note: .trigger)])
@@ -169,13 +160,7 @@ struct DescriptorLifetimeTests {
         var interest = epoll_event()
         interest.events = UInt32(EPOLLIN.rawValue)
         try sys(epoll_ctl(epoll, EPOLL_CTL_ADD, kq, &interest))
-        var ready = epoll_event()
-        func wait(_ milliseconds: Int32) -> Int32 {
-            while true {
-                let n = epoll_wait(epoll, &ready, 1, milliseconds)
-                if n >= 0 || errno != EINTR { return n }
-            }
-        }
+        func wait(_ milliseconds: Int32) -> Int32 { epollWaitForOne(epoll, within: milliseconds) }
         #expect(wait(2_000) == 1)
         #expect(try pendingEvents(queue).count == 1)
         #expect(wait(20) == 0, "nothing pending; ready inside: \(innerReady())")
@@ -185,13 +170,7 @@ struct DescriptorLifetimeTests {
     func userOnlyKqueueReadability() throws {
         let queue = try KernelQueue()
         let kq = queue.descriptor.rawValue
-        func readable(_ milliseconds: Int32) -> Bool {
-            var poller = pollfd(fd: kq, events: Int16(POLLIN), revents: 0)
-            while true {  // EINTR is no answer (io_uring's task work: see below)
-                let n = poll(&poller, 1, milliseconds)
-                if n >= 0 || errno != EINTR { return n == 1 && poller.revents & Int16(POLLIN) != 0 }
-            }
-        }
+        func readable(_ milliseconds: Int32) -> Bool { isReadable(kq, within: milliseconds) }
         try queue.apply([.user(1, flags: [.add, .clear])])
         #expect(!readable(0), "nothing pending yet")
         for round in 0..<2 {
@@ -207,15 +186,7 @@ struct DescriptorLifetimeTests {
         var interest = epoll_event()
         interest.events = UInt32(EPOLLIN.rawValue)
         try sys(epoll_ctl(epoll, EPOLL_CTL_ADD, kq, &interest))
-        var ready = epoll_event()
-        // EINTR is no answer: on io_uring, the ring's task work can interrupt this thread's
-        // epoll_wait (docs/GUARANTEES.md, the io_uring backend's limits).
-        func wait(_ milliseconds: Int32) -> Int32 {
-            while true {
-                let n = epoll_wait(epoll, &ready, 1, milliseconds)
-                if n >= 0 || errno != EINTR { return n }
-            }
-        }
+        func wait(_ milliseconds: Int32) -> Int32 { epollWaitForOne(epoll, within: milliseconds) }
         #expect(wait(0) == 0, "nothing pending")
         try queue.apply([.user(1, note: .trigger)])
         #expect(wait(2_000) == 1)
@@ -309,5 +280,27 @@ struct DescriptorLifetimeForkTests {
         try queue.apply([.user(1, note: .trigger)])
         try send(writeEnd, count: 1)
         #expect(Set(try expectEvents(queue, [(1, .user), (UInt(readEnd), .read)]).map(\.filter)) == [.user, .read])
+    }
+}
+
+// EINTR is no answer in the two helpers below: on io_uring, the ring's task work for a poll
+// this thread armed can interrupt its poll and epoll_wait (docs/GUARANTEES.md, the io_uring
+// backend's limits).
+
+/// poll(2) says `fd` is readable within `milliseconds`.
+private func isReadable(_ fd: Int32, within milliseconds: Int32) -> Bool {
+    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    while true {
+        let n = poll(&poller, 1, milliseconds)
+        if n >= 0 || errno != EINTR { return n == 1 && poller.revents & Int16(POLLIN) != 0 }
+    }
+}
+
+/// epoll_wait(2) for at most one report from `epoll` within `milliseconds`: its count.
+private func epollWaitForOne(_ epoll: Int32, within milliseconds: Int32) -> Int32 {
+    var ready = epoll_event()
+    while true {
+        let n = epoll_wait(epoll, &ready, 1, milliseconds)
+        if n >= 0 || errno != EINTR { return n }
     }
 }

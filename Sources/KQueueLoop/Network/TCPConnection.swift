@@ -183,7 +183,7 @@ public final class TCPConnection: Sendable {
             return nanoseconds == 0 ? nil : .nanoseconds(nanoseconds)
         }
         set {
-            let nanoseconds = Self.nanoseconds(newValue)
+            let nanoseconds = EventLoop.nanoseconds(newValue)
             idleNanoseconds.store(nanoseconds, ordering: .relaxed)
             let loop = self.loop
             let token = self.token
@@ -193,14 +193,6 @@ public final class TCPConnection: Sendable {
                 loop.execute { loop.ioSetIdleTimeout(token, nanoseconds: UInt64(nanoseconds)) }
             }
         }
-    }
-
-    /// A timeout in nanoseconds: 0 for nil, zero or negative (clamped to Int64).
-    static func nanoseconds(_ duration: Duration?) -> Int64 {
-        guard let duration, duration > .zero else { return 0 }
-        let (seconds, attoseconds) = duration.components
-        guard seconds < Int64.max / 1_000_000_000 - 1 else { return Int64.max }
-        return max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// Shuts down the sending side (half-close): the peer reads end of stream, and this side

@@ -57,7 +57,7 @@ public final class TCPServer: Sendable {
         openConnections = Mutex([Int](repeating: 0, count: group.loops.count))
         localAddress = address
         keepAliveSeconds = keepAlive.map { Int32(clamping: max(1, $0.components.seconds)) }
-        self.idleTimeout = TCPConnection.nanoseconds(idleTimeout) == 0 ? nil : idleTimeout
+        self.idleTimeout = EventLoop.nanoseconds(idleTimeout) == 0 ? nil : idleTimeout
         for (index, listener) in listeners.enumerated() {
             Task(executorPreference: listener.loop) { [self] in await acceptLoop(listener, index, handler: handler) }
         }
