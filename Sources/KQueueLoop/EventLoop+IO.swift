@@ -78,7 +78,8 @@ extension EventLoop {
         let core = self.core
         // This wait's ticket: the cancellation handler below acts only on the wait that holds it.
         let ticket = core.takeWaitTicket()
-        try await withTaskCancellationHandler {
+        // The form without executor hops of its own, as in `nextEvent(_:)` (EventLoop+Async.swift).
+        try await _unsafeInheritExecutor_withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let index = Int(token.index)
                 guard core.isLive(token), case .io(var entry) = core.slots[index].handler else {

@@ -15,6 +15,14 @@ actor LoopCounter {
         count += 1
         return loop.inEventLoop
     }
+
+    /// Awaits one readiness from the actor (no task executor preference): true when the
+    /// actor's code ran on the loop thread before and after.
+    func awaitReadable(_ descriptor: FileDescriptor) async throws -> Bool {
+        let before = loop.inEventLoop
+        _ = try await loop.readable(descriptor)
+        return before && loop.inEventLoop
+    }
 }
 
 /// Swift concurrency on the loop: awaited readiness, event sequences, the executors,
@@ -167,6 +175,26 @@ struct AsyncTests {
             counter.assumeIsolated { _ in inside.update { $0 = true } }  // checkIsolated passes
         }
         #expect(await eventually { inside.value })
+    }
+
+    @Test("an actor on the loop awaits readiness (no executor preference) and stays on the loop")
+    func actorOnLoopAwaitsReadiness() async throws {
+        let loop = try EventLoop()
+        defer { loop.shutdown() }
+        let (reader, writer) = try makePipe()
+        defer { closeAll(reader, writer) }
+        let counter = LoopCounter(loop: loop)
+        for _ in 0..<50 {
+            writeByte(writer)
+            #expect(try await counter.awaitReadable(reader))
+            var byte: UInt8 = 0
+            #expect(Glibc.read(reader.rawValue, &byte, 1) == 1)
+        }
+        let waiting = Task { try await counter.awaitReadable(reader) }
+        #expect(await eventually { liveRegistrations(loop) == 1 })
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        #expect(await eventually { liveRegistrations(loop) == 0 })
     }
 
     @Test("shutdown while tasks wait: each ends with Errno.canceled, none hangs")
