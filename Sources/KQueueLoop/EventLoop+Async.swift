@@ -99,8 +99,8 @@ extension EventLoop {
     /// (the registration is then removed), with the change's errno when kevent() refuses it,
     /// and with `Errno.canceled` at shutdown. At most `bufferLimit` events wait for a slow
     /// consumer; older ones are dropped beyond that. A timer is registered under an ident the
-    /// loop chooses (so that it never replaces another timer of the loop), and its events
-    /// carry that ident.
+    /// loop chooses (so that it never replaces another timer of the loop); its events carry
+    /// the ident given in `change`.
     public func events(for change: KEvent, bufferLimit: Int = 1024) -> AsyncThrowingStream<KEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<KEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingNewest(bufferLimit))
@@ -114,7 +114,9 @@ extension EventLoop {
         let make: @Sendable () -> Void = { [self] in
             guard !registration.cancelled else { return }
             do throws(Errno) {
-                let token = try core.allocate(.stream(StreamEntry(change: change, continuation: continuation)))
+                let reportedIdent = change.filter == .timer ? change.ident : nil
+                let token = try core.allocate(
+                    .stream(StreamEntry(change: change, continuation: continuation, reportedIdent: reportedIdent)))
                 var change = change
                 change.flags.insert(.add)
                 change.udata = token.udata

@@ -21,6 +21,12 @@ import Synchronization
 /// not stop it (as with SwiftNIO's event loops).
 public final class EventLoop: Sendable {
     /// The queue the loop waits on.
+    ///
+    /// Changes applied to it directly bypass the loop's checks and bookkeeping: keep clear of
+    /// EVFILT_USER ident `UInt.max` (the loop's wakeup event) and of EVFILT_TIMER idents below
+    /// the loop's slot count (the loop registers its timers under its slot indices). The loop
+    /// delivers only events whose `udata` is one of its registration tokens: use its
+    /// registration API for events it should deliver.
     public let queue: KernelQueue
     /// The thread's name.
     public let name: String
@@ -284,6 +290,10 @@ public final class EventLoop: Sendable {
             if let error = event.changeError {
                 core.release(token)
                 entry.continuation.finish(throwing: error)
+            } else if let ident = entry.reportedIdent {
+                var event = event
+                event.ident = ident
+                entry.continuation.yield(event)
             } else {
                 entry.continuation.yield(event)
             }

@@ -41,10 +41,16 @@ struct WaiterEntry {
 final class StreamEntry {
     var change: KEvent
     let continuation: AsyncThrowingStream<KEvent, any Error>.Continuation
+    /// The ident the stream's events carry: the caller's, where the loop registered the change
+    /// under its own (timers); nil: the event's own.
+    let reportedIdent: UInt?
 
-    init(change: KEvent, continuation: AsyncThrowingStream<KEvent, any Error>.Continuation) {
+    init(
+        change: KEvent, continuation: AsyncThrowingStream<KEvent, any Error>.Continuation, reportedIdent: UInt? = nil
+    ) {
         self.change = change
         self.continuation = continuation
+        self.reportedIdent = reportedIdent
     }
 }
 

@@ -127,8 +127,9 @@ struct AsyncTests {
         let loop = try EventLoop()
         defer { loop.shutdown() }
         var seen = 0
-        for try await event in loop.events(for: .timer(0, every: .milliseconds(2))) {
+        for try await event in loop.events(for: .timer(77, every: .milliseconds(2))) {
             #expect(event.filter == .timer)
+            #expect(event.ident == 77)  // the ident given, not the one the loop registered it under
             seen += 1
             if seen == 3 { break }
         }
