@@ -8,31 +8,31 @@ public struct Filter: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public init(rawValue: Int16) { self.rawValue = rawValue }
 
     /// Readable data on a descriptor. The corresponding C constant is `EVFILT_READ`.
-    public static let read = Filter(rawValue: -1)
+    @inlinable public static var read: Filter { Filter(rawValue: -1) }
     /// Room to write on a descriptor. The corresponding C constant is `EVFILT_WRITE`.
-    public static let write = Filter(rawValue: -2)
+    @inlinable public static var write: Filter { Filter(rawValue: -2) }
     /// Asynchronous I/O completion. The corresponding C constant is `EVFILT_AIO`.
-    public static let aio = Filter(rawValue: -3)
+    @inlinable public static var aio: Filter { Filter(rawValue: -3) }
     /// Changes to a file or directory. The corresponding C constant is `EVFILT_VNODE`.
-    public static let vnode = Filter(rawValue: -4)
+    @inlinable public static var vnode: Filter { Filter(rawValue: -4) }
     /// Process events (exit, fork, exec). The corresponding C constant is `EVFILT_PROC`.
-    public static let process = Filter(rawValue: -5)
+    @inlinable public static var process: Filter { Filter(rawValue: -5) }
     /// Signal deliveries. The corresponding C constant is `EVFILT_SIGNAL`.
-    public static let signal = Filter(rawValue: -6)
+    @inlinable public static var signal: Filter { Filter(rawValue: -6) }
     /// Timers. The corresponding C constant is `EVFILT_TIMER`.
-    public static let timer = Filter(rawValue: -7)
+    @inlinable public static var timer: Filter { Filter(rawValue: -7) }
     /// Process descriptors. The corresponding C constant is `EVFILT_PROCDESC`.
-    public static let processDescriptor = Filter(rawValue: -8)
+    @inlinable public static var processDescriptor: Filter { Filter(rawValue: -8) }
     /// File system events. The corresponding C constant is `EVFILT_FS`.
-    public static let fileSystem = Filter(rawValue: -9)
+    @inlinable public static var fileSystem: Filter { Filter(rawValue: -9) }
     /// List I/O completion. The corresponding C constant is `EVFILT_LIO`.
-    public static let listIO = Filter(rawValue: -10)
+    @inlinable public static var listIO: Filter { Filter(rawValue: -10) }
     /// User-triggered events. The corresponding C constant is `EVFILT_USER`.
-    public static let user = Filter(rawValue: -11)
+    @inlinable public static var user: Filter { Filter(rawValue: -11) }
     /// sendfile completion. The corresponding C constant is `EVFILT_SENDFILE`.
-    public static let sendFile = Filter(rawValue: -12)
+    @inlinable public static var sendFile: Filter { Filter(rawValue: -12) }
     /// An empty socket send buffer. The corresponding C constant is `EVFILT_EMPTY`.
-    public static let empty = Filter(rawValue: -13)
+    @inlinable public static var empty: Filter { Filter(rawValue: -13) }
 
     /// The Swift name: `.read`, `.user`; `Filter(-42)` for an unknown value.
     public var description: String {
