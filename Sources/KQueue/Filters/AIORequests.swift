@@ -260,8 +260,9 @@ extension QueueState {
         for i in requests.indices {
             tags[i] = 0
             errors[i] = 0
-            var request = requests[i]
-            guard request.flags & ~allowed == 0 else {
+            // Read in place: a copy of the request would retain and release its owner.
+            let request = requests.baseAddress! + i
+            guard request.pointee.flags & ~allowed == 0 else {
                 errors[i] = EINVAL
                 continue
             }
@@ -271,26 +272,27 @@ extension QueueState {
             }
             var job = AIOJob()
             job.tag = AIORequests.makeTag(slot: slot)
-            job.op = request.op
+            job.op = request.pointee.op
             job.op.tag = job.tag
-            job.owner = request.owner
-            if case .swift = request.owner { request.ident = UInt(job.tag) | AIORequestID.swiftBit }
-            if case .c = request.owner, request.op.opcode == KQ_AIO_OP_READV || request.op.opcode == KQ_AIO_OP_WRITEV {
-                let count = Int(request.op.length)
+            job.owner = request.pointee.owner
+            if case .swift = job.owner { request.pointee.ident = UInt(job.tag) | AIORequestID.swiftBit }
+            let opcode = job.op.opcode
+            if case .c = job.owner, opcode == KQ_AIO_OP_READV || opcode == KQ_AIO_OP_WRITEV {
+                let count = Int(job.op.length)
                 let copy = UnsafeMutablePointer<iovec>.allocate(capacity: max(count, 1))
-                if count > 0, let source = request.op.buffer?.assumingMemoryBound(to: iovec.self) {
+                if count > 0, let source = job.op.buffer?.assumingMemoryBound(to: iovec.self) {
                     copy.initialize(from: source, count: count)
                 }
                 job.iovecs = copy
                 job.op.buffer = UnsafeMutableRawPointer(copy)
             }
-            if request.filter != 0 {
+            if request.pointee.filter != 0 {
                 job.knote = registerAIOKnote(request, tag: job.tag)
             }
-            sources.aio.jobs[slot] = job
             tags[i] = job.tag
-            if request.op.opcode != 0 {
-                if let error = Self.submissionError(request.op, kind: aioBackendKind) {
+            sources.aio.jobs[slot] = job
+            if opcode != 0 {
+                if let error = Self.submissionError(sources.aio.jobs[slot].op, kind: aioBackendKind) {
                     if sources.aio.jobs[slot].knote >= 0 { drop(sources.aio.jobs[slot].knote) }
                     sources.aio.free(slot)
                     tags[i] = 0
@@ -393,16 +395,18 @@ extension QueueState {
 
     /// A request's knote: (ident, filter) as FreeBSD's aio_aqueue registers it, with the
     /// sigevent's flags. An older knote on the same ident (a reused aiocb) is replaced.
-    private mutating func registerAIOKnote(_ request: AIOSubmission, tag: UInt64) -> Int32 {
-        if let old = table.others.value(filter: request.filter, ident: request.ident) { drop(old) }
+    private mutating func registerAIOKnote(_ request: UnsafePointer<AIOSubmission>, tag: UInt64) -> Int32 {
+        let ident = request.pointee.ident
+        let filter = request.pointee.filter
+        if let old = table.others.value(filter: filter, ident: ident) { drop(old) }
         var knote = Knote()
-        knote.ident = request.ident
-        knote.filter = request.filter
-        knote.flags = request.flags
-        knote.udata = request.udata
+        knote.ident = ident
+        knote.filter = filter
+        knote.flags = request.pointee.flags
+        knote.udata = request.pointee.udata
         knote.filterState = Int64(bitPattern: tag)
         let index = table.allocate(knote)
-        table.others.insert(filter: request.filter, ident: request.ident, value: index)
+        table.others.insert(filter: filter, ident: ident, value: index)
         return index
     }
 
@@ -553,27 +557,29 @@ extension QueueState {
     mutating func finishAIO(_ slot: Int, result: Int64) {
         sources.aio.jobs[slot].done = true
         sources.aio.jobs[slot].result = result
-        let job = sources.aio.jobs[slot]
+        // Fields read one by one: a copy of the whole job would retain and release its owner.
+        let knote = sources.aio.jobs[slot].knote
         let error = result < 0 ? Int32(truncatingIfNeeded: -result) : 0
         let status = result < 0 ? -1 : result
-        if job.knote >= 0 {
-            let knote = job.knote
+        if knote >= 0 {
             table[knote].savedData = 1  // done (FreeBSD: KAIOCB_FINISHED)
             if table[knote].filter == FilterID.aio {
                 table[knote].data = Int64(error)
                 table[knote].status.insert(.endOfFile)
-                if case .swift = job.owner { table[knote].ext.1 = UInt64(bitPattern: status) }
+                if case .swift = sources.aio.jobs[slot].owner { table[knote].ext.1 = UInt64(bitPattern: status) }
             }
             if sources.aio.deferActivation {
-                sources.aio.pendingActivations.append(AIOPendingActivation(knote: knote, tag: job.tag))
+                let tag = sources.aio.jobs[slot].tag
+                sources.aio.pendingActivations.append(AIOPendingActivation(knote: knote, tag: tag))
             } else {
                 activate(knote)
             }
         }
-        switch job.owner {
+        let inFlight = sources.aio.jobs[slot].inFlight
+        switch sources.aio.jobs[slot].owner {
         case .c(let token):
             Syscall.aioCompletionHook(token: token, error: error, status: status)
-            if !job.inFlight { sources.aio.free(slot) }
+            if !inFlight { sources.aio.free(slot) }
         case .marker:
             sources.aio.free(slot)
         case .swift:
