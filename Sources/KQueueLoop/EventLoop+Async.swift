@@ -44,23 +44,17 @@ extension EventLoop {
             return try await withTaskExecutorPreference(self) { try await self.nextEvent(change) }
         }
         let core = self.core
-        let ident = change.ident
         var change = change
         change.flags.formUnion([.add, .oneShot])
         let token = try core.allocate(.waiter(WaiterEntry(change: change)))
-        change.udata = token.udata
-        if change.filter == .timer {
-            // The loop's ident for its timers, never the caller's (they share the kqueue's).
-            change.ident = UInt(token.index)
-            core.slots[Int(token.index)].handler = .waiter(WaiterEntry(change: change))
-        }
+        let registered = core.kernelChange(change, for: token)
         // The stdlib's `withTaskCancellationHandler(operation:onCancel:isolation:)` is not
         // inlined and hops to `isolation` on entry and after the operation: two executor
         // switches per await, each one a walk of the task's status records under its lock
         // while the task has an executor preference (measured with AwaitReadiness: 4 switches
         // per await before, 2 with this form). This public form runs on the caller's executor
         // (this function's: the loop), so it has no hop of its own; the semantics are the same.
-        var event: KEvent = try await _unsafeInheritExecutor_withTaskCancellationHandler {
+        return try await _unsafeInheritExecutor_withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 // Still on the loop thread: nothing suspended since the slot was taken; the
                 // slot is gone only if the task was cancelled (or the loop shut down) first.
@@ -72,7 +66,7 @@ extension EventLoop {
                     WaiterEntry(change: change, continuation: continuation, pending: true))
                 // Only now, with the continuation in place, may the event come: the change
                 // joins the next kevent() call.
-                core.changes.append(change)
+                core.changes.append(registered)
             }
         } onCancel: {
             // The token is this wait's ticket: its slot is freed when the wait ends (the
@@ -80,8 +74,6 @@ extension EventLoop {
             // the same slot, and removes nothing.
             self.cancelSoon(token)
         }
-        event.ident = ident  // a timer's event carries the ident given, not the loop's
-        return event
     }
 
     /// Cancels the registration `token` names, from the cancelling thread: at once on the
@@ -114,16 +106,9 @@ extension EventLoop {
         let make: @Sendable () -> Void = { [self] in
             guard !registration.cancelled else { return }
             do throws(Errno) {
-                let reportedIdent = change.filter == .timer ? change.ident : nil
-                let token = try core.allocate(
-                    .stream(StreamEntry(change: change, continuation: continuation, reportedIdent: reportedIdent)))
-                var change = change
-                change.flags.insert(.add)
-                change.udata = token.udata
-                if change.filter == .timer { change.ident = UInt(token.index) }
-                if case .stream(let entry) = core.slots[Int(token.index)].handler { entry.change = change }
+                let token = try core.allocate(.stream(StreamEntry(change: change, continuation: continuation)))
                 do throws(Errno) {
-                    try queue.applyReportingErrno([change])
+                    try queue.applyReportingErrno([core.kernelChange(change, for: token)])
                 } catch {
                     core.release(token)
                     throw error

@@ -32,24 +32,8 @@ extension EventLoop {
         let registration = LoopRegistration(loop: self)
         try runOnLoop { [self] () throws(Errno) in
             let token = try core.allocate(.callback(CallbackEntry(change: change, body: callback, oneShot: oneShot)))
-            var change = change
-            change.flags.insert(.add)
-            change.udata = token.udata
-            if change.filter == .timer {
-                // The loop's ident (the slot's, as for its own timers), not the caller's: the
-                // callback still sees the caller's.
-                let ident = change.ident
-                change.ident = UInt(token.index)
-                let body: @Sendable (KEvent) throws -> Void = { event in
-                    var event = event
-                    event.ident = ident
-                    try callback(event)
-                }
-                core.slots[Int(token.index)].handler = .callback(
-                    CallbackEntry(change: change, body: body, oneShot: oneShot))
-            }
             do throws(Errno) {
-                try queue.applyReportingErrno([change])
+                try queue.applyReportingErrno([core.kernelChange(change, for: token)])
             } catch {
                 core.release(token)
                 throw error
@@ -147,15 +131,8 @@ extension EventLoop {
             guard !registration.cancelled else { return }
             do throws(Errno) {
                 let token = try core.allocate(.callback(CallbackEntry(change: change, body: body, oneShot: oneShot)))
-                var change = change
-                change.ident = UInt(token.index)
-                change.udata = token.udata
-                if case .callback(var entry) = core.slots[Int(token.index)].handler {
-                    entry.change = change
-                    core.slots[Int(token.index)].handler = .callback(entry)
-                }
                 // A timer needs no error path of its own: it joins the next kevent() call.
-                core.changes.append(change)
+                core.changes.append(core.kernelChange(change, for: token))
                 registration.token = token
             } catch {
                 // Only ECANCELED (shutdown began): the timer is dropped, as a pending one is.

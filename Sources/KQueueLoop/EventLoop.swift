@@ -261,6 +261,8 @@ public final class EventLoop: Sendable {
     private func deliver(_ event: KEvent, to token: SlotToken) {
         let core = self.core
         let index = Int(token.index)
+        var event = event
+        if event.filter == .timer, let ident = core.slots[index].handler.callerIdent { event.ident = ident }
         switch core.slots[index].handler {
         case .free:
             return
@@ -290,10 +292,6 @@ public final class EventLoop: Sendable {
             if let error = event.changeError {
                 core.release(token)
                 entry.continuation.finish(throwing: error)
-            } else if let ident = entry.reportedIdent {
-                var event = event
-                event.ident = ident
-                entry.continuation.yield(event)
             } else {
                 entry.continuation.yield(event)
             }
@@ -349,10 +347,12 @@ public final class EventLoop: Sendable {
         }
     }
 
-    /// Applies the EV_DELETE for `change` now. Its failure (ENOENT: a one-shot already fired,
-    /// or the descriptor was closed and took the registration with it) changes nothing.
+    /// Applies the EV_DELETE for `change` (as the caller gave it) now. Its failure (ENOENT: a
+    /// one-shot already fired, or the descriptor was closed and took the registration with
+    /// it) changes nothing.
     func deleteNow(_ change: KEvent, token: SlotToken) {
-        var delete = KEvent(ident: change.ident, filter: change.filter, flags: .delete)
+        let registered = core.kernelChange(change, for: token)
+        var delete = KEvent(ident: registered.ident, filter: registered.filter, flags: .delete)
         withUnsafePointer(to: &delete) { change in
             _ = try? queue.kevent(
                 changes: UnsafeBufferPointer(start: change, count: 1), events: .init(start: nil, count: 0),

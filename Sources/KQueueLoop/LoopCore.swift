@@ -97,6 +97,19 @@ final class LoopCore: @unchecked Sendable {
         liveSlots -= 1
     }
 
+    /// `change` (as the caller gave it) as kevent() gets it for the registration `token`
+    /// names: added, the token as `udata`, and for a timer the slot's index as ident, so that
+    /// no two of the loop's timers (its own, the callers') share one; ``EventLoop`` puts the
+    /// caller's ident back on each event (``SlotHandler/callerIdent``).
+    @inline(__always)
+    func kernelChange(_ change: KEvent, for token: SlotToken) -> KEvent {
+        var change = change
+        change.flags.insert(.add)
+        change.udata = token.udata
+        if change.filter == .timer { change.ident = UInt(token.index) }
+        return change
+    }
+
     /// Removes a not-yet-applied change for `token` from the pending list; true if one was there.
     func dropPendingChange(for token: SlotToken) -> Bool {
         let udata = token.udata

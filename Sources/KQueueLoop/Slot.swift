@@ -17,10 +17,22 @@ enum SlotHandler {
     case stream(StreamEntry)
     /// A socket of the networking layer: one reader and one writer may wait.
     case io(IOEntry)
+
+    /// The ident of the change the caller gave (an event of a timer, registered under the
+    /// slot's index, gets it back: ``LoopCore/kernelChange(_:for:)``); nil for a socket.
+    var callerIdent: UInt? {
+        switch self {
+        case .free, .io: return nil
+        case .callback(let entry): return entry.change.ident
+        case .waiter(let entry): return entry.change.ident
+        case .stream(let entry): return entry.change.ident
+        }
+    }
 }
 
 struct CallbackEntry {
-    /// The change that registered it (ident, filter), for the EV_DELETE that cancels it.
+    /// The change as the caller gave it (ident, filter): for the EV_DELETE that cancels it,
+    /// and a timer's ident (``SlotHandler/callerIdent``).
     var change: KEvent
     var body: @Sendable (KEvent) throws -> Void
     /// Freed after its first event (one-shot timers, process exit).
@@ -39,18 +51,12 @@ struct WaiterEntry {
 /// and held inline it would make every `SlotHandler` copy and switch go through the runtime's
 /// value witnesses (measured: `swift_getEnumCaseMultiPayload` on each event).
 final class StreamEntry {
-    var change: KEvent
+    let change: KEvent
     let continuation: AsyncThrowingStream<KEvent, any Error>.Continuation
-    /// The ident the stream's events carry: the caller's, where the loop registered the change
-    /// under its own (timers); nil: the event's own.
-    let reportedIdent: UInt?
 
-    init(
-        change: KEvent, continuation: AsyncThrowingStream<KEvent, any Error>.Continuation, reportedIdent: UInt? = nil
-    ) {
+    init(change: KEvent, continuation: AsyncThrowingStream<KEvent, any Error>.Continuation) {
         self.change = change
         self.continuation = continuation
-        self.reportedIdent = reportedIdent
     }
 }
 
