@@ -288,25 +288,30 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 static unsigned share_taken_count(struct kq_aio_backend *b);
 
-/* The last descriptor asked about, and whether it is open with O_DIRECT: a batch's requests
- * mostly share one, so a submission asks once per run of them. */
-struct direct_check {
+/* The last descriptor asked about and its status flags (F_GETFL; -1: not open): a batch's
+ * requests mostly share one, so a submission asks once per run of them, for both the ring's
+ * O_DIRECT test and the helpers' access-mode test. */
+struct fd_flags_cache {
     int fd;
-    int direct;
+    int flags;
 };
+
+static int cached_fd_flags(int fd, struct fd_flags_cache *cache) {
+    if (fd != cache->fd) {
+        cache->fd = fd;
+        cache->flags = fcntl(fd, F_GETFL);
+    }
+    return cache->flags;
+}
 
 /* First attempts of reads and writes, except on an O_DIRECT descriptor: the block layer
  * completes those later even under RWF_NOWAIT, through task work that would end the
  * submitting thread's wait with EINTR; the pool runs them. (A bad descriptor enters the ring,
  * which reports EBADF during the submission.) */
-static int in_ring(const struct kq_aio_op *op, struct direct_check *check) {
+static int in_ring(const struct kq_aio_op *op, struct fd_flags_cache *cache) {
     if (op->attempt != 0 || op->opcode == KQ_AIO_OP_FSYNC || op->opcode == KQ_AIO_OP_FDATASYNC) return 0;
-    if (op->fd != check->fd) {
-        int flags = fcntl(op->fd, F_GETFL);
-        check->fd = op->fd;
-        check->direct = flags >= 0 && (flags & O_DIRECT) != 0;
-    }
-    return !check->direct;
+    int flags = cached_fd_flags(op->fd, cache);
+    return !(flags >= 0 && (flags & O_DIRECT) != 0);
 }
 
 /* Queues a run of first attempts in the ring and enters it: how many were queued (a prefix;
@@ -337,16 +342,16 @@ static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
 static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
 static int share_wanted(struct kq_aio_backend *b, int n);
 static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k);
-static int share_fitting_prefix(const struct kq_aio_op *ops, int n);
+static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_flags_cache *cache);
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
     unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
-    struct direct_check check = {.fd = -1, .direct = 0};
+    struct fd_flags_cache cache = {.fd = -1, .flags = -1};
     while (done < n) {
-        if (!in_ring(&ops[done], &check)) {
+        if (!in_ring(&ops[done], &cache)) {
             int r = pool_submit(b, &ops[done], 1);
             if (r < 0) {
                 error = r;
@@ -356,8 +361,9 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
             continue;
         }
         int plain = done;
-        while (plain < n && in_ring(&ops[plain], &check)) plain++;
-        int fits = sharing && share_wanted(b, plain - done) ? share_fitting_prefix(&ops[done], plain - done) : 0;
+        while (plain < n && in_ring(&ops[plain], &cache)) plain++;
+        int fits =
+            sharing && share_wanted(b, plain - done) ? share_fitting_prefix(&ops[done], plain - done, &cache) : 0;
         int queued = fits > 0 ? share_offer(b, &ops[done], fits) : 0;
         if (queued > 0) {
             done += queued;
@@ -396,11 +402,11 @@ static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops,
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
     unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
-    struct direct_check check = {.fd = -1, .direct = 0};
+    struct fd_flags_cache cache = {.fd = -1, .flags = -1};
     while (done < n) {
         int plain = done;
-        while (plain < n && in_ring(&ops[plain], &check)) plain++;
-        int fits = plain > done ? share_fitting_prefix(&ops[done], plain - done) : 0;
+        while (plain < n && in_ring(&ops[plain], &cache)) plain++;
+        int fits = plain > done ? share_fitting_prefix(&ops[done], plain - done, &cache) : 0;
         int queued = sharing && fits > 0 ? share_offer(b, &ops[done], fits) : 0;
         if (queued > 0) {
             done += queued;
@@ -905,8 +911,8 @@ static int share_start_helper(void) {
 /* A regular file (or block device) open for the transfer's direction: a request on anything
  * else, or on a bad descriptor, stays in the submitter (the ring finds EBADF during the
  * submission, which the engine reports as a submission error). */
-static int share_fits(const struct kq_aio_op *op) {
-    int flags = fcntl(op->fd, F_GETFL);
+static int share_fits(const struct kq_aio_op *op, struct fd_flags_cache *cache) {
+    int flags = cached_fd_flags(op->fd, cache);
     if (flags < 0) return 0;
     int reading = op->opcode == KQ_AIO_OP_READ || op->opcode == KQ_AIO_OP_READV;
     int mode = flags & O_ACCMODE;
@@ -951,12 +957,12 @@ static void share_put_back(struct kq_aio_backend *b, const struct kq_aio_op *ops
 /* The longest prefix of `ops` (first attempts of reads and writes) on regular files or block
  * devices open for their direction: what a helper, or the pool's submitter, may run with
  * preadv2/pwritev2 (the checks are asked once per run of requests on one descriptor). */
-static int share_fitting_prefix(const struct kq_aio_op *ops, int n) {
+static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_flags_cache *cache) {
     int fits = 0, last_fd = -1, last_reading = -1;
     while (fits < n) {
         int reading = ops[fits].opcode == KQ_AIO_OP_READ || ops[fits].opcode == KQ_AIO_OP_READV;
         if (ops[fits].fd != last_fd || reading != last_reading) {
-            if (!share_fits(&ops[fits])) break;
+            if (!share_fits(&ops[fits], cache)) break;
             last_fd = ops[fits].fd;
             last_reading = reading;
         }
