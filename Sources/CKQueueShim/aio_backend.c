@@ -57,7 +57,7 @@
  * sharing after the first few batches. */
 #define SHARE_MIN_BATCH 16
 #define SHARE_MIN_SUBMISSION 4
-#define SHARE_CHUNK 8 /* what the submitter runs at a time (takes back, or runs inline) */
+#define SHARE_CHUNK 8 /* what the submitter runs at a time (taken back to assist, or run inline) */
 
 struct pool_job;
 
@@ -95,16 +95,9 @@ struct kq_aio_backend {
     unsigned share_capacity, share_head, share_count;
     int share_busy;
     int share_listed; /* on the ready list */
-    /* Requests helpers have taken from this queue, ever (share_lock). */
-    unsigned share_taken;
-    /* The part of a submission left to the helpers, in percent, adapted per submission: up
-     * when a helper emptied the queue before the next submission came (it had time to spare),
-     * down when it had not (share_lock). */
-    int share_keep;
-    int share_drained;
-    /* The last offer had to wake (or start) a helper: it gets its part even if it took
-     * nothing yet, since waking takes longer than a batch may (share_lock). */
-    int share_woken;
+    /* Requests helpers have taken from this queue, ever, and the count at the last offer
+     * (share_lock): what they ran between two submissions sizes the next part. */
+    unsigned share_taken, share_taken_mark;
     struct kq_aio_backend *share_next;
 };
 
@@ -286,7 +279,6 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
 }
 
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
-static unsigned share_taken_count(struct kq_aio_backend *b);
 
 /* The last descriptor asked about and its status flags (F_GETFL; -1: not open): a batch's
  * requests mostly share one, so a submission asks once per run of them, for both the ring's
@@ -339,7 +331,6 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
 }
 
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int fits);
-static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken);
 static int share_wanted(struct kq_aio_backend *b, int n);
 static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k);
 static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_flags_cache *cache);
@@ -348,7 +339,6 @@ static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
-    unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
     struct fd_flags_cache cache = {.fd = -1, .flags = -1};
     while (done < n) {
         if (!in_ring(&ops[done], &cache)) {
@@ -364,12 +354,9 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         while (plain < n && in_ring(&ops[plain], &cache)) plain++;
         int fits =
             sharing && share_wanted(b, plain - done) ? share_fitting_prefix(&ops[done], plain - done, &cache) : 0;
-        int queued = fits > 0 ? share_offer(b, &ops[done], fits) : 0;
-        if (queued > 0) {
-            done += queued;
-            shared += (unsigned)queued;
-            continue;
-        }
+        /* The helpers' part first (a prefix of the run), then the rest in the ring. */
+        done += fits > 0 ? share_offer(b, &ops[done], fits) : 0;
+        if (done == plain) continue;
         int r = uring_submit_run(b, &ops[done], plain - done);
         if (r < 0) {
             error = r;
@@ -378,7 +365,6 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         done += r;
         if (done < plain) break; /* the ring took only part */
     }
-    if (shared > 0) share_run_own(b, shared, taken);
     return done > 0 ? done : error;
 }
 
@@ -401,23 +387,21 @@ static void threads_run_inline(struct kq_aio_backend *b, const struct kq_aio_op 
 static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
-    unsigned shared = 0, taken = sharing ? share_taken_count(b) : 0;
     struct fd_flags_cache cache = {.fd = -1, .flags = -1};
     while (done < n) {
         int plain = done;
         while (plain < n && in_ring(&ops[plain], &cache)) plain++;
         int fits = plain > done ? share_fitting_prefix(&ops[done], plain - done, &cache) : 0;
+        /* The helpers' part first (a prefix of the run), then the rest inline. */
         int queued = sharing && fits > 0 ? share_offer(b, &ops[done], fits) : 0;
-        if (queued > 0) {
-            done += queued;
-            shared += (unsigned)queued;
-            continue;
-        }
+        done += queued;
+        fits -= queued;
         if (fits > 0) {
             threads_run_inline(b, &ops[done], fits);
             done += fits;
             continue;
         }
+        if (queued > 0) continue;
         int end = plain > done ? plain : done + 1;
         int r = pool_submit(b, &ops[done], end - done);
         if (r < 0) {
@@ -427,7 +411,6 @@ static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops,
         done += r;
         if (done < end) break;
     }
-    if (shared > 0) share_run_own(b, shared, taken);
     return done > 0 ? done : error;
 }
 
@@ -717,10 +700,11 @@ static int pool_cancel(struct kq_aio_backend *b, uint64_t tag) {
 /* A copy out of the page cache costs as much inside io_uring_enter as inside pread, so one
  * thread cannot read cached data faster than a pread loop, however it batches. A batch of
  * reads and writes on regular files is therefore shared with helper threads (one per CPU
- * beyond the first, at most SHARE_MAX_HELPERS): the submitter queues the batch, a helper takes
- * from the front, and the submitter runs from the back itself (through the ring, inline, as
- * before) until the helpers' part is left (adapted per backend: see share_keep_for), which
- * the helper works on while the application handles what completed. A helper calls
+ * beyond the first, at most SHARE_MAX_HELPERS): the submitter queues the helpers' part of the
+ * batch (sized per backend to keep them busy until the next submission: see share_part) and
+ * runs the rest itself at once (through the ring, inline); a helper works through the queue
+ * from the front while the application handles what completed, and a submitter about to wait
+ * runs what is still queued from the back (kq_aio_backend_assist). A helper calls
  * preadv2/pwritev2 with RWF_NOWAIT, like the ring: what would block fails with EAGAIN and the
  * engine retries it in the pool. Helpers make no io_uring call, so no task work reaches any
  * thread (docs/ARCHITECTURE.md). */
@@ -739,9 +723,7 @@ static int share_helpers, share_sleeping, share_fork_hook;
 static int share_limit = -1; /* helpers allowed; -1 until computed */
 static int share_keep_percent = -1; /* the helpers' part to start from (or to keep) */
 static int share_adapt = 1;
-#define SHARE_KEEP_MIN 10 /* percent */
-#define SHARE_KEEP_MAX 75
-#define SHARE_KEEP_STEP 2
+#define SHARE_KEEP_MAX 90 /* percent of a submission, at most, to the helpers */
 
 /* KQUEUE_AIO_HELPERS=N overrides the count (0: no sharing, every read in the submitter);
  * KQUEUE_AIO_SHARE_KEEP=P fixes the helpers' part at P percent instead of adapting it (for
@@ -758,9 +740,9 @@ static int share_helper_limit(void) {
         if (share_limit < 0) share_limit = 0;
         if (share_limit > SHARE_MAX_HELPERS) share_limit = SHARE_MAX_HELPERS;
         const char *keep = getenv("KQUEUE_AIO_SHARE_KEEP");
-        share_keep_percent = keep != NULL && *keep != '\0' ? atoi(keep) : 25;
+        share_keep_percent = keep != NULL && *keep != '\0' ? atoi(keep) : 50;
         share_adapt = keep == NULL || *keep == '\0';
-        if (share_keep_percent < 0 || share_keep_percent > 100) share_keep_percent = 25;
+        if (share_keep_percent < 0 || share_keep_percent > 100) share_keep_percent = 50;
     }
     return share_limit;
 }
@@ -826,13 +808,6 @@ static void share_complete(struct kq_aio_backend *b, const struct kq_aio_complet
     if (!atomic_exchange(&b->signalled, 1)) signal_event_fd(b->event_fd);
 }
 
-static unsigned share_taken_count(struct kq_aio_backend *b) {
-    pthread_mutex_lock(&share_lock);
-    unsigned taken = b->share_taken;
-    pthread_mutex_unlock(&share_lock);
-    return taken;
-}
-
 /* Waits a while for new work before sleeping: the next batch usually comes within
  * microseconds, sooner than a sleeping thread wakes. It yields rather than spins, so that a
  * busy machine's other threads (the application's among them) get the CPU first. 1 when some
@@ -882,7 +857,6 @@ static void *share_helper(void *unused) {
             b->share_count--;
         }
         if (b->share_count > 0) share_list(b); /* to the back: backends take turns */
-        else b->share_drained = 1;
         b->share_busy += (int)n;
         b->share_taken += n;
         atomic_fetch_sub_explicit(&share_queued, n, memory_order_relaxed);
@@ -971,60 +945,51 @@ static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_fl
     return fits;
 }
 
-/* Queues `ops` (a prefix share_fitting_prefix accepted) for the helpers: how many were queued
- * (0: run them in the submitter). */
+/* The helpers' part of a run of `n` requests that fit (share_lock held): enough to keep them
+ * busy until the next submission, judged by what they took since the last one, plus a quarter
+ * and a chunk of slack, less what is still queued. Helpers that took nothing (not getting a
+ * CPU) get one chunk: the submitter runs the rest itself, and runs what is queued when it
+ * would wait (kq_aio_backend_assist). */
+static int share_part(struct kq_aio_backend *b, int n) {
+    if (!share_adapt) return (int)((long)n * share_keep_percent / 100);
+    unsigned ran = b->share_taken - b->share_taken_mark;
+    b->share_taken_mark = b->share_taken;
+    unsigned wanted = ran + ran / 4 + SHARE_HELPER_CHUNK;
+    unsigned part = wanted > b->share_count ? wanted - b->share_count : 0;
+    unsigned most = (unsigned)n * SHARE_KEEP_MAX / 100;
+    return (int)(part < most ? part : most);
+}
+
+/* Queues the helpers' part of `ops` (a prefix share_fitting_prefix accepted, `fits` long):
+ * how many were queued, a prefix of `ops` (0: run them all in the submitter). */
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int fits) {
     if (!share_wanted(b, fits)) return 0;
     pthread_mutex_lock(&share_lock);
     /* No helper allowed, or none could be started: the submitter runs them all. */
-    if (share_helper_limit() == 0 || (share_helpers == 0 && !share_start_helper()) ||
-        share_enqueue(b, ops, fits) != 0) {
+    int part = share_helper_limit() > 0 ? share_part(b, fits) : 0;
+    if (part == 0 || (share_helpers == 0 && !share_start_helper()) || share_enqueue(b, ops, part) != 0) {
         pthread_mutex_unlock(&share_lock);
         return 0;
     }
-    b->inflight += fits;
+    b->inflight += part;
     share_list(b);
-    b->share_woken = share_sleeping > 0 || share_helpers < share_limit;
     if (share_sleeping > 0) pthread_cond_signal(&share_work);
     else if (share_helpers < share_limit) share_start_helper();
     pthread_mutex_unlock(&share_lock);
-    return fits;
+    return part;
 }
 
-/* Takes up to `capacity` requests from the back of the queue while more than `keep` are
- * left: the submitter's share. A helper that was awake and took nothing since the submission
- * queued them (`taken` is the count then) is not getting a CPU: then nothing is left for it,
- * since waiting for it would leave the application idle. (One the submission had to wake
- * gets its part: it comes within microseconds.) */
-static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int capacity, unsigned keep,
-                           unsigned taken) {
+/* Takes up to `capacity` requests from the back of the queue, for the submitter to run. */
+static int share_take_back(struct kq_aio_backend *b, struct kq_aio_op *out, int capacity) {
     pthread_mutex_lock(&share_lock);
-    if (b->share_taken == taken && !b->share_woken) keep = 0;
     int n = 0;
-    while (n < capacity && b->share_count > keep) {
+    while (n < capacity && b->share_count > 0) {
         b->share_count--;
         out[n++] = b->share_ops[(b->share_head + b->share_count) % b->share_capacity];
     }
     if (n > 0) atomic_fetch_sub_explicit(&share_queued, (unsigned)n, memory_order_relaxed);
     pthread_mutex_unlock(&share_lock);
     return n;
-}
-
-/* The helpers' part of this submission (`shared` queued now), from how the last one went. */
-static unsigned share_keep_for(struct kq_aio_backend *b, unsigned shared) {
-    pthread_mutex_lock(&share_lock);
-    if (!share_adapt || b->share_keep == 0) {
-        b->share_keep = share_keep_percent;
-    } else {
-        int step = b->share_drained ? SHARE_KEEP_STEP : -SHARE_KEEP_STEP;
-        b->share_keep += step;
-        if (b->share_keep < SHARE_KEEP_MIN) b->share_keep = SHARE_KEEP_MIN;
-        if (b->share_keep > SHARE_KEEP_MAX) b->share_keep = SHARE_KEEP_MAX;
-    }
-    b->share_drained = 0;
-    unsigned keep = shared * (unsigned)b->share_keep / 100;
-    pthread_mutex_unlock(&share_lock);
-    return keep;
 }
 
 /* A queued request leaves the queue, completed with ECANCELED; -ENOENT when not queued. */
@@ -1056,18 +1021,6 @@ static void share_forget(struct kq_aio_backend *b) {
         pthread_mutex_unlock(&share_lock);
         if (busy == 0) return;
         sched_yield();
-    }
-}
-
-/* The submitter's share of what it queued: from the back, until the helpers' part of it is
- * left to a helper that is taking its part (the helper takes from the front meanwhile);
- * through the ring (inline), or for the pool backend by the same calls a helper makes. */
-static void share_run_own(struct kq_aio_backend *b, unsigned shared, unsigned taken) {
-    unsigned keep = share_keep_for(b, shared);
-    struct kq_aio_op mine[SHARE_CHUNK];
-    for (;;) {
-        int k = share_take_back(b, mine, SHARE_CHUNK, keep, taken);
-        if (k == 0 || !share_run(b, mine, k)) return;
     }
 }
 
@@ -1104,7 +1057,7 @@ int kq_aio_backend_shared(struct kq_aio_backend *b) {
  * split at submission was, no request waits in the queue while a thread of ours waits. */
 int kq_aio_backend_assist(struct kq_aio_backend *b) {
     struct kq_aio_op mine[SHARE_CHUNK];
-    int k = share_take_back(b, mine, SHARE_CHUNK, 0, ~0U);
+    int k = share_take_back(b, mine, SHARE_CHUNK);
     if (k > 0) share_run(b, mine, k);
     return k;
 }

@@ -143,6 +143,9 @@ struct AIORequests: ~Copyable {
     var deferActivation = false
     /// Knotes to activate at the next scan, with the tag each must still carry.
     var pendingActivations: [AIOPendingActivation] = []
+    /// A submission's lists of what goes to the backend, kept between calls for their room.
+    var submittedOps: [kq_aio_op] = []
+    var startedSlots: [AIOStarted] = []
 
     static func isReadOrWrite(_ opcode: Int32) -> Bool {
         opcode == KQ_AIO_OP_READ || opcode == KQ_AIO_OP_WRITE || opcode == KQ_AIO_OP_READV
@@ -154,6 +157,29 @@ struct AIORequests: ~Copyable {
         guard jobs.count <= Int(Self.slotMask) else { return nil }
         jobs.append(AIOJob())
         return jobs.count - 1
+    }
+
+    /// Fills a free slot with a submitted request: its tag, knote and operation, and its owner
+    /// moved out of the request (a swap, no reference counting; the request keeps a marker).
+    /// A C vectored request's iovec array is copied, as FreeBSD copies it in.
+    mutating func start(_ slot: Int, tag: UInt64, knote: Int32, request: UnsafeMutablePointer<AIOSubmission>) {
+        jobs.withUnsafeMutableBufferPointer { jobs in
+            let job = jobs.baseAddress! + slot
+            job.pointee.tag = tag
+            job.pointee.knote = knote
+            job.pointee.op = request.pointee.op
+            job.pointee.op.tag = tag
+            swap(&job.pointee.owner, &request.pointee.owner)
+            let opcode = job.pointee.op.opcode
+            guard case .c = job.pointee.owner, opcode == KQ_AIO_OP_READV || opcode == KQ_AIO_OP_WRITEV else { return }
+            let count = Int(job.pointee.op.length)
+            let copy = UnsafeMutablePointer<iovec>.allocate(capacity: max(count, 1))
+            if count > 0, let source = job.pointee.op.buffer?.assumingMemoryBound(to: iovec.self) {
+                copy.initialize(from: source, count: count)
+            }
+            job.pointee.iovecs = copy
+            job.pointee.op.buffer = UnsafeMutableRawPointer(copy)
+        }
     }
 
     mutating func free(_ slot: Int) {
@@ -253,10 +279,15 @@ extension QueueState {
             for i in requests.indices { errors[i] = error.rawValue }
             return
         }
-        var ops: [kq_aio_op] = []
-        ops.reserveCapacity(requests.count)
-        var opSlots: [AIOStarted] = []
-        opSlots.reserveCapacity(requests.count)
+        // The scratch lists of the last submission (their room is kept: no allocation per call).
+        var ops = sources.aio.submittedOps
+        var opSlots = sources.aio.startedSlots
+        defer {
+            ops.removeAll(keepingCapacity: true)
+            opSlots.removeAll(keepingCapacity: true)
+            sources.aio.submittedOps = ops
+            sources.aio.startedSlots = opSlots
+        }
         for i in requests.indices {
             tags[i] = 0
             errors[i] = 0
@@ -270,27 +301,15 @@ extension QueueState {
                 errors[i] = EAGAIN
                 continue
             }
-            var job = AIOJob()
-            job.tag = AIORequests.makeTag(slot: slot)
-            job.op = request.pointee.op
-            job.op.tag = job.tag
-            job.owner = request.pointee.owner
-            if case .swift = job.owner { request.pointee.ident = UInt(job.tag) | AIORequestID.swiftBit }
-            let opcode = job.op.opcode
-            if case .c = job.owner, opcode == KQ_AIO_OP_READV || opcode == KQ_AIO_OP_WRITEV {
-                let count = Int(job.op.length)
-                let copy = UnsafeMutablePointer<iovec>.allocate(capacity: max(count, 1))
-                if count > 0, let source = job.op.buffer?.assumingMemoryBound(to: iovec.self) {
-                    copy.initialize(from: source, count: count)
-                }
-                job.iovecs = copy
-                job.op.buffer = UnsafeMutableRawPointer(copy)
-            }
-            if request.pointee.filter != 0 {
-                job.knote = registerAIOKnote(request, tag: job.tag)
-            }
-            tags[i] = job.tag
-            sources.aio.jobs[slot] = job
+            let tag = AIORequests.makeTag(slot: slot)
+            let isSwift: Bool
+            if case .swift = request.pointee.owner { isSwift = true } else { isSwift = false }
+            // A Swift request's ident is its new tag: no older knote can hold it.
+            if isSwift { request.pointee.ident = UInt(tag) | AIORequestID.swiftBit }
+            let knote = request.pointee.filter != 0 ? registerAIOKnote(request, tag: tag, replacing: !isSwift) : -1
+            sources.aio.start(slot, tag: tag, knote: knote, request: request)
+            tags[i] = tag
+            let opcode = request.pointee.op.opcode
             if opcode != 0 {
                 if let error = Self.submissionError(sources.aio.jobs[slot].op, kind: aioBackendKind) {
                     if sources.aio.jobs[slot].knote >= 0 { drop(sources.aio.jobs[slot].knote) }
@@ -395,10 +414,12 @@ extension QueueState {
 
     /// A request's knote: (ident, filter) as FreeBSD's aio_aqueue registers it, with the
     /// sigevent's flags. An older knote on the same ident (a reused aiocb) is replaced.
-    private mutating func registerAIOKnote(_ request: UnsafePointer<AIOSubmission>, tag: UInt64) -> Int32 {
+    private mutating func registerAIOKnote(
+        _ request: UnsafePointer<AIOSubmission>, tag: UInt64, replacing: Bool
+    ) -> Int32 {
         let ident = request.pointee.ident
         let filter = request.pointee.filter
-        if let old = table.others.value(filter: filter, ident: ident) { drop(old) }
+        if replacing, let old = table.others.value(filter: filter, ident: ident) { drop(old) }
         var knote = Knote()
         knote.ident = ident
         knote.filter = filter
@@ -631,8 +652,10 @@ extension QueueState {
         }
         guard sources.aio.jobs[slot].done, !sources.aio.jobs[slot].inFlight else { return nil }
         let result = sources.aio.jobs[slot].result
-        let ident = UInt(tag) | AIORequestID.swiftBit
-        releaseAIO(ident: ident, filter: FilterID.aio, tag: tag)
+        // Its knote, if still there (a delivered EV_ONESHOT one is gone: detach cleared it).
+        let knote = sources.aio.jobs[slot].knote
+        if knote >= 0 { drop(knote) }
+        sources.aio.free(slot)
         return AIOTaken(result: result, storage: storage)
     }
 

@@ -158,6 +158,8 @@ public struct AIOBatch: ~Copyable {
     public init() {}
     /// Adds a request; `flags` as in ``KernelQueue/submit(_:flags:)``.
     public mutating func append(_ request: consuming AIORequest, flags: Flags = []) {
+        // Room for a typical batch at once, rather than growing through 1, 2, 4 and 8.
+        if requests.capacity == 0 { requests.reserveCapacity(16) }
         requests.append(request.submission(flags: flags))
     }
     public var count: Int { requests.count }
@@ -223,25 +225,24 @@ extension KernelQueue {
     public func submit(_ batch: consuming AIOBatch) -> [Result<AIORequestID, Errno>] {
         var requests = batch.requests
         let count = requests.count
-        var tags = [UInt64](repeating: 0, count: count)
-        var errors = [Int32](repeating: 0, count: count)
-        requests.withUnsafeMutableBufferPointer { requests in
-            tags.withUnsafeMutableBufferPointer { tags in
-                errors.withUnsafeMutableBufferPointer { errors in
+        guard count > 0 else { return [] }
+        return requests.withUnsafeMutableBufferPointer { requests in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: count) { tags in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { errors in
                     core.state.withLock { state in
                         guard !state.isClosed else {
-                            for i in 0..<count { errors[i] = EBADF }
+                            errors.initialize(repeating: EBADF)
                             return
                         }
                         state.submitAIO(
                             AIOSubmissionLists(
                                 requests: requests, tags: tags.baseAddress!, errors: errors.baseAddress!))
                     }
+                    return (0..<count).map { i in
+                        errors[i] == 0 ? .success(AIORequestID(tag: tags[i])) : .failure(Errno(rawValue: errors[i]))
+                    }
                 }
             }
-        }
-        return (0..<count).map { i in
-            errors[i] == 0 ? .success(AIORequestID(tag: tags[i])) : .failure(Errno(rawValue: errors[i]))
         }
     }
 
