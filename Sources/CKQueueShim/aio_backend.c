@@ -946,15 +946,15 @@ static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_fl
 }
 
 /* The helpers' part of a run of `n` requests that fit (share_lock held): enough to keep them
- * busy until the next submission, judged by what they took since the last one, plus a quarter
- * and a chunk of slack, less what is still queued. Helpers that took nothing (not getting a
- * CPU) get one chunk: the submitter runs the rest itself, and runs what is queued when it
- * would wait (kq_aio_backend_assist). */
+ * busy until the next submission, judged by what they took since the last one, plus half and
+ * two chunks of slack (less left them idle between submissions), less what is still queued.
+ * Helpers that took nothing (not getting a CPU) get two chunks: the submitter runs the rest
+ * itself, and runs what is queued when it would wait (kq_aio_backend_assist). */
 static int share_part(struct kq_aio_backend *b, int n) {
     if (!share_adapt) return (int)((long)n * share_keep_percent / 100);
     unsigned ran = b->share_taken - b->share_taken_mark;
     b->share_taken_mark = b->share_taken;
-    unsigned wanted = ran + ran / 4 + SHARE_HELPER_CHUNK;
+    unsigned wanted = ran + ran / 2 + 2 * SHARE_HELPER_CHUNK;
     unsigned part = wanted > b->share_count ? wanted - b->share_count : 0;
     unsigned most = (unsigned)n * SHARE_KEEP_MAX / 100;
     return (int)(part < most ? part : most);

@@ -288,6 +288,7 @@ extension QueueState {
             sources.aio.submittedOps = ops
             sources.aio.startedSlots = opSlots
         }
+        let kind = aioBackendKind
         for i in requests.indices {
             tags[i] = 0
             errors[i] = 0
@@ -311,7 +312,7 @@ extension QueueState {
             tags[i] = tag
             let opcode = request.pointee.op.opcode
             if opcode != 0 {
-                if let error = Self.submissionError(sources.aio.jobs[slot].op, kind: aioBackendKind) {
+                if let error = Self.submissionError(sources.aio.jobs[slot].op, kind: kind) {
                     if sources.aio.jobs[slot].knote >= 0 { drop(sources.aio.jobs[slot].knote) }
                     sources.aio.free(slot)
                     tags[i] = 0
@@ -477,7 +478,9 @@ extension QueueState {
             retries.append(sources.aio.jobs[slot].op)
             return
         }
-        if result > 0 && op.attempt == 0 && !sources.aio.closing && !sources.aio.jobs[slot].done,
+        // A plain transfer that moved every byte needs no look (most do).
+        let whole = result == Int64(op.length) && (op.opcode == KQ_AIO_OP_READ || op.opcode == KQ_AIO_OP_WRITE)
+        if result > 0 && !whole && op.attempt == 0 && !sources.aio.closing && !sources.aio.jobs[slot].done,
             let rest = continueShortTransfer(slot, transferred: result)
         {
             sources.aio.inFlight += 1
@@ -647,7 +650,7 @@ extension QueueState {
     /// A Swift request's completion, taken once (nil while in flight; EINVAL if unknown).
     mutating func takeAIOCompletion(tag: UInt64) throws(Errno) -> AIOTaken? {
         if let slot = sources.aio.slot(of: tag), !sources.aio.jobs[slot].done { reapWithOneWakeup() }
-        guard let slot = sources.aio.slot(of: tag), case .swift(let storage) = sources.aio.jobs[slot].owner else {
+        guard let slot = sources.aio.slot(of: tag), case .swift = sources.aio.jobs[slot].owner else {
             throw .invalidArgument
         }
         guard sources.aio.jobs[slot].done, !sources.aio.jobs[slot].inFlight else { return nil }
@@ -655,7 +658,11 @@ extension QueueState {
         // Its knote, if still there (a delivered EV_ONESHOT one is gone: detach cleared it).
         let knote = sources.aio.jobs[slot].knote
         if knote >= 0 { drop(knote) }
+        // The buffer moves out of the job (a swap: no reference counting).
+        var owner = AIOOwner.marker
+        swap(&owner, &sources.aio.jobs[slot].owner)
         sources.aio.free(slot)
+        guard case .swift(let storage) = consume owner else { throw .invalidArgument }
         return AIOTaken(result: result, storage: storage)
     }
 
