@@ -12,9 +12,12 @@ final class AIOStorage: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
     let segments: UnsafeMutablePointer<iovec>
     let segmentCount: Int
+    /// Bytes over all segments.
+    let count: Int
 
     init(segmentSizes: [Int]) {
         let total = segmentSizes.reduce(0, +)
+        count = total
         bytes = .allocate(byteCount: max(total, 1), alignment: 4096)
         bytes.initializeMemory(as: UInt8.self, repeating: 0)
         segmentCount = segmentSizes.count
@@ -30,8 +33,6 @@ final class AIOStorage: @unchecked Sendable {
         segments.deallocate()
         bytes.deallocate()
     }
-
-    var count: Int { (0..<segmentCount).reduce(0) { $0 + segments[$1].iov_len } }
 }
 
 /// Who owns a request and hears of its end. (Sendable: a C token or a udata pointer is only
@@ -161,8 +162,11 @@ struct AIORequests: ~Copyable {
 
     /// Fills a free slot with a submitted request: its tag, knote and operation, and its owner
     /// moved out of the request (a swap, no reference counting; the request keeps a marker).
-    /// A C vectored request's iovec array is copied, as FreeBSD copies it in.
-    mutating func start(_ slot: Int, tag: UInt64, knote: Int32, request: UnsafeMutablePointer<AIOSubmission>) {
+    /// A C vectored request's iovec array is copied, as FreeBSD copies it in. Returns the
+    /// job's operation.
+    mutating func start(
+        _ slot: Int, tag: UInt64, knote: Int32, request: UnsafeMutablePointer<AIOSubmission>
+    ) -> kq_aio_op {
         jobs.withUnsafeMutableBufferPointer { jobs in
             let job = jobs.baseAddress! + slot
             job.pointee.tag = tag
@@ -171,7 +175,9 @@ struct AIORequests: ~Copyable {
             job.pointee.op.tag = tag
             swap(&job.pointee.owner, &request.pointee.owner)
             let opcode = job.pointee.op.opcode
-            guard case .c = job.pointee.owner, opcode == KQ_AIO_OP_READV || opcode == KQ_AIO_OP_WRITEV else { return }
+            guard case .c = job.pointee.owner, opcode == KQ_AIO_OP_READV || opcode == KQ_AIO_OP_WRITEV else {
+                return job.pointee.op
+            }
             let count = Int(job.pointee.op.length)
             let copy = UnsafeMutablePointer<iovec>.allocate(capacity: max(count, 1))
             if count > 0, let source = job.pointee.op.buffer?.assumingMemoryBound(to: iovec.self) {
@@ -179,6 +185,7 @@ struct AIORequests: ~Copyable {
             }
             job.pointee.iovecs = copy
             job.pointee.op.buffer = UnsafeMutableRawPointer(copy)
+            return job.pointee.op
         }
     }
 
@@ -308,11 +315,10 @@ extension QueueState {
             // A Swift request's ident is its new tag: no older knote can hold it.
             if isSwift { request.pointee.ident = UInt(tag) | AIORequestID.swiftBit }
             let knote = request.pointee.filter != 0 ? registerAIOKnote(request, tag: tag, replacing: !isSwift) : -1
-            sources.aio.start(slot, tag: tag, knote: knote, request: request)
+            let op = sources.aio.start(slot, tag: tag, knote: knote, request: request)
             tags[i] = tag
-            let opcode = request.pointee.op.opcode
-            if opcode != 0 {
-                if let error = Self.submissionError(sources.aio.jobs[slot].op, kind: kind) {
+            if op.opcode != 0 {
+                if let error = Self.submissionError(op, kind: kind) {
                     if sources.aio.jobs[slot].knote >= 0 { drop(sources.aio.jobs[slot].knote) }
                     sources.aio.free(slot)
                     tags[i] = 0
@@ -321,7 +327,7 @@ extension QueueState {
                 }
                 sources.aio.jobs[slot].inFlight = true
                 sources.aio.jobs[slot].justSubmitted = true
-                ops.append(sources.aio.jobs[slot].op)
+                ops.append(op)
                 opSlots.append(AIOStarted(request: i, slot: slot))
             }
         }
