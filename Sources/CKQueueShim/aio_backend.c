@@ -280,20 +280,32 @@ static void uring_prepare(struct io_uring_sqe *sqe, const struct kq_aio_op *op) 
 
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
-/* The last descriptor asked about and its status flags (F_GETFL; -1: not open): a batch's
- * requests mostly share one, so a submission asks once per run of them, for both the ring's
- * O_DIRECT test and the helpers' access-mode test. */
+/* The last descriptor asked about, its status flags (F_GETFL; -1: not open) and whether it is
+ * a regular file or block device (fstat; -1: not asked yet): a batch's requests mostly share
+ * one, so a submission asks once per run of them, for both the ring's O_DIRECT test and the
+ * helpers' tests. */
 struct fd_flags_cache {
     int fd;
     int flags;
+    int seekable_file;
 };
 
 static int cached_fd_flags(int fd, struct fd_flags_cache *cache) {
     if (fd != cache->fd) {
         cache->fd = fd;
         cache->flags = fcntl(fd, F_GETFL);
+        cache->seekable_file = -1;
     }
     return cache->flags;
+}
+
+static int cached_seekable_file(int fd, struct fd_flags_cache *cache) {
+    (void)cached_fd_flags(fd, cache);
+    if (cache->seekable_file < 0) {
+        struct stat st;
+        cache->seekable_file = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    }
+    return cache->seekable_file;
 }
 
 /* First attempts of reads and writes, except on an O_DIRECT descriptor: the block layer
@@ -339,7 +351,7 @@ static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, in
 static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
-    struct fd_flags_cache cache = {.fd = -1, .flags = -1};
+    struct fd_flags_cache cache = {.fd = -1, .flags = -1, .seekable_file = -1};
     while (done < n) {
         if (!in_ring(&ops[done], &cache)) {
             int r = pool_submit(b, &ops[done], 1);
@@ -387,7 +399,7 @@ static void threads_run_inline(struct kq_aio_backend *b, const struct kq_aio_op 
 static int threads_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
     int done = 0, error = 0;
     int sharing = share_wanted(b, n);
-    struct fd_flags_cache cache = {.fd = -1, .flags = -1};
+    struct fd_flags_cache cache = {.fd = -1, .flags = -1, .seekable_file = -1};
     while (done < n) {
         int plain = done;
         while (plain < n && in_ring(&ops[plain], &cache)) plain++;
@@ -892,8 +904,7 @@ static int share_fits(const struct kq_aio_op *op, struct fd_flags_cache *cache) 
     int mode = flags & O_ACCMODE;
     if (reading ? mode == O_WRONLY : mode == O_RDONLY) return 0;
     if (flags & O_DIRECT) return 0;
-    struct stat st;
-    return fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    return cached_seekable_file(op->fd, cache);
 }
 
 /* Appends to the backend's queue (share_lock held): 0, or -ENOMEM. */

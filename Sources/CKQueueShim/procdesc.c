@@ -555,6 +555,14 @@ int kq_procdesc_number_closing(int fd) {
     return was;
 }
 
+size_t kq_procdesc_number_limit(void) {
+    if (__builtin_expect(atomic_load_explicit(&pd_active, memory_order_relaxed) == 0, 1)) return 0;
+    pthread_mutex_lock(&pd_lock);
+    size_t limit = number_map_size;
+    pthread_mutex_unlock(&pd_lock);
+    return limit;
+}
+
 void kq_procdesc_numbers_closed(void) {
     pthread_mutex_lock(&pd_lock);
     check_unreferenced(1);

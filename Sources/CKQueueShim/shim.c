@@ -579,7 +579,9 @@ int dup2(int oldfd, int newfd) {
     if (fn == NULL) { errno = ENOSYS; return -1; }
     /* dup2 closes newfd first, unless it is oldfd itself or oldfd is not open. */
     int replaces = oldfd != newfd && fcntl(oldfd, F_GETFD) != -1;
-    if (replaces && kq_shim_is_watched(newfd)) notify_closing(newfd);
+    /* Watched or not: what the library keeps about the number (a send shutdown, a kept
+     * error) belongs to the file it names now, not to the one dup2 puts there. */
+    if (replaces) notify_closing(newfd);
     int process_descriptor = replaces && kq_procdesc_number_closing(newfd);
     int result = fn(oldfd, newfd);
     if (result >= 0 && replaces) kq_procdesc_number_copied(oldfd, newfd);
@@ -591,12 +593,36 @@ int dup3(int oldfd, int newfd, int flags) {
     dup3_fn fn = next_dup3();
     if (fn == NULL) { errno = ENOSYS; return -1; }
     int replaces = oldfd != newfd && fcntl(oldfd, F_GETFD) != -1;
-    if (replaces && kq_shim_is_watched(newfd)) notify_closing(newfd);
+    if (replaces) notify_closing(newfd); /* as dup2 */
     int process_descriptor = replaces && kq_procdesc_number_closing(newfd);
     int result = fn(oldfd, newfd, flags);
     if (result >= 0 && replaces) kq_procdesc_number_copied(oldfd, newfd);
     if (process_descriptor) kq_procdesc_numbers_closed();
     return result;
+}
+
+/* One past the highest number the library may keep something about: watched by a kqueue,
+ * a kept socket error, a send shutdown, an armed EMPTY knote, an application signalfd, a
+ * process descriptor (0: none). close_range walks its range up to there, not to INT_MAX: a
+ * program that closes every number above 2 before it made a kqueue would otherwise wait for
+ * two billion look-ups. Without the watched bitmap (its allocation failed) any number may be
+ * watched: the whole range. */
+static size_t tracked_number_limit(unsigned int last) {
+    if (atomic_load_explicit(&close_hook, memory_order_relaxed) != NULL &&
+        atomic_load_explicit(&watched_bits, memory_order_acquire) == NULL)
+        return (size_t)last + 1;
+    size_t limits[] = {
+        atomic_load_explicit(&watched_words, memory_order_relaxed) * 64,
+        atomic_load_explicit(&kept_errors.count, memory_order_acquire),
+        atomic_load_explicit(&send_shutdowns.count, memory_order_acquire),
+        atomic_load_explicit(&empty_armed.count, memory_order_acquire),
+        kq_shim_signalfd_number_limit(),
+        kq_procdesc_number_limit(),
+    };
+    size_t limit = 0;
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        if (limits[i] > limit) limit = limits[i];
+    return limit;
 }
 
 int close_range(unsigned int first, unsigned int last, int flags) {
@@ -607,10 +633,9 @@ int close_range(unsigned int first, unsigned int last, int flags) {
     if (!(flags & CLOSE_RANGE_CLOEXEC))
 #endif
     {
-        size_t words = atomic_load_explicit(&watched_words, memory_order_relaxed);
-        unsigned int top = last;
-        if (words > 0 && (size_t)top >= words * 64) top = (unsigned int)(words * 64 - 1);
-        for (unsigned int fd = first; fd <= top && fd <= (unsigned int)INT32_MAX; fd++) {
+        size_t limit = tracked_number_limit(last);
+        unsigned int top = (size_t)last >= limit ? (unsigned int)(limit - 1) : last;
+        for (unsigned int fd = first; limit > 0 && fd <= top && fd <= (unsigned int)INT32_MAX; fd++) {
             notify_closing((int)fd);
             if (kq_procdesc_number_closing((int)fd)) process_descriptors = 1;
             if (fd == top) break;

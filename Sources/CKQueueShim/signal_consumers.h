@@ -19,4 +19,8 @@ void kq_shim_signalfd_was_read(int fd, const void *buffer, ssize_t length);
 /* `fd` is being closed (or replaced by dup2/dup3): it is no longer a signalfd. */
 void kq_shim_signalfd_forget(int fd);
 
+/* One past the highest number that may be one of the application's signalfds (0 while it
+ * has none): what close_range's interposer must walk. */
+size_t kq_shim_signalfd_number_limit(void);
+
 #endif

@@ -553,6 +553,10 @@ int signalfd(int fd, const sigset_t *mask, int flags) {
     return result;
 }
 
+size_t kq_shim_signalfd_number_limit(void) {
+    return atomic_load_explicit(&kq_shim_application_signalfds_exist, memory_order_relaxed) ? KQ_SIGNALFD_WORDS * 64 : 0;
+}
+
 void kq_shim_signalfd_forget(int fd) {
     if (atomic_load_explicit(&kq_shim_application_signalfds_exist, memory_order_relaxed) == 0) return;
     if (fd < 0 || fd >= KQ_SIGNALFD_WORDS * 64) return;

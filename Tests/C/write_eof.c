@@ -119,6 +119,62 @@ TEST(test_write_shutdown_mark_ends_with_close) {
     close(again[1]);
 }
 
+/* A fresh socket moved onto the number of one that was shut down (with no kqueue watching
+ * it then) is open: WRITE reports it writable without EV_EOF. */
+static void check_fresh_socket_behind_shut_down_number(int how) {
+    int old[2], fresh[2];
+    kq_socketpair(SOCK_STREAM, old);
+    CHECK_SYS(shutdown(old[0], SHUT_WR));
+    kq_socketpair(SOCK_STREAM, fresh);
+    int number = old[0];
+    if (how == 0) CHECK_SYS(dup2(fresh[0], number));
+    else if (how == 1) CHECK_SYS(dup3(fresh[0], number, O_CLOEXEC));
+    else {
+        CHECK_SYS(close_range((unsigned)number, (unsigned)number, 0));
+        CHECK_SYS(dup2(fresh[0], number)); /* nothing to replace: the number is free */
+    }
+    int kq = kq_new();
+    KQ_SET(kq, number, EVFILT_WRITE, EV_ADD, 0, 0, NULL);
+    struct kevent ev;
+    CHECK_ONE_EVENT(kq, &ev);
+    CHECK_MSG(!(ev.flags & EV_EOF), "fresh socket on %d (%s): %s", number,
+              how == 0 ? "dup2" : how == 1 ? "dup3" : "close_range, dup2", kq_ev_str(&ev));
+    close(kq);
+    close(number);
+    close(old[1]);
+    close(fresh[0]);
+    close(fresh[1]);
+}
+
+TEST(test_write_shutdown_mark_ends_when_dup2_replaces_the_number) { check_fresh_socket_behind_shut_down_number(0); }
+TEST(test_write_shutdown_mark_ends_when_dup3_replaces_the_number) { check_fresh_socket_behind_shut_down_number(1); }
+TEST(test_write_shutdown_mark_ends_with_close_range) { check_fresh_socket_behind_shut_down_number(2); }
+
+/* close_range over a high number while a kqueue watches only low ones: the number's mark goes
+ * too (the interposer walks every number the library keeps something about). */
+TEST(test_write_shutdown_mark_of_a_high_number_ends_with_close_range) {
+    int old[2], fresh[2];
+    kq_socketpair(SOCK_STREAM, old);
+    int high = (int)CHECK_SYS(fcntl(old[0], F_DUPFD, 700));
+    close(old[0]);
+    CHECK_SYS(shutdown(high, SHUT_WR));
+    kq_socketpair(SOCK_STREAM, fresh);
+    int kq = kq_new();
+    KQ_SET(kq, fresh[1], EVFILT_READ, EV_ADD, 0, 0, NULL); /* a low number watched */
+    CHECK_SYS(close_range((unsigned)high, (unsigned)high, 0));
+    CHECK_EQ_INT(CHECK_SYS(fcntl(fresh[0], F_DUPFD, high)), high);
+    KQ_SET(kq, high, EVFILT_WRITE, EV_ADD, 0, 0, NULL);
+    struct kevent ev;
+    CHECK_ONE_EVENT(kq, &ev);
+    CHECK_EQ_INT(ev.ident, high);
+    CHECK_MSG(!(ev.flags & EV_EOF), "fresh socket on %d after close_range: %s", high, kq_ev_str(&ev));
+    close(kq);
+    close(high);
+    close(old[1]);
+    close(fresh[0]);
+    close(fresh[1]);
+}
+
 /* Never connected: never fires, neither TCP nor UNIX (SPEC.md 3). */
 TEST(test_write_never_connected_stream_socket_never_fires) {
     int tcp = (int)CHECK_SYS(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));

@@ -77,6 +77,26 @@ struct AIOTests {
         #expect(try queue.events(timeout: .zero).isEmpty)
     }
 
+    @Test("3.AIO: a request that reuses a finished one's slot at once gets a new ID", arguments: backends)
+    func reusedSlotGetsNewID(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let file = try TempFile(size: 8192)
+        var seen = Set<AIORequestID>()
+        var previous: AIORequestID? = nil
+        // One request at a time: each takes the slot the one before freed, with the next serial.
+        for _ in 0..<16 {
+            let id = try queue.submit(.read(from: file.descriptor, at: 0, into: AIOBuffer(count: 512)))
+            #expect(seen.insert(id).inserted, "\(id) was given twice")
+            if let previous {
+                // The finished request's ID names nothing now, not the request in its slot.
+                #expect(throws: Errno.invalidArgument) { _ = try queue.completion(of: previous) }
+            }
+            _ = try Self.waitForEvent(queue, id)
+            _ = try Self.take(queue, id)
+            previous = id
+        }
+    }
+
     @Test(
         "3.AIO: a read of a file whose first half alone is in the page cache is whole, not short",
         arguments: backends)

@@ -202,8 +202,10 @@ struct AIORequests: ~Copyable {
     }
 
     static func makeTag(slot: Int) -> UInt64 {
-        let number = (serial.add(1, ordering: .relaxed).newValue & ((1 << 39) - 1)) | 1
-        return number << UInt64(slotBits) | UInt64(slot)
+        // Never 0 (a free slot), and distinct for 2^39 - 1 requests in a row (an OR of 1 would
+        // give serials 2k and 2k + 1 the same number: a slot reused at once, the same tag).
+        let number = serial.add(1, ordering: .relaxed).newValue & ((1 << 39) - 1)
+        return (number == 0 ? 1 : number) << UInt64(slotBits) | UInt64(slot)
     }
 }
 
@@ -286,14 +288,17 @@ extension QueueState {
             for i in requests.indices { errors[i] = error.rawValue }
             return
         }
-        // The scratch lists of the last submission (their room is kept: no allocation per call).
-        var ops = sources.aio.submittedOps
-        var opSlots = sources.aio.startedSlots
+        // The scratch lists of the last submission, moved out (a copy would share the buffer,
+        // and the first append would copy it) and back: their room is kept between calls.
+        var ops: [kq_aio_op] = []
+        var opSlots: [AIOStarted] = []
+        swap(&ops, &sources.aio.submittedOps)
+        swap(&opSlots, &sources.aio.startedSlots)
         defer {
             ops.removeAll(keepingCapacity: true)
             opSlots.removeAll(keepingCapacity: true)
-            sources.aio.submittedOps = ops
-            sources.aio.startedSlots = opSlots
+            swap(&ops, &sources.aio.submittedOps)
+            swap(&opSlots, &sources.aio.startedSlots)
         }
         let kind = aioBackendKind
         for i in requests.indices {
