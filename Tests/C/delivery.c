@@ -129,6 +129,31 @@ TEST(test_delivery_ev_clear_other_filter_added_repeats_at_most_once_never_loses)
     close(sv[1]);
 }
 
+/* An EV_CLEAR READ added on a descriptor whose shared epoll registration already had read
+ * interest (a READ added and deleted before, beside a disabled WRITE) is returned once per
+ * change: a peer's shutdown is one event, not one from a queued check and one more from
+ * epoll's edge (found by the fuzzer, seed 11). */
+TEST(test_delivery_ev_clear_read_added_on_a_registration_with_read_interest_once_per_change) {
+    int kq = kq_new();
+    int sv[2];
+    kq_socketpair(SOCK_STREAM, sv);
+    KQ_SET(kq, sv[0], EVFILT_WRITE, EV_ADD | EV_DISABLE | EV_ONESHOT, 0, 0, NULL);
+    KQ_SET(kq, sv[0], EVFILT_READ, EV_ADD, 0, 0, NULL);
+    KQ_SET(kq, sv[0], EVFILT_READ, EV_DELETE, 0, 0, NULL);
+    KQ_SET(kq, sv[0], EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, NULL);
+    /* No poll before the change: the new knote's check is still pending when it comes. */
+    CHECK_SYS(shutdown(sv[1], SHUT_WR));
+    struct kevent ev;
+    CHECK_ONE_EVENT_WITHIN(kq, &ev, 1000);
+    CHECK_EQ_INT(ev.filter, EVFILT_READ);
+    CHECK(ev.flags & EV_EOF);
+    CHECK_NO_EVENT(kq);
+    CHECK_NO_EVENT_WITHIN(kq, 20);
+    close(kq);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 TEST(test_delivery_ev_clear_write_filter_rearms_after_space_freed) {
     /* EV_CLEAR on WRITE: returned once while writable, then again only after a change. */
     int kq = kq_new();

@@ -142,9 +142,16 @@ enum DescriptorFilter {
         switch syncRegistration(fd: fd, in: &state) {
         case .success(.unchanged):
             // An edge-triggered registration that already had this interest was not
-            // re-polled: check the new knote from the active queue.
+            // re-polled: check the new knote from the active queue, or, for an EV_CLEAR one,
+            // have epoll re-poll the file (one report per condition: a check from the queue
+            // and epoll's next edge for the same change would return it twice).
             let edge = state.sources.descriptors.entries[i].isEdgeTriggered
-            if edge && !state.table[knote].status.contains(.disabled) { state.queueForRecheck(knote) }
+            guard edge && !state.table[knote].status.contains(.disabled) else { break }
+            if state.table[knote].flags & EV.clear != 0 {
+                if case .failure(let error) = syncRegistration(fd: fd, repoll: true, in: &state) { throw error }
+            } else {
+                state.queueForRecheck(knote)
+            }
         case .success(.repolled):
             break
         case .failure(.notPermitted):

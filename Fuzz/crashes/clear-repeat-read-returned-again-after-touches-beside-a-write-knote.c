@@ -1,12 +1,11 @@
-/* OPEN (found by `bash Fuzz/run.sh 240 -- -seed=11`, 2026-12-06; not fixed yet): an EV_CLEAR
- * READ knote on a stream socket, beside a disabled WRITE knote on the same descriptor; the
- * peer shuts down its sending side; a kevent() call modifies the READ knote (changes with no
- * flags, new udata) and returns it with EV_EOF; the next call, with no change of the socket
- * in between, returns it again. FreeBSD returns it once (SPEC.md 2: EV_CLEAR resets the state
- * until the source changes). Possibly the "EV_CLEAR and the other filter" deviation of
- * docs/GUARANTEES.md (the shared epoll registration re-polled), which the fuzzer's model only
- * relaxes for a WRITE knote added after the READ was returned.
- * cc -I Sources/CKQueue/include Fuzz/open/clear-repeat-read-returned-again-after-touches-beside-a-write-knote.c \
+/* An EV_CLEAR READ knote on a stream socket, added (in one call, after a READ was added and
+ * deleted beside a disabled WRITE knote) on an edge-triggered epoll registration that already
+ * had read interest; the peer shuts down its sending side; one poll returns the READ with
+ * EV_EOF and the next returned it again, with no change of the socket between (FreeBSD:
+ * once, SPEC.md 2: EV_CLEAR resets the state until the source changes). The new knote was
+ * checked from the active queue and epoll's edge for the same change queued it once more.
+ * Found by `bash Fuzz/run.sh 240 -- -seed=11`.
+ * cc -I Sources/CKQueue/include Fuzz/crashes/clear-repeat-read-returned-again-after-touches-beside-a-write-knote.c \
  *    -L .build/debug -Wl,-rpath,$PWD/.build/debug -lkqueue -o /tmp/clear-repeat && /tmp/clear-repeat */
 #define _GNU_SOURCE
 #include <sys/event.h>
