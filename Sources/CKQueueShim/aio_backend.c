@@ -344,7 +344,7 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
 
 static int share_offer(struct kq_aio_backend *b, const struct kq_aio_op *ops, int fits);
 static int share_wanted(struct kq_aio_backend *b, int n);
-static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k);
+static void share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k);
 static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_flags_cache *cache);
 static int pool_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n);
 
@@ -941,18 +941,10 @@ static void share_put_back(struct kq_aio_backend *b, const struct kq_aio_op *ops
 
 /* The longest prefix of `ops` (first attempts of reads and writes) on regular files or block
  * devices open for their direction: what a helper, or the pool's submitter, may run with
- * preadv2/pwritev2 (the checks are asked once per run of requests on one descriptor). */
+ * preadv2/pwritev2 (`cache` asks the system once per run of requests on one descriptor). */
 static int share_fitting_prefix(const struct kq_aio_op *ops, int n, struct fd_flags_cache *cache) {
-    int fits = 0, last_fd = -1, last_reading = -1;
-    while (fits < n) {
-        int reading = ops[fits].opcode == KQ_AIO_OP_READ || ops[fits].opcode == KQ_AIO_OP_READV;
-        if (ops[fits].fd != last_fd || reading != last_reading) {
-            if (!share_fits(&ops[fits], cache)) break;
-            last_fd = ops[fits].fd;
-            last_reading = reading;
-        }
-        fits++;
-    }
+    int fits = 0;
+    while (fits < n && share_fits(&ops[fits], cache)) fits++;
     return fits;
 }
 
@@ -1036,9 +1028,9 @@ static void share_forget(struct kq_aio_backend *b) {
 }
 
 /* Runs requests taken back from the queue in this thread: through the ring (inline), or for
- * the pool backend by the same calls a helper makes. 0 when the ring refused some (they went
- * back to the helpers). */
-static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k) {
+ * the pool backend by the same calls a helper makes. What the ring refuses goes back to the
+ * helpers. */
+static void share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int k) {
     if (b->kind != KQ_AIO_BACKEND_IO_URING) {
         struct kq_aio_completion results[SHARE_CHUNK];
         for (int i = 0; i < k; i++) {
@@ -1046,15 +1038,13 @@ static int share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, int
             results[i].result = share_perform(&mine[i]);
         }
         share_complete(b, results, k);
-        return 1;
+        return;
     }
     b->inflight -= k; /* counted again by the ring */
     int r = uring_submit_run(b, mine, k);
     if (r < 0) r = 0;
-    if (r == k) return 1;
     /* The ring refused the rest: back to the helpers (the queue has the room). */
-    share_put_back(b, &mine[r], k - r);
-    return 0;
+    if (r < k) share_put_back(b, &mine[r], k - r);
 }
 
 int kq_aio_backend_shared(struct kq_aio_backend *b) {

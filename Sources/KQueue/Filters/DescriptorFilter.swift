@@ -84,14 +84,8 @@ extension DescriptorFilterOperations {
             checkAndQueue(knote, in: &state)
             return
         }
-        if justAttached { return }  // attaching added or modified the registration: re-polled
-        // An EV_CLEAR knote is re-checked by epoll itself (one report per condition: checking
-        // it from the queue as well would return it twice for one change).
-        let enabled = !state.table[knote].status.contains(.disabled)
-        let repoll = state.table[knote].flags & EV.clear != 0 && enabled
-        let result = DescriptorFilter.syncRegistration(fd: fd, repoll: repoll, in: &state)
-        let edgeTriggered = state.sources.descriptors.entries[Int(fd)].isEdgeTriggered
-        if edgeTriggered && result != .success(.repolled) && enabled { state.queueForRecheck(knote) }
+        if justAttached { return }  // attach re-polled the registration, or checked the knote
+        DescriptorFilter.syncAndCheck(knote, fd: fd, in: &state)
     }
 
     /// `f_event` outside an epoll report: files epoll does not watch are evaluated directly;
@@ -124,6 +118,21 @@ enum DescriptorFilter {
     static let edgeTriggered = UInt32(EPOLLET.rawValue)
     static let hangupOrError = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue)
 
+    /// Brings the registration of `fd` in line after a change to `knote` and makes sure a
+    /// ready source is reported once: an enabled EV_CLEAR knote has epoll re-poll the file
+    /// (one report per condition: a check from the active queue as well, and epoll's next
+    /// edge for the same change, would return it twice); another on an edge-triggered
+    /// registration that was not re-polled is checked from the active queue.
+    @discardableResult
+    static func syncAndCheck(_ knote: Int32, fd: Int32, in state: inout QueueState) -> Result<SyncResult, Errno> {
+        let enabled = !state.table[knote].status.contains(.disabled)
+        let repoll = state.table[knote].flags & EV.clear != 0 && enabled
+        let result = syncRegistration(fd: fd, repoll: repoll, in: &state)
+        let edgeTriggered = state.sources.descriptors.entries[Int(fd)].isEdgeTriggered
+        if edgeTriggered && result != .success(.repolled) && enabled { state.queueForRecheck(knote) }
+        return result
+    }
+
     /// Finds out what `fd` is (EBADF if it is not open) unless a knote on it already did.
     static func classifyIfNeeded(_ fd: Int32, in state: inout QueueState) throws(Errno) {
         if let entry = state.sources.descriptors.existing(fd), entry.kind != .unknown { return }
@@ -141,16 +150,11 @@ enum DescriptorFilter {
         guard state.sources.descriptors.entries[i].kind.usesEpoll else { return }
         switch syncRegistration(fd: fd, in: &state) {
         case .success(.unchanged):
-            // An edge-triggered registration that already had this interest was not
-            // re-polled: check the new knote from the active queue, or, for an EV_CLEAR one,
-            // have epoll re-poll the file (one report per condition: a check from the queue
-            // and epoll's next edge for the same change would return it twice).
-            let edge = state.sources.descriptors.entries[i].isEdgeTriggered
-            guard edge && !state.table[knote].status.contains(.disabled) else { break }
-            if state.table[knote].flags & EV.clear != 0 {
-                if case .failure(let error) = syncRegistration(fd: fd, repoll: true, in: &state) { throw error }
-            } else {
-                state.queueForRecheck(knote)
+            // The registration already had this interest and was not re-polled: the new knote
+            // is checked as a modified one is.
+            if case .failure(let error) = syncAndCheck(knote, fd: fd, in: &state) {
+                state.activeQueue.remove(knote, in: &state.table)  // the caller frees the knote
+                throw error
             }
         case .success(.repolled):
             break
