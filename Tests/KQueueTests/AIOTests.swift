@@ -322,7 +322,7 @@ struct AIOTests {
             for (result, offset) in zip(queue.submit(batch), started) { offsets[try result.get()] = offset }
             started.removeAll()
         }
-        var first = AIOBatch()
+        var first = AIOBatch(reservingCapacity: 64)
         for _ in 0..<64 { append(AIOBuffer(count: 512), to: &first) }
         try submit(first)
         var done = 0

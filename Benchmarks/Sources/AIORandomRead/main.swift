@@ -3,12 +3,13 @@
 // (aio_read + aio_suspend) and a plain pread loop; one table of requests per second and
 // ratios to the pread loop.
 //
-//   cd Benchmarks && swift run -c release AIORandomRead [--seconds S] [--rounds R] [--file PATH]
+//   cd Benchmarks && swift run -c release AIORandomRead [--seconds S] [--rounds R] [--file PATH] [--keep-file]
 //
 // Each round runs every workload for S seconds (default 0.5), in an order rotated from round
 // to round; the table shows the median over R rounds (default 5). The file is created once
 // (PATH, default /tmp/kq-aio-bench.dat), read whole so it sits in the page cache, and
-// removed at the end. The same pseudo-random block sequence is used by every workload.
+// removed at the end (kept with --keep-file: comparisons of two builds then read the same file,
+// cached in the same pages). The same pseudo-random block sequence is used by every workload.
 import Glibc
 import KQueue
 
@@ -16,6 +17,7 @@ struct Options {
     var seconds = 0.5
     var rounds = 5
     var path = "/tmp/kq-aio-bench.dat"
+    var keepFile = false
     /// Run only the workloads whose name contains this, or one of its `|`-separated parts
     /// (for profiling one, or comparing two: `--only 'io_uring|pread'`).
     var only: String? = nil
@@ -35,6 +37,8 @@ struct Options {
             case "--file":
                 i += 1
                 path = arguments[i]
+            case "--keep-file":
+                keepFile = true
             case "--depth":
                 i += 1
                 depths = [Int(arguments[i]) ?? 64]
@@ -42,7 +46,9 @@ struct Options {
                 i += 1
                 only = arguments[i]
             case "-h", "--help":
-                print("usage: AIORandomRead [--seconds S (0.5)] [--rounds R (5)] [--file PATH]")
+                print(
+                    "usage: AIORandomRead [--seconds S (0.5)] [--rounds R (5)] [--file PATH] [--keep-file]"
+                        + " [--depth D] [--only NAME|NAME]")
                 exit(0)
             default: fatalError("unknown argument \(arguments[i]); try --help")
             }
@@ -160,7 +166,7 @@ func kqueueAIO(_ backend: AIOBackend) -> Workload {
         defer { queue.close() }
         let descriptor = FileDescriptor(rawValue: fd)
         var blocks = Blocks()
-        var batch = AIOBatch()
+        var batch = AIOBatch(reservingCapacity: depth)
         for _ in 0..<depth {
             batch.append(.read(from: descriptor, at: blocks.next(), into: AIOBuffer(count: blockSize)), flags: .oneShot)
         }
@@ -174,7 +180,7 @@ func kqueueAIO(_ backend: AIOBackend) -> Workload {
             let count = try! events.withUnsafeMutableBufferPointer { events in
                 try queue.kevent(changes: UnsafeBufferPointer(start: nil, count: 0), events: events, timeout: nil)
             }
-            var again = AIOBatch()
+            var again = AIOBatch(reservingCapacity: count)
             for event in events.prefix(count) {
                 let completion = try! queue.completion(of: event.aioRequest!)!
                 guard case .success(blockSize) = completion.result else { fatalError("a read failed") }
@@ -248,4 +254,4 @@ for (w, workload) in workloads.enumerated() {
     print(line)
 }
 close(fd)
-unlink(options.path)
+if !options.keepFile { unlink(options.path) }

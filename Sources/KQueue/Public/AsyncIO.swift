@@ -134,7 +134,8 @@ public struct AIORequest: ~Copyable {
             storage: nil, udata: udata)
     }
 
-    func submission(flags: Flags) -> AIOSubmission {
+    // Consuming: the buffer's owner moves into the submission (no retain and release).
+    consuming func submission(flags: Flags) -> AIOSubmission {
         var op = kq_aio_op()
         op.opcode = opcode
         op.fd = descriptor.rawValue
@@ -156,6 +157,8 @@ public struct AIORequest: ~Copyable {
 public struct AIOBatch: ~Copyable {
     var requests: [AIOSubmission] = []
     public init() {}
+    /// A batch with room for `count` requests before it grows.
+    public init(reservingCapacity count: Int) { requests.reserveCapacity(count) }
     /// Adds a request; `flags` as in ``KernelQueue/submit(_:flags:)``.
     public mutating func append(_ request: consuming AIORequest, flags: Flags = []) {
         // Room for a typical batch at once, rather than growing through 1, 2, 4 and 8.
@@ -223,7 +226,10 @@ extension KernelQueue {
     /// Starts every request of `batch` (one system call on io_uring); one result per request,
     /// in order.
     public func submit(_ batch: consuming AIOBatch) -> [Result<AIORequestID, Errno>] {
-        var requests = batch.requests
+        // Moved out, not copied: a copy would share the buffer, and the mutable access below
+        // would copy every request (a retain and a release of each buffer).
+        var requests: [AIOSubmission] = []
+        swap(&requests, &batch.requests)
         let count = requests.count
         guard count > 0 else { return [] }
         return requests.withUnsafeMutableBufferPointer { requests in
