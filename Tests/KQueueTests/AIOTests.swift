@@ -77,6 +77,42 @@ struct AIOTests {
         #expect(try queue.events(timeout: .zero).isEmpty)
     }
 
+    @Test(
+        "3.AIO: changes find a request's knote by its ID: EV_DISABLE holds the event, EV_ENABLE returns it, EV_DELETE removes it",
+        arguments: backends)
+    func changesFindRequestKnote(_ backend: AIOBackend) throws {
+        guard let queue = try Self.queue(backend) else { return }
+        let file = try TempFile(size: 8192)
+        func change(_ id: AIORequestID, _ flags: Flags) -> KEvent {
+            KEvent(ident: id.rawValue, filter: .aio, flags: flags)
+        }
+        let held = try queue.submit(.read(from: file.descriptor, at: 0, into: AIOBuffer(count: 512)))
+        try queue.apply([change(held, .disable)])
+        // Done while disabled: no event, until it is enabled again.
+        let deadline = ContinuousClock.now + .seconds(5)
+        var done = false
+        while !done && ContinuousClock.now < deadline {
+            #expect(try Self.events(queue, timeout: .milliseconds(20)).isEmpty)
+            done = try queue.completion(of: held) != nil
+        }
+        #expect(done)
+        let deleted = try queue.submit(.read(from: file.descriptor, at: 512, into: AIOBuffer(count: 512)))
+        try queue.apply([change(deleted, .delete)])
+        #expect(changeError(queue, change(deleted, .delete)) == .noSuchFileOrDirectory)
+        while try queue.completion(of: deleted) == nil && ContinuousClock.now < deadline {
+            #expect(try Self.events(queue, timeout: .milliseconds(20)).isEmpty)
+        }
+        let enabled = try queue.submit(.read(from: file.descriptor, at: 1024, into: AIOBuffer(count: 512)))
+        try queue.apply([change(enabled, .disable), change(enabled, .enable)])
+        #expect(try Self.waitForEvent(queue, enabled).aioResult == .success(512))
+        _ = try Self.take(queue, enabled)
+        // An ID that names no request, and one whose completion was taken: ENOENT.
+        #expect(changeError(queue, change(enabled, .delete)) == .noSuchFileOrDirectory)
+        #expect(
+            changeError(queue, KEvent(ident: UInt(1) << 63 | 12345, filter: .aio, flags: .delete))
+                == .noSuchFileOrDirectory)
+    }
+
     @Test("3.AIO: a request that reuses a finished one's slot at once gets a new ID", arguments: backends)
     func reusedSlotGetsNewID(_ backend: AIOBackend) throws {
         guard let queue = try Self.queue(backend) else { return }

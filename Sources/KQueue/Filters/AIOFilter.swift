@@ -14,6 +14,28 @@ enum AIOFilter: FilterOperations {
     static func touch(_ knote: Int32, with change: kevent, in state: inout QueueState) throws(Errno) {}
     static func event(_ knote: Int32, in state: inout QueueState) -> Bool { state.table[knote].savedData != 0 }
 
+    // A Swift request's ident is its tag (``AIORequestID``), which names its slot: its knote
+    // is found there, and stays out of the ident table (a hash insert and remove saved per
+    // request). A C request's ident is its aiocb's address, in the ident table.
+    static func find(_ ident: UInt, in state: inout QueueState) -> Int32? {
+        guard ident & AIORequestID.swiftBit != 0 else {
+            return state.table.others.value(filter: filter, ident: ident)
+        }
+        guard let slot = state.sources.aio.slot(of: AIORequestID(rawValue: ident).tag) else { return nil }
+        let knote = state.sources.aio.jobs[slot].knote
+        return knote >= 0 && state.table[knote].ident == ident ? knote : nil
+    }
+
+    static func link(_ knote: Int32, in state: inout QueueState) throws(Errno) {
+        let ident = state.table[knote].ident
+        if ident & AIORequestID.swiftBit == 0 { state.table.others.insert(filter: filter, ident: ident, value: knote) }
+    }
+
+    static func unlink(_ knote: Int32, in state: inout QueueState) {
+        let ident = state.table[knote].ident
+        if ident & AIORequestID.swiftBit == 0 { state.table.others.remove(filter: filter, ident: ident) }
+    }
+
     static func detach(_ knote: Int32, in state: inout QueueState) {
         let tag = UInt64(bitPattern: state.table[knote].filterState)
         if let slot = state.sources.aio.slot(of: tag), state.sources.aio.jobs[slot].knote == knote {

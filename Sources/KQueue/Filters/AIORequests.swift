@@ -439,7 +439,8 @@ extension QueueState {
         knote.udata = request.pointee.udata
         knote.filterState = Int64(bitPattern: tag)
         let index = table.allocate(knote)
-        table.others.insert(filter: filter, ident: ident, value: index)
+        // Where the filter's find looks (AIOFilter.link: a Swift request's ident is its slot's).
+        try? FilterTable.link(index, in: &self)
         return index
     }
 

@@ -218,7 +218,7 @@ extension KernelQueue {
     ///   or other flags, `.badFileDescriptor` after ``close()``; the buffer is then freed.
     @discardableResult
     public func submit(_ request: consuming AIORequest, flags: Flags = []) throws(Errno) -> AIORequestID {
-        var batch = AIOBatch()
+        var batch = AIOBatch(reservingCapacity: 1)
         batch.append(request, flags: flags)
         return try submit(batch)[0].get()
     }
