@@ -788,7 +788,49 @@ static void share_unlist(struct kq_aio_backend *b) {
     b->share_next = NULL;
 }
 
-static int64_t share_perform(const struct kq_aio_op *op) {
+/* A helper's memory of the descriptor of its last plain reads. preadv2 with RWF_NOWAIT costs a
+ * helper more than pread(2) (the iovec to import and the vectored path: about a tenth of its
+ * time per cached 4 KiB read), but pread may block. So after SHARE_PROVEN_READS whole reads in a
+ * row with RWF_NOWAIT on one descriptor (its filesystem supports RWF_NOWAIT, and what was read
+ * was cached), plain reads on it use pread, until a chunk of them takes longer than
+ * SHARE_BLOCKED_NS (a read went to the disk: the helper is back to RWF_NOWAIT, whose EAGAIN
+ * sends the rest to the pool) or a number is closed through the library's interposers (the
+ * descriptor may name another file now). What a misjudged read costs is one blocking read in
+ * the helper, with the rest of its chunk behind it; data and results are those of pread. */
+#define SHARE_PROVEN_READS 64
+#define SHARE_BLOCKED_NS 50000L
+struct share_proof {
+    int fd;
+    unsigned long epoch;
+    unsigned whole_reads; /* in a row, with RWF_NOWAIT */
+    int plain_in_chunk;   /* a read of the current chunk used pread */
+};
+
+static int share_proven(const struct kq_aio_op *op, const struct share_proof *proof) {
+    return proof != NULL && op->opcode == KQ_AIO_OP_READ && op->fd == proof->fd &&
+           proof->whole_reads >= SHARE_PROVEN_READS && proof->epoch == kq_shim_descriptor_epoch();
+}
+
+/* Learns from a plain read's RWF_NOWAIT answer `r`. */
+static void share_learn(const struct kq_aio_op *op, ssize_t r, struct share_proof *proof) {
+    if (proof == NULL || op->opcode != KQ_AIO_OP_READ) return;
+    unsigned long epoch = kq_shim_descriptor_epoch();
+    if (op->fd != proof->fd || epoch != proof->epoch) {
+        proof->fd = op->fd;
+        proof->epoch = epoch;
+        proof->whole_reads = 0;
+    }
+    proof->whole_reads = r == (ssize_t)op->length ? proof->whole_reads + 1 : 0;
+}
+
+/* Runs a request in the calling thread; `proof` (a helper's, or NULL) may let a plain read
+ * use pread (above). */
+static int64_t share_perform(const struct kq_aio_op *op, struct share_proof *proof) {
+    if (share_proven(op, proof)) {
+        proof->plain_in_chunk = 1;
+        ssize_t r = pread(op->fd, op->buffer, (size_t)op->length, op->offset);
+        return r >= 0 ? r : -(int64_t)errno;
+    }
     struct iovec one = {.iov_base = op->buffer, .iov_len = (size_t)op->length};
     const struct iovec *iov = &one;
     int count = 1;
@@ -799,11 +841,18 @@ static int64_t share_perform(const struct kq_aio_op *op) {
     int reading = op->opcode == KQ_AIO_OP_READ || op->opcode == KQ_AIO_OP_READV;
     ssize_t r = reading ? preadv2(op->fd, iov, count, op->offset, RWF_NOWAIT)
                         : pwritev2(op->fd, iov, count, op->offset, RWF_NOWAIT);
+    share_learn(op, r, proof);
     if (r >= 0) return r;
     int error = errno;
     /* The pool's second attempt gives the real answer (a file without RWF_NOWAIT support). */
     if (error == EOPNOTSUPP || error == ESPIPE || error == EINTR) error = EAGAIN;
     return -(int64_t)error;
+}
+
+static long share_elapsed_ns(const struct timespec *since) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
 }
 
 /* Stashes results, one eventfd write unless one is pending since the last reap. */
@@ -825,13 +874,12 @@ static void share_complete(struct kq_aio_backend *b, const struct kq_aio_complet
  * busy machine's other threads (the application's among them) get the CPU first. 1 when some
  * work came. */
 static int share_spin(void) {
-    struct timespec start, t;
+    struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         if (atomic_load_explicit(&share_queued, memory_order_relaxed) > 0) return 1;
         sched_yield();
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - start.tv_sec) * 1000000000L + (t.tv_nsec - start.tv_nsec) > SHARE_SPIN_NS) return 0;
+        if (share_elapsed_ns(&start) > SHARE_SPIN_NS) return 0;
     }
 }
 
@@ -840,6 +888,7 @@ static void *share_helper(void *unused) {
     pthread_setname_np(pthread_self(), "kq-aio-helper");
     struct kq_aio_op ops[SHARE_HELPER_CHUNK];
     struct kq_aio_completion results[SHARE_HELPER_CHUNK];
+    struct share_proof proof = {.fd = -1};
     pthread_mutex_lock(&share_lock);
     for (;;) {
         struct kq_aio_backend *b = share_ready_head;
@@ -873,10 +922,15 @@ static void *share_helper(void *unused) {
         b->share_taken += n;
         atomic_fetch_sub_explicit(&share_queued, n, memory_order_relaxed);
         pthread_mutex_unlock(&share_lock);
+        struct timespec started;
+        clock_gettime(CLOCK_MONOTONIC, &started);
+        proof.plain_in_chunk = 0;
         for (unsigned i = 0; i < n; i++) {
             results[i].tag = ops[i].tag;
-            results[i].result = share_perform(&ops[i]);
+            results[i].result = share_perform(&ops[i], &proof);
         }
+        /* A read of this chunk went to the disk (or the helper lost its CPU): RWF_NOWAIT again. */
+        if (proof.plain_in_chunk && share_elapsed_ns(&started) > SHARE_BLOCKED_NS) proof.whole_reads = 0;
         share_complete(b, results, (int)n);
         pthread_mutex_lock(&share_lock);
         b->share_busy -= (int)n; /* after this the helper no longer touches b */
@@ -1035,7 +1089,7 @@ static void share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, in
         struct kq_aio_completion results[SHARE_CHUNK];
         for (int i = 0; i < k; i++) {
             results[i].tag = mine[i].tag;
-            results[i].result = share_perform(&mine[i]);
+            results[i].result = share_perform(&mine[i], NULL);
         }
         share_complete(b, results, k);
         return;

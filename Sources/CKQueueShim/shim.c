@@ -538,7 +538,14 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
     return real_getsockopt(fd, level, name, value, length);
 }
 
+static _Atomic unsigned long descriptor_epoch;
+
+unsigned long kq_shim_descriptor_epoch(void) {
+    return atomic_load_explicit(&descriptor_epoch, memory_order_acquire);
+}
+
 static void notify_closing(int fd) {
+    atomic_fetch_add_explicit(&descriptor_epoch, 1, memory_order_release);
     kq_shim_signalfd_forget(fd);
     _Atomic int *slot = kept_error_slot(fd, 0);
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);

@@ -342,14 +342,29 @@ struct AIOTests {
         "3.AIO: a queue kept 64 deep by resubmitting each batch of completions (shared with helpers, run by the waiting thread): every read once, data right",
         arguments: backends)
     func queueKeptFullByResubmission(_ backend: AIOBackend) throws {
+        try keepQueueFull(backend, reads: 20_000, blockSize: 512, dropCacheEvery: nil)
+    }
+
+    @Test(
+        "3.AIO: reads shared with helpers stay whole and right when the file leaves the page cache midway (a helper on pread goes back to RWF_NOWAIT)",
+        arguments: backends)
+    func sharedReadsRightAfterCacheDrop(_ backend: AIOBackend) throws {
+        try keepQueueFull(backend, reads: 9_000, blockSize: 4096, dropCacheEvery: 3_000)
+    }
+
+    /// Keeps 64 reads of `blockSize` bytes in flight over a file of 1,024 blocks, resubmitting
+    /// each batch of completions until `reads` are done; each read once, its data right. With
+    /// `dropCacheEvery`, the file's pages leave the page cache after every so many reads.
+    func keepQueueFull(_ backend: AIOBackend, reads: Int, blockSize: Int, dropCacheEvery: Int?) throws {
         guard let queue = try Self.queue(backend) else { return }
         let blocks = 1024
-        let file = try TempFile(size: blocks * 512)
+        let file = try TempFile(size: blocks * blockSize)
+        let fd = file.descriptor.rawValue
         var offsets: [AIORequestID: Int] = [:]
         var started: [Int] = []
         var next = 0
         func append(_ buffer: consuming AIOBuffer, to batch: inout AIOBatch) {
-            let offset = (next &* 7919) % blocks * 512
+            let offset = (next &* 7919) % blocks * blockSize
             next += 1
             started.append(offset)
             batch.append(.read(from: file.descriptor, at: Int64(offset), into: buffer), flags: .oneShot)
@@ -358,12 +373,23 @@ struct AIOTests {
             for (result, offset) in zip(queue.submit(batch), started) { offsets[try result.get()] = offset }
             started.removeAll()
         }
+        func check(_ completion: borrowing AIOCompletion, at offset: Int) {
+            #expect(completion.result == .success(blockSize))
+            let bytes = completion.buffer.bytes
+            #expect(bytes.first == Self.pattern(offset) && bytes.last == Self.pattern(offset + blockSize - 1))
+        }
         var first = AIOBatch(reservingCapacity: 64)
-        for _ in 0..<64 { append(AIOBuffer(count: 512), to: &first) }
+        for _ in 0..<64 { append(AIOBuffer(count: blockSize), to: &first) }
         try submit(first)
         var done = 0
+        var dropped = 0
         let deadline = ContinuousClock.now + .seconds(30)
-        while done < 20_000 && ContinuousClock.now < deadline {
+        while done < reads && ContinuousClock.now < deadline {
+            if let every = dropCacheEvery, done / every > dropped {
+                dropped += 1
+                #expect(fsync(fd) == 0)
+                #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            }
             var again = AIOBatch()
             for event in try Self.events(queue, max: 64, timeout: .milliseconds(200)) {
                 let id = try #require(event.aioRequest)
@@ -372,20 +398,22 @@ struct AIOTests {
                     continue
                 }
                 let completion = try Self.take(queue, id)
-                #expect(completion.result == .success(512))
-                let bytes = completion.buffer.bytes
-                #expect(bytes.first == Self.pattern(offset) && bytes.last == Self.pattern(offset + 511))
+                check(completion, at: offset)
                 append(completion.takeBuffer(), to: &again)
                 done += 1
             }
             try submit(again)
         }
-        #expect(done >= 20_000)
+        #expect(done >= reads)
+        if let every = dropCacheEvery { #expect(dropped == (reads - 1) / every) }
         while !offsets.isEmpty && ContinuousClock.now < deadline {
             for event in try Self.events(queue, max: 64, timeout: .milliseconds(200)) {
                 let id = try #require(event.aioRequest)
-                #expect(offsets.removeValue(forKey: id) != nil, "an event twice")
-                #expect(try Self.take(queue, id).result == .success(512))
+                guard let offset = offsets.removeValue(forKey: id) else {
+                    Issue.record("an event twice")
+                    continue
+                }
+                check(try Self.take(queue, id), at: offset)
             }
         }
         #expect(offsets.isEmpty)

@@ -124,6 +124,9 @@ void kq_shim_return_free_memory(void);
 
 /* Calls close(2) itself, bypassing the interposer below (for the engine's own descriptors). */
 int kq_shim_real_close(int fd);
+/* Counts the descriptor numbers released through the interposers (close, dup2 and dup3 over an
+ * open number, close_range): a number seen twice with the same count names the same file. */
+unsigned long kq_shim_descriptor_epoch(void);
 
 /* The io_uring readiness backend (ring_readiness.c): an epoll interface kept by poll
  * requests in a ring of the kqueue's own. Each returns 0 or -errno unless said otherwise;
