@@ -60,6 +60,7 @@
 #define SHARE_CHUNK 8 /* what the submitter runs at a time (taken back to assist, or run inline) */
 
 struct pool_job;
+#define FIXED_SLOTS 8
 
 struct kq_aio_backend {
     int kind;
@@ -99,6 +100,18 @@ struct kq_aio_backend {
      * (share_lock): what they ran between two submissions sizes the next part. */
     unsigned share_taken, share_taken_mark;
     struct kq_aio_backend *share_next;
+
+    /* Registered files (fixed_lock): plain reads of regular files the ring runs name their
+     * file by a slot of the ring's table instead of a descriptor (see "registered files"). */
+    int fixed_state; /* 0: no table yet, 1: a table of FIXED_SLOTS, -1: the ring refused one */
+    struct fixed_file {
+        int fd; /* -1: empty */
+        dev_t dev;
+        ino_t ino;
+    } fixed[FIXED_SLOTS];
+    unsigned fixed_next;   /* the slot the next registration replaces */
+    int fixed_listed;      /* on fixed_backends */
+    struct kq_aio_backend *fixed_list_next;
 };
 
 /* ---- raw io_uring ------------------------------------------------------------------- */
@@ -288,6 +301,8 @@ struct fd_flags_cache {
     int fd;
     int flags;
     int seekable_file;
+    dev_t dev; /* the file's identity, with seekable_file */
+    ino_t ino;
 };
 
 static int cached_fd_flags(int fd, struct fd_flags_cache *cache) {
@@ -304,6 +319,8 @@ static int cached_seekable_file(int fd, struct fd_flags_cache *cache) {
     if (cache->seekable_file < 0) {
         struct stat st;
         cache->seekable_file = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+        cache->dev = cache->seekable_file ? st.st_dev : 0;
+        cache->ino = cache->seekable_file ? st.st_ino : 0;
     }
     return cache->seekable_file;
 }
@@ -318,9 +335,125 @@ static int in_ring(const struct kq_aio_op *op, struct fd_flags_cache *cache) {
     return !(flags >= 0 && (flags & O_DIRECT) != 0);
 }
 
+/* ---- registered files ------------------------------------------------------------------
+ * A read through the ring looks its descriptor up (fget and fput: an increment and a
+ * decrement of the file's reference count), and so does each pread a helper makes on the same
+ * file from the other CPU: the count's cache line moves between the two at every request (7.6%
+ * of a helper's time at depth 64). So the plain reads of a regular file that the ring runs for
+ * the submitter name the file by a slot of the ring's registered-file table, which holds the
+ * file without counting per request (docs/BENCHMARKS.md). A registered file stays open while
+ * registered, so: only a regular file this submission checked with fstat is registered, and
+ * its slot serves only requests whose descriptor still names that file (device and inode: a
+ * number reused behind the interposers' back gets a fresh registration, never the old file);
+ * and a number released through the close/dup2/dup3/close_range interposers is unregistered
+ * from every ring before the descriptor goes (kq_aio_forget_ring_file: its flock locks and a
+ * deleted file's blocks go at close, as they would without us). A number released by a raw
+ * system call stays registered until its slot is reused or the kqueue closes. */
+static pthread_mutex_t fixed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kq_aio_backend *fixed_backends; /* those with a registered file (fixed_lock) */
+static int fixed_fork_hook;
+
+/* A fork child has the numbers but none of our rings (their descriptors are closed there):
+ * it forgets the registrations, without a call on a ring (the parent's, still). */
+static void fixed_fork_child(void) {
+    pthread_mutex_init(&fixed_lock, NULL);
+    for (struct kq_aio_backend *b = fixed_backends; b != NULL; b = b->fixed_list_next)
+        for (int i = 0; i < FIXED_SLOTS; i++)
+            if (b->fixed[i].fd >= 0) kq_shim_ring_file_count(b->fixed[i].fd, -1);
+    fixed_backends = NULL;
+}
+
+static int fixed_update(struct kq_aio_backend *b, int slot, int fd) {
+    struct io_uring_files_update update = {.offset = (unsigned)slot, .fds = (uint64_t)(uintptr_t)&fd};
+    return sys_uring_register(b->ring_fd, IORING_REGISTER_FILES_UPDATE, &update, 1) == 1 ? 0 : -1;
+}
+
+/* Empties a slot (fixed_lock held). */
+static void fixed_clear(struct kq_aio_backend *b, int slot) {
+    if (b->fixed[slot].fd < 0) return;
+    (void)fixed_update(b, slot, -1);
+    kq_shim_ring_file_count(b->fixed[slot].fd, -1);
+    b->fixed[slot].fd = -1;
+}
+
+/* The ring's table of FIXED_SLOTS empty slots, on first use (fixed_lock held): 0, or -1. */
+static int fixed_table(struct kq_aio_backend *b) {
+    if (b->fixed_state == 0) {
+        int empty[FIXED_SLOTS];
+        for (int i = 0; i < FIXED_SLOTS; i++) {
+            empty[i] = -1;
+            b->fixed[i].fd = -1;
+        }
+        b->fixed_state = sys_uring_register(b->ring_fd, IORING_REGISTER_FILES, empty, FIXED_SLOTS) == 0 ? 1 : -1;
+        if (!fixed_fork_hook) fixed_fork_hook = pthread_atfork(NULL, NULL, fixed_fork_child) == 0;
+    }
+    return b->fixed_state == 1 && fixed_fork_hook ? 0 : -1;
+}
+
+/* The slot holding the file of `op` (a plain read whose descriptor the submission checked:
+ * `cache`), registered now if need be; -1: use the descriptor (fixed_lock held). */
+static int fixed_slot(struct kq_aio_backend *b, const struct kq_aio_op *op, const struct fd_flags_cache *cache) {
+    if (op->opcode != KQ_AIO_OP_READ || cache == NULL || op->fd != cache->fd || cache->seekable_file != 1 ||
+        cache->flags < 0 || (cache->flags & O_ACCMODE) == O_WRONLY)
+        return -1;
+    if (fixed_table(b) != 0) return -1;
+    int slot = -1;
+    for (int i = 0; i < FIXED_SLOTS && slot < 0; i++)
+        if (b->fixed[i].fd == op->fd) slot = i;
+    if (slot >= 0 && b->fixed[slot].dev == cache->dev && b->fixed[slot].ino == cache->ino) return slot;
+    /* Another file behind the number now, or not registered: (re)register it. */
+    if (slot < 0) slot = (int)(b->fixed_next++ % FIXED_SLOTS);
+    fixed_clear(b, slot);
+    if (kq_shim_ring_file_count(op->fd, 1) != 0) return -1; /* a number the interposers cannot track */
+    if (fixed_update(b, slot, op->fd) != 0) {
+        kq_shim_ring_file_count(op->fd, -1);
+        return -1;
+    }
+    b->fixed[slot] = (struct fixed_file){.fd = op->fd, .dev = cache->dev, .ino = cache->ino};
+    if (!b->fixed_listed) {
+        b->fixed_listed = 1;
+        b->fixed_list_next = fixed_backends;
+        fixed_backends = b;
+    }
+    return slot;
+}
+
+/* Before the backend is freed or kept idle: no file registered, off the list. */
+static void fixed_release(struct kq_aio_backend *b) {
+    pthread_mutex_lock(&fixed_lock);
+    if (b->fixed_state == 1) {
+        for (int i = 0; i < FIXED_SLOTS; i++)
+            if (b->fixed[i].fd >= 0) {
+                kq_shim_ring_file_count(b->fixed[i].fd, -1);
+                b->fixed[i].fd = -1;
+            }
+        (void)sys_uring_register(b->ring_fd, IORING_UNREGISTER_FILES, NULL, 0);
+    }
+    b->fixed_state = 0;
+    if (b->fixed_listed) {
+        struct kq_aio_backend **link = &fixed_backends;
+        while (*link != b) link = &(*link)->fixed_list_next;
+        *link = b->fixed_list_next;
+        b->fixed_listed = 0;
+    }
+    pthread_mutex_unlock(&fixed_lock);
+}
+
+void kq_aio_forget_ring_file(int fd) {
+    pthread_mutex_lock(&fixed_lock);
+    for (struct kq_aio_backend *b = fixed_backends; b != NULL; b = b->fixed_list_next)
+        for (int i = 0; i < FIXED_SLOTS; i++)
+            if (b->fixed[i].fd == fd) fixed_clear(b, i);
+    pthread_mutex_unlock(&fixed_lock);
+}
+
 /* Queues a run of first attempts in the ring and enters it: how many were queued (a prefix;
- * queued entries a failed enter left behind are submitted by the next enter), or -errno. */
-static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n) {
+ * queued entries a failed enter left behind are submitted by the next enter), or -errno.
+ * `cache` (or NULL) is the submission's knowledge of the last descriptor it checked: plain
+ * reads of that file use a registered slot; fixed_lock is held from their preparation to the
+ * enter, so no slot they name is emptied or reused before the ring has taken them. */
+static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *ops, int n,
+                            const struct fd_flags_cache *cache) {
     int done = 0;
     while (done < n) {
         unsigned head = atomic_load_explicit(b->sq_head, memory_order_acquire);
@@ -332,11 +465,22 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
             if (r < 0) return done > 0 ? done : r;
             continue;
         }
-        for (unsigned i = 0; i < batch; i++) uring_prepare(&b->sqes[(tail + i) & *b->sq_mask], &ops[done + (int)i]);
+        int locked = cache != NULL && cache->seekable_file == 1;
+        if (locked) pthread_mutex_lock(&fixed_lock);
+        for (unsigned i = 0; i < batch; i++) {
+            struct io_uring_sqe *sqe = &b->sqes[(tail + i) & *b->sq_mask];
+            uring_prepare(sqe, &ops[done + (int)i]);
+            int slot = locked ? fixed_slot(b, &ops[done + (int)i], cache) : -1;
+            if (slot >= 0) {
+                sqe->fd = slot;
+                sqe->flags |= IOSQE_FIXED_FILE;
+            }
+        }
         atomic_store_explicit(b->sq_tail, tail + batch, memory_order_release);
         b->inflight += batch;
         done += (int)batch;
         int r = uring_flush(b, tail + batch - head);
+        if (locked) pthread_mutex_unlock(&fixed_lock);
         if (r < 0) return done; /* queued: submitted by the next enter */
     }
     return done;
@@ -369,7 +513,7 @@ static int uring_submit(struct kq_aio_backend *b, const struct kq_aio_op *ops, i
         /* The helpers' part first (a prefix of the run), then the rest in the ring. */
         done += fits > 0 ? share_offer(b, &ops[done], fits) : 0;
         if (done == plain) continue;
-        int r = uring_submit_run(b, &ops[done], plain - done);
+        int r = uring_submit_run(b, &ops[done], plain - done, fits > 0 ? &cache : NULL);
         if (r < 0) {
             error = r;
             break;
@@ -1099,7 +1243,7 @@ static void share_run(struct kq_aio_backend *b, const struct kq_aio_op *mine, in
         return;
     }
     b->inflight -= k; /* counted again by the ring */
-    int r = uring_submit_run(b, mine, k);
+    int r = uring_submit_run(b, mine, k, NULL);
     if (r < 0) r = 0;
     /* The ring refused the rest: back to the helpers (the queue has the room). */
     if (r < k) share_put_back(b, &mine[r], k - r);
@@ -1302,6 +1446,7 @@ void kq_aio_backend_close(struct kq_aio_backend *b) {
         sched_yield();
     }
     share_forget(b);
+    if (b->kind == KQ_AIO_BACKEND_IO_URING) fixed_release(b);
     if (b->kind == KQ_AIO_BACKEND_IO_URING && b->inflight == 0 && b->pool_jobs == 0 && b->done_count == 0 &&
         b->share_count == 0 &&
         atomic_load_explicit(b->sq_head, memory_order_acquire) == atomic_load_explicit(b->sq_tail, memory_order_relaxed) &&

@@ -538,6 +538,16 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length) {
     return real_getsockopt(fd, level, name, value, length);
 }
 
+/* Numbers registered in some AIO ring (aio_backend.c, "registered files"): how many rings. */
+static struct fd_table ring_files;
+
+int kq_shim_ring_file_count(int fd, int delta) {
+    _Atomic int *slot = fd_table_slot(&ring_files, fd, delta > 0);
+    if (slot == NULL) return -1;
+    atomic_fetch_add_explicit(slot, delta, memory_order_acq_rel);
+    return 0;
+}
+
 static _Atomic unsigned long descriptor_epoch;
 
 unsigned long kq_shim_descriptor_epoch(void) {
@@ -553,6 +563,9 @@ static void notify_closing(int fd) {
     if (slot != NULL) atomic_store_explicit(slot, 0, memory_order_relaxed);
     slot = fd_table_slot(&empty_armed, fd, 0);
     if (slot != NULL) atomic_fetch_and_explicit(slot, ~1, memory_order_relaxed);
+    /* A ring's registration would keep the file open past this close. */
+    slot = fd_table_slot(&ring_files, fd, 0);
+    if (slot != NULL && atomic_load_explicit(slot, memory_order_acquire) > 0) kq_aio_forget_ring_file(fd);
     if (!kq_shim_is_watched(fd)) return;
     kq_shim_close_hook hook = atomic_load_explicit(&close_hook, memory_order_acquire);
     if (hook != NULL) hook(fd);
@@ -609,11 +622,11 @@ int dup3(int oldfd, int newfd, int flags) {
 }
 
 /* One past the highest number the library may keep something about: watched by a kqueue,
- * a kept socket error, a send shutdown, an armed EMPTY knote, an application signalfd, a
- * process descriptor (0: none). close_range walks its range up to there, not to INT_MAX: a
- * program that closes every number above 2 before it made a kqueue would otherwise wait for
- * two billion look-ups. Without the watched bitmap (its allocation failed) any number may be
- * watched: the whole range. */
+ * a kept socket error, a send shutdown, an armed EMPTY knote, a file registered in an AIO
+ * ring, an application signalfd, a process descriptor (0: none). close_range walks its range
+ * up to there, not to INT_MAX: a program that closes every number above 2 before it made a
+ * kqueue would otherwise wait for two billion look-ups. Without the watched bitmap (its
+ * allocation failed) any number may be watched: the whole range. */
 static size_t tracked_number_limit(unsigned int last) {
     if (atomic_load_explicit(&close_hook, memory_order_relaxed) != NULL &&
         atomic_load_explicit(&watched_bits, memory_order_acquire) == NULL)
@@ -623,6 +636,7 @@ static size_t tracked_number_limit(unsigned int last) {
         atomic_load_explicit(&kept_errors.count, memory_order_acquire),
         atomic_load_explicit(&send_shutdowns.count, memory_order_acquire),
         atomic_load_explicit(&empty_armed.count, memory_order_acquire),
+        atomic_load_explicit(&ring_files.count, memory_order_acquire),
         kq_shim_signalfd_number_limit(),
         kq_procdesc_number_limit(),
     };

@@ -12,6 +12,7 @@
 #include "kqtest.h"
 
 #include <aio.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -791,6 +792,102 @@ TEST(test_aio_constant_descriptors_per_kqueue_however_many_requests) {
     }
     close(fd);
     close(kq);
+}
+
+/* Reads `n` blocks of 4096 bytes at offsets 0, 4096, ... through one lio_listio (a batch the
+ * helpers share, whose other part the ring runs from its registered files) and checks each
+ * block against `seed`'s pattern. */
+static void read_blocks_in_one_list(int kq, int fd, int n, unsigned seed) {
+    enum { SIZE = 4096 };
+    struct aiocb *cbs = calloc((size_t)n, sizeof *cbs);
+    struct aiocb **list = calloc((size_t)n, sizeof *list);
+    unsigned char *bufs = malloc((size_t)n * SIZE);
+    CHECK(cbs != NULL && list != NULL && bufs != NULL);
+    for (int i = 0; i < n; i++) {
+        prepare(&cbs[i], fd, bufs + (size_t)i * SIZE, SIZE, (off_t)i * SIZE, kq, U(i + 1), EV_ONESHOT);
+        cbs[i].aio_lio_opcode = LIO_READ;
+        list[i] = &cbs[i];
+    }
+    CHECK_SYS(lio_listio(LIO_WAIT, list, n, NULL));
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ_INT(aio_error(&cbs[i]), 0);
+        CHECK_EQ_INT(aio_return(&cbs[i]), SIZE);
+        unsigned char *buf = bufs + (size_t)i * SIZE;
+        CHECK_EQ_INT(buf[0], (unsigned char)(((size_t)i * SIZE * 7 + seed) & 0xff));
+        CHECK_EQ_INT(buf[SIZE - 1], (unsigned char)(((size_t)i * SIZE + SIZE - 1) * 7 + seed) & 0xff);
+    }
+    /* Their events (EV_ONESHOT) go with the kqueue's next look. */
+    struct kevent events[64];
+    struct timespec zero = {0, 0};
+    while (kevent(kq, NULL, 0, events, 64, &zero) > 0) {}
+    free(cbs);
+    free(list);
+    free(bufs);
+}
+
+/* A named file of `size` bytes where byte i is (i * 7 + seed) & 0xff, open read-write. */
+static int make_named_file(char *path, size_t size, unsigned seed) {
+    int fd = (int)CHECK_SYS(mkstemp(path));
+    unsigned char *data = malloc(size);
+    CHECK(data != NULL);
+    for (size_t i = 0; i < size; i++) data[i] = (unsigned char)((i * 7 + seed) & 0xff);
+    CHECK_EQ_INT(pwrite(fd, data, size, 0), (long long)size);
+    free(data);
+    return fd;
+}
+
+/* The ring reads a regular file through a registered slot, which holds the open file; a
+ * close through the library releases it at once, as a close without kqueue would: the flock
+ * lock the descriptor held is free for the next opener. */
+TEST(test_aio_file_read_in_a_shared_list_is_released_by_close_its_flock_free) {
+    enum { N = 128 };
+    char path[] = "/tmp/kq-aio-flock-XXXXXX";
+    int fd = make_named_file(path, (size_t)N * 4096, 3);
+    CHECK_SYS(flock(fd, LOCK_EX));
+    int kq = kq_new();
+    for (int round = 0; round < 4; round++) read_blocks_in_one_list(kq, fd, N, 3);
+    /* A fork child's close is its own: the parent's reads go on. */
+    pid_t child = (pid_t)CHECK_SYS(fork());
+    if (child == 0) _exit(close(fd) == 0 ? 0 : 1);
+    int status = 0;
+    CHECK_SYS(waitpid(child, &status, 0));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    read_blocks_in_one_list(kq, fd, N, 3);
+    CHECK_SYS(close(fd));
+    int again = (int)CHECK_SYS(open(path, O_RDWR));
+    CHECK_EQ_INT(flock(again, LOCK_EX | LOCK_NB), 0);
+    /* The same through close_range. */
+    for (int round = 0; round < 4; round++) read_blocks_in_one_list(kq, again, N, 3);
+    CHECK_SYS(close_range((unsigned)again, (unsigned)again, 0));
+    int third = (int)CHECK_SYS(open(path, O_RDONLY));
+    CHECK_EQ_INT(flock(third, LOCK_EX | LOCK_NB), 0);
+    close(third);
+    close(kq);
+    unlink(path);
+}
+
+/* A number the ring registered, then pointed at another file by dup2 (through the library)
+ * or by a raw dup3 system call (behind its back): the next reads read the new file. */
+TEST(test_aio_number_pointed_at_another_file_reads_the_new_file) {
+    enum { N = 128 };
+    char first_path[] = "/tmp/kq-aio-first-XXXXXX", second_path[] = "/tmp/kq-aio-second-XXXXXX";
+    char third_path[] = "/tmp/kq-aio-third-XXXXXX";
+    int fd = make_named_file(first_path, (size_t)N * 4096, 3);
+    int second = make_named_file(second_path, (size_t)N * 4096, 5);
+    int third = make_named_file(third_path, (size_t)N * 4096, 11);
+    int kq = kq_new();
+    for (int round = 0; round < 2; round++) read_blocks_in_one_list(kq, fd, N, 3);
+    CHECK_EQ_INT(dup2(second, fd), fd);
+    for (int round = 0; round < 2; round++) read_blocks_in_one_list(kq, fd, N, 5);
+    CHECK_EQ_INT(syscall(SYS_dup3, third, fd, 0), fd);
+    for (int round = 0; round < 2; round++) read_blocks_in_one_list(kq, fd, N, 11);
+    close(kq);
+    close(fd);
+    close(second);
+    close(third);
+    unlink(first_path);
+    unlink(second_path);
+    unlink(third_path);
 }
 
 TEST(test_aio_other_notification_modes_are_glibcs) {

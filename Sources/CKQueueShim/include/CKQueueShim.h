@@ -127,6 +127,12 @@ int kq_shim_real_close(int fd);
 /* Counts the descriptor numbers released through the interposers (close, dup2 and dup3 over an
  * open number, close_range): a number seen twice with the same count names the same file. */
 unsigned long kq_shim_descriptor_epoch(void);
+/* Counts the AIO rings a number is registered in (+1 or -1); -1 for a number too high to
+ * track (the ring then keeps using the descriptor). */
+int kq_shim_ring_file_count(int fd, int delta);
+/* Unregisters the file of `fd` from every AIO ring (called by the interposers before the
+ * number is released). */
+void kq_aio_forget_ring_file(int fd);
 
 /* The io_uring readiness backend (ring_readiness.c): an epoll interface kept by poll
  * requests in a ring of the kqueue's own. Each returns 0 or -errno unless said otherwise;
