@@ -391,8 +391,11 @@ static int fixed_table(struct kq_aio_backend *b) {
 }
 
 /* The slot holding the file of `op` (a plain read whose descriptor the submission checked:
- * `cache`), registered now if need be; -1: use the descriptor (fixed_lock held). */
-static int fixed_slot(struct kq_aio_backend *b, const struct kq_aio_op *op, const struct fd_flags_cache *cache) {
+ * `cache`), registered now if need be and `may_register` (no entry of an earlier enter is
+ * still queued: one could name the slot a registration replaces); -1: use the descriptor
+ * (fixed_lock held). */
+static int fixed_slot(struct kq_aio_backend *b, const struct kq_aio_op *op, const struct fd_flags_cache *cache,
+                      int may_register) {
     if (op->opcode != KQ_AIO_OP_READ || cache == NULL || op->fd != cache->fd || cache->seekable_file != 1 ||
         cache->flags < 0 || (cache->flags & O_ACCMODE) == O_WRONLY)
         return -1;
@@ -401,6 +404,7 @@ static int fixed_slot(struct kq_aio_backend *b, const struct kq_aio_op *op, cons
     for (int i = 0; i < FIXED_SLOTS && slot < 0; i++)
         if (b->fixed[i].fd == op->fd) slot = i;
     if (slot >= 0 && b->fixed[slot].dev == cache->dev && b->fixed[slot].ino == cache->ino) return slot;
+    if (!may_register) return -1;
     /* Another file behind the number now, or not registered: (re)register it. */
     if (slot < 0) slot = (int)(b->fixed_next++ % FIXED_SLOTS);
     fixed_clear(b, slot);
@@ -470,7 +474,7 @@ static int uring_submit_run(struct kq_aio_backend *b, const struct kq_aio_op *op
         for (unsigned i = 0; i < batch; i++) {
             struct io_uring_sqe *sqe = &b->sqes[(tail + i) & *b->sq_mask];
             uring_prepare(sqe, &ops[done + (int)i]);
-            int slot = locked ? fixed_slot(b, &ops[done + (int)i], cache) : -1;
+            int slot = locked ? fixed_slot(b, &ops[done + (int)i], cache, tail == head) : -1;
             if (slot >= 0) {
                 sqe->fd = slot;
                 sqe->flags |= IOSQE_FIXED_FILE;
