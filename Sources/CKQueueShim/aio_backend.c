@@ -353,13 +353,20 @@ static pthread_mutex_t fixed_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kq_aio_backend *fixed_backends; /* those with a registered file (fixed_lock) */
 static int fixed_fork_hook;
 
+/* Forgets the backend's registrations in our books (the shim's counts), not in its ring. */
+static void fixed_forget_all(struct kq_aio_backend *b) {
+    for (int i = 0; i < FIXED_SLOTS; i++)
+        if (b->fixed[i].fd >= 0) {
+            kq_shim_ring_file_count(b->fixed[i].fd, -1);
+            b->fixed[i].fd = -1;
+        }
+}
+
 /* A fork child has the numbers but none of our rings (their descriptors are closed there):
  * it forgets the registrations, without a call on a ring (the parent's, still). */
 static void fixed_fork_child(void) {
     pthread_mutex_init(&fixed_lock, NULL);
-    for (struct kq_aio_backend *b = fixed_backends; b != NULL; b = b->fixed_list_next)
-        for (int i = 0; i < FIXED_SLOTS; i++)
-            if (b->fixed[i].fd >= 0) kq_shim_ring_file_count(b->fixed[i].fd, -1);
+    for (struct kq_aio_backend *b = fixed_backends; b != NULL; b = b->fixed_list_next) fixed_forget_all(b);
     fixed_backends = NULL;
 }
 
@@ -426,11 +433,7 @@ static int fixed_slot(struct kq_aio_backend *b, const struct kq_aio_op *op, cons
 static void fixed_release(struct kq_aio_backend *b) {
     pthread_mutex_lock(&fixed_lock);
     if (b->fixed_state == 1) {
-        for (int i = 0; i < FIXED_SLOTS; i++)
-            if (b->fixed[i].fd >= 0) {
-                kq_shim_ring_file_count(b->fixed[i].fd, -1);
-                b->fixed[i].fd = -1;
-            }
+        fixed_forget_all(b);
         (void)sys_uring_register(b->ring_fd, IORING_UNREGISTER_FILES, NULL, 0);
     }
     b->fixed_state = 0;
@@ -940,8 +943,8 @@ static void share_unlist(struct kq_aio_backend *b) {
  * helper more than pread(2) (the iovec to import and the vectored path: about a tenth of its
  * time per cached 4 KiB read), but pread may block. So after SHARE_PROVEN_READS whole reads in a
  * row with RWF_NOWAIT on one descriptor (its filesystem supports RWF_NOWAIT, and what was read
- * was cached), plain reads on it use pread, until a chunk of them takes longer than
- * SHARE_BLOCKED_NS (a read went to the disk: the helper is back to RWF_NOWAIT, whose EAGAIN
+ * was cached), plain reads on it use pread, until those of a chunk take longer than
+ * SHARE_BLOCKED_NS from the first (a read went to the disk: the helper is back to RWF_NOWAIT, whose EAGAIN
  * sends the rest to the pool) or a number is closed through the library's interposers (the
  * descriptor may name another file now). What a misjudged read costs is one blocking read in
  * the helper, with the rest of its chunk behind it; data and results are those of pread. */
@@ -950,8 +953,9 @@ static void share_unlist(struct kq_aio_backend *b) {
 struct share_proof {
     int fd;
     unsigned long epoch;
-    unsigned whole_reads; /* in a row, with RWF_NOWAIT */
-    int plain_in_chunk;   /* a read of the current chunk used pread */
+    unsigned whole_reads;         /* in a row, with RWF_NOWAIT */
+    int plain_in_chunk;           /* a read of the current chunk used pread */
+    struct timespec plain_since;  /* when its first pread started */
 };
 
 static int share_proven(const struct kq_aio_op *op, const struct share_proof *proof) {
@@ -975,6 +979,7 @@ static void share_learn(const struct kq_aio_op *op, ssize_t r, struct share_proo
  * use pread (above). */
 static int64_t share_perform(const struct kq_aio_op *op, struct share_proof *proof) {
     if (share_proven(op, proof)) {
+        if (!proof->plain_in_chunk) clock_gettime(CLOCK_MONOTONIC, &proof->plain_since);
         proof->plain_in_chunk = 1;
         ssize_t r = pread(op->fd, op->buffer, (size_t)op->length, op->offset);
         if (r >= 0) return r;
@@ -1074,15 +1079,14 @@ static void *share_helper(void *unused) {
         b->share_taken += n;
         atomic_fetch_sub_explicit(&share_queued, n, memory_order_relaxed);
         pthread_mutex_unlock(&share_lock);
-        struct timespec started;
-        clock_gettime(CLOCK_MONOTONIC, &started);
         proof.plain_in_chunk = 0;
         for (unsigned i = 0; i < n; i++) {
             results[i].tag = ops[i].tag;
             results[i].result = share_perform(&ops[i], &proof);
         }
         /* A read of this chunk went to the disk (or the helper lost its CPU): RWF_NOWAIT again. */
-        if (proof.plain_in_chunk && share_elapsed_ns(&started) > SHARE_BLOCKED_NS) proof.whole_reads = 0;
+        if (proof.plain_in_chunk && share_elapsed_ns(&proof.plain_since) > SHARE_BLOCKED_NS)
+            proof.whole_reads = 0;
         share_complete(b, results, (int)n);
         pthread_mutex_lock(&share_lock);
         b->share_busy -= (int)n; /* after this the helper no longer touches b */
